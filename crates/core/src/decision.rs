@@ -1,0 +1,530 @@
+//! The decision: blast radius, evidence, coverage, reasons (sections 4, 5).
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use fixedbitset::FixedBitSet;
+use petgraph::graph::NodeIndex;
+use serde::{Deserialize, Serialize};
+
+use crate::blast_radius::BlastRadius;
+use crate::catalog::{Bearer, CatalogGraph, Reach};
+use crate::evidence::{self, EvidenceKind, EvidenceStatus, Observations};
+use crate::id;
+use crate::proposal::Proposal;
+
+/// What the decision may depend on besides its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Policy {
+    /// A window closing sooner than this is `window_closing`.
+    pub window_margin_s: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { window_margin_s: 3600 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Covered and institution-borne: capture, then run.
+    Proceed,
+    /// A person decides.
+    Hold,
+    /// The gate must never run it (added by the gate, never by the engine).
+    Refuse,
+}
+
+/// Every reason code, in the order reasons are listed. The engine's codes
+/// come first; the gate's own (refusals and its extra holds) follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    External,
+    Uncovered,
+    ThirdPartyBearer,
+    EvidenceInBlastRadius,
+    EvidenceMissing,
+    EvidenceUnverifiable,
+    EvidenceExpired,
+    EvidenceWindowClosing,
+    EvidenceStale,
+    ManualStep,
+    UnknownResource,
+    // The gate's codes.
+    /// A path outside the gate's roots, or one that leaves them.
+    OutsideRoots,
+    /// A connector (or database, or host) the gate does not have.
+    UnknownConnector,
+    /// The action itself is malformed for its connector.
+    InvalidAction,
+    /// The gate is frozen: nothing runs until an incident lead resumes it.
+    Frozen,
+    /// A raw statement or an unbounded change the connector cannot model.
+    Unmodelled,
+}
+
+impl ReasonCode {
+    pub fn for_status(status: EvidenceStatus) -> Option<Self> {
+        Some(match status {
+            EvidenceStatus::InBlastRadius => ReasonCode::EvidenceInBlastRadius,
+            EvidenceStatus::Missing => ReasonCode::EvidenceMissing,
+            EvidenceStatus::Unverifiable => ReasonCode::EvidenceUnverifiable,
+            EvidenceStatus::Expired => ReasonCode::EvidenceExpired,
+            EvidenceStatus::WindowClosing => ReasonCode::EvidenceWindowClosing,
+            EvidenceStatus::Stale => ReasonCode::EvidenceStale,
+            EvidenceStatus::Verified => return None,
+        })
+    }
+}
+
+/// Why a write is held or refused, about one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reason<'a> {
+    pub code: ReasonCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub resource: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub evidence: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// From a touched resource to the subject, for reasons about what the
+    /// write reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub path: Option<Vec<Cow<'a, str>>>,
+    /// A sentence a reviewer can read: the reaching edge's `why` when it has
+    /// one, else what the code means for this subject.
+    pub detail: String,
+}
+
+impl Reason<'_> {
+    pub fn into_owned(self) -> Reason<'static> {
+        Reason {
+            code: self.code,
+            resource: self.resource.map(|c| Cow::Owned(c.into_owned())),
+            evidence: self.evidence.map(|c| Cow::Owned(c.into_owned())),
+            step: self.step,
+            path: self
+                .path
+                .map(|p| p.into_iter().map(|c| Cow::Owned(c.into_owned())).collect()),
+            detail: self.detail,
+        }
+    }
+
+    /// The subject as one string, for sorting and display.
+    pub fn subject(&self) -> String {
+        if let Some(r) = &self.resource {
+            return r.to_string();
+        }
+        if let Some(e) = &self.evidence {
+            return e.to_string();
+        }
+        self.step.map(|s| format!("step {s}")).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BlastEntry<'a> {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub resource: Cow<'a, str>,
+    pub depth: u32,
+    pub reach: Reach,
+    pub bearer: Bearer,
+    pub covered: bool,
+    /// The resource it was reached from (none for a touched one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub via: Option<Cow<'a, str>>,
+    /// Steps that would restore it, available or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restored_by: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EvidenceReport<'a> {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: Cow<'a, str>,
+    pub status: EvidenceStatus,
+    pub kind: EvidenceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub location: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<DateTime<Utc>>,
+    /// The steps that require it.
+    pub steps: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StepReport {
+    pub step: usize,
+    pub manual: bool,
+    /// Not manual, with evidence, all of it verified.
+    pub available: bool,
+}
+
+/// The decision and everything it was made from (section 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Decision<'a> {
+    pub decision: Verdict,
+    pub reasons: Vec<Reason<'a>>,
+    pub blast_radius: Vec<BlastEntry<'a>>,
+    /// Every bearer of a resource in the blast radius, third parties and
+    /// the institution alike.
+    pub bearers: Vec<Bearer>,
+    pub evidence: Vec<EvidenceReport<'a>>,
+    #[serde(default)]
+    pub steps: Vec<StepReport>,
+}
+
+fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(c.into_owned())
+}
+
+impl Decision<'_> {
+    pub fn into_owned(self) -> Decision<'static> {
+        Decision {
+            decision: self.decision,
+            reasons: self.reasons.into_iter().map(Reason::into_owned).collect(),
+            blast_radius: self
+                .blast_radius
+                .into_iter()
+                .map(|b| BlastEntry {
+                    resource: owned(b.resource),
+                    depth: b.depth,
+                    reach: b.reach,
+                    bearer: b.bearer,
+                    covered: b.covered,
+                    via: b.via.map(owned),
+                    restored_by: b.restored_by,
+                })
+                .collect(),
+            bearers: self.bearers,
+            evidence: self
+                .evidence
+                .into_iter()
+                .map(|e| EvidenceReport {
+                    id: owned(e.id),
+                    status: e.status,
+                    kind: e.kind,
+                    location: e.location.map(owned),
+                    until: e.until,
+                    captured_at: e.captured_at,
+                    steps: e.steps,
+                })
+                .collect(),
+            steps: self.steps,
+        }
+    }
+
+    /// Adds a reason and makes the verdict at least `hold`. Reasons stay in
+    /// code order, so the gate's additions sort after the engine's.
+    pub fn add_reason(&mut self, reason: Reason<'_>, verdict: Verdict) {
+        let reason = reason.into_owned();
+        let at = self.reasons.partition_point(|r| r.code <= reason.code);
+        self.reasons.insert(at, reason);
+        self.decision = match (self.decision, verdict) {
+            (Verdict::Refuse, _) | (_, Verdict::Refuse) => Verdict::Refuse,
+            _ => Verdict::Hold,
+        };
+    }
+}
+
+/// Section 4: decides whether `proposal` may run on its own.
+///
+/// The proposal must have passed [`Proposal::validate`]; the catalog is
+/// valid by construction. Nothing here fails: every problem with the write
+/// becomes a reason.
+pub fn decide<'a>(
+    catalog: &'a CatalogGraph,
+    proposal: &'a Proposal,
+    observations: &Observations,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Decision<'a> {
+    let mut unknown = Vec::new();
+    let mut roots = Vec::with_capacity(proposal.touches.len());
+    for t in &proposal.touches {
+        match catalog.node(t) {
+            Some(n) => roots.push(n),
+            None if !unknown.contains(&t.as_str()) => unknown.push(t.as_str()),
+            None => {}
+        }
+    }
+    let radius = BlastRadius::compute(catalog, &roots);
+    let id_of = |n: NodeIndex<u32>| catalog.resource(n).map_or("", |r| r.id.as_str());
+    let path_ids = |pos: usize| -> Vec<Cow<'a, str>> {
+        radius.path(pos).into_iter().map(|n| Cow::Borrowed(id_of(n))).collect()
+    };
+
+    // Evidence, in order of first appearance.
+    let items = proposal.evidence();
+    let mut evidence = Vec::with_capacity(items.len());
+    let mut evidence_paths = Vec::with_capacity(items.len());
+    let mut verified: HashSet<&str> = HashSet::new();
+    for (item, steps) in &items {
+        let held_at = item
+            .location
+            .as_deref()
+            .filter(|_| item.kind != EvidenceKind::Window)
+            .and_then(|loc| locate(catalog, &radius, loc));
+        let observation = observations.get(&item.id);
+        let status = evidence::status(
+            item,
+            held_at.is_some(),
+            observation,
+            now,
+            policy.window_margin_s,
+        );
+        if status == EvidenceStatus::Verified {
+            verified.insert(&item.id);
+        }
+        evidence_paths.push(held_at.map(|(pos, inside)| {
+            let mut p = path_ids(pos);
+            if let Some(loc) = inside {
+                p.push(Cow::Borrowed(loc));
+            }
+            p
+        }));
+        evidence.push(EvidenceReport {
+            id: Cow::Borrowed(item.id.as_str()),
+            status,
+            kind: item.kind,
+            location: item.location.as_deref().map(Cow::Borrowed),
+            until: item.until,
+            captured_at: observation.and_then(|o| o.captured_at),
+            steps: steps.clone(),
+        });
+    }
+
+    // Steps, and what the available ones restore.
+    let mut steps = Vec::with_capacity(proposal.rollback.steps.len());
+    let mut restoring = FixedBitSet::with_capacity(catalog.len());
+    let mut restorers: HashMap<&str, Vec<(usize, bool)>> = HashMap::new();
+    let mut fs_restorers = false;
+    for (i, step) in proposal.rollback.steps.iter().enumerate() {
+        let manual = step.is_manual();
+        let available = !manual
+            && !step.requires.is_empty()
+            && step.requires.iter().all(|e| verified.contains(e.id.as_str()));
+        steps.push(StepReport { step: i, manual, available });
+        for r in &step.restores {
+            let entry = restorers.entry(r.as_str()).or_default();
+            if !entry.iter().any(|(s, _)| *s == i) {
+                entry.push((i, available));
+            }
+            if let Some(n) = catalog.node(r) {
+                restoring.insert(n.index());
+            }
+            fs_restorers |= r.starts_with("fs:");
+        }
+    }
+
+    // Coverage and the resource reasons, over the blast radius.
+    let mut blast_radius = Vec::with_capacity(radius.len());
+    let mut bearer_seen = [false; Bearer::ALL.len()];
+    let mut external = Vec::new();
+    let mut uncovered = Vec::new();
+    let mut third_party = Vec::new();
+    for (pos, visit) in radius.visits().iter().enumerate() {
+        let Some(res) = catalog.resource(visit.node) else {
+            continue;
+        };
+        let mut restored_by = Vec::new();
+        let direct = restoring.contains(visit.node.index());
+        let contained = fs_restorers && res.id.starts_with("fs:");
+        if direct || contained {
+            let own = std::iter::once(res.id.as_str());
+            let ups = id::fs_ancestors(&res.id).filter(|_| contained);
+            for key in own.chain(ups) {
+                for &(s, _) in restorers.get(key).into_iter().flatten() {
+                    if !restored_by.contains(&s) {
+                        restored_by.push(s);
+                    }
+                }
+            }
+            restored_by.sort_unstable();
+        }
+        let covered = res.reach != Reach::External
+            && restored_by
+                .iter()
+                .any(|&s| steps.get(s).is_some_and(|st| st.available));
+        if let Some(seen) = bearer_seen.get_mut(res.bearer as usize) {
+            *seen = true;
+        }
+        if res.reach == Reach::External {
+            external.push(pos);
+        } else if !covered {
+            uncovered.push(pos);
+        }
+        if res.bearer.is_third_party() {
+            third_party.push(pos);
+        }
+        let via = visit
+            .parent
+            .and_then(|p| radius.visits().get(p as usize))
+            .map(|v| Cow::Borrowed(id_of(v.node)));
+        blast_radius.push(BlastEntry {
+            resource: Cow::Borrowed(res.id.as_str()),
+            depth: visit.depth,
+            reach: res.reach,
+            bearer: res.bearer,
+            covered,
+            via,
+            restored_by,
+        });
+    }
+
+    let mut reasons = Vec::new();
+    let resource_reason = |code: ReasonCode, pos: usize, say: &dyn Fn(&str) -> String| {
+        let visit = radius.visits().get(pos);
+        let id = visit.map_or("", |v| id_of(v.node));
+        let why = visit.and_then(|v| v.link).and_then(|l| catalog.why(l));
+        let detail = match (code, why) {
+            (ReasonCode::ThirdPartyBearer, _) | (_, None) => say(id),
+            (_, Some(why)) => why.to_string(),
+        };
+        let path = (visit.is_some_and(|v| v.depth > 0)).then(|| path_ids(pos));
+        Reason {
+            code,
+            resource: Some(Cow::Borrowed(id)),
+            evidence: None,
+            step: None,
+            path,
+            detail,
+        }
+    };
+    for &pos in &external {
+        reasons.push(resource_reason(ReasonCode::External, pos, &|id| {
+            format!("`{id}` is outside every system the institution runs: nothing can restore it")
+        }));
+    }
+    for &pos in &uncovered {
+        reasons.push(resource_reason(ReasonCode::Uncovered, pos, &|id| {
+            format!("no available rollback step restores `{id}`")
+        }));
+    }
+    for &pos in &third_party {
+        let bearer = radius
+            .visits()
+            .get(pos)
+            .and_then(|v| catalog.resource(v.node))
+            .map_or("a third party", |r| r.bearer.as_str());
+        reasons.push(resource_reason(ReasonCode::ThirdPartyBearer, pos, &|id| {
+            format!("if reversal of `{id}` fails, the {bearer} bears the cost, not the institution")
+        }));
+    }
+    for (report, path) in evidence.iter().zip(evidence_paths) {
+        let Some(code) = ReasonCode::for_status(report.status) else {
+            continue;
+        };
+        let id = &report.id;
+        let loc = report.location.as_deref().unwrap_or("");
+        let detail = match report.status {
+            EvidenceStatus::InBlastRadius => format!(
+                "`{id}` is held at `{loc}`, inside what this write changes: the write would take its own rollback context"
+            ),
+            EvidenceStatus::Missing => format!("`{id}` was looked for at `{loc}` and is not there"),
+            EvidenceStatus::Unverifiable => {
+                format!("`{id}` could not be checked: nothing observed it at run time")
+            }
+            EvidenceStatus::Expired => format!(
+                "the window `{id}` closed at {}",
+                report.until.map(|u| u.to_rfc3339()).unwrap_or_default()
+            ),
+            EvidenceStatus::WindowClosing => format!(
+                "the window `{id}` closes at {}, within the {} s margin",
+                report.until.map(|u| u.to_rfc3339()).unwrap_or_default(),
+                policy.window_margin_s
+            ),
+            EvidenceStatus::Stale => match report.captured_at {
+                Some(at) => format!("`{id}` was captured at {}, longer ago than allowed", at.to_rfc3339()),
+                None => format!("`{id}` must be recent, and its capture time is unknown"),
+            },
+            EvidenceStatus::Verified => continue,
+        };
+        reasons.push(Reason {
+            code,
+            resource: None,
+            evidence: Some(id.clone()),
+            step: None,
+            path,
+            detail,
+        });
+    }
+    for (i, step) in proposal.rollback.steps.iter().enumerate() {
+        if step.is_manual() {
+            let note = step.op.get("note").and_then(|n| n.as_str()).unwrap_or("no note");
+            reasons.push(Reason {
+                code: ReasonCode::ManualStep,
+                resource: None,
+                evidence: None,
+                step: Some(i),
+                path: None,
+                detail: format!("step {i} is manual ({note}): a write with a cleanup team is not reversible"),
+            });
+        }
+    }
+    for t in unknown {
+        reasons.push(Reason {
+            code: ReasonCode::UnknownResource,
+            resource: Some(Cow::Borrowed(t)),
+            evidence: None,
+            step: None,
+            path: None,
+            detail: format!("`{t}` is not in the catalog: what it reaches cannot be known"),
+        });
+    }
+
+    let bearers = Bearer::ALL
+        .iter()
+        .zip(bearer_seen)
+        .filter_map(|(b, seen)| seen.then_some(*b))
+        .collect();
+    Decision {
+        decision: if reasons.is_empty() { Verdict::Proceed } else { Verdict::Hold },
+        reasons,
+        blast_radius,
+        bearers,
+        evidence,
+        steps,
+    }
+}
+
+/// Where `location` sits in the blast radius: its own visit, or the visit of
+/// the nearest `fs:` ancestor in it (then the location itself is returned
+/// too, since it is not a catalog resource on the path).
+fn locate<'a>(
+    catalog: &CatalogGraph,
+    radius: &BlastRadius,
+    location: &'a str,
+) -> Option<(usize, Option<&'a str>)> {
+    if let Some(node) = catalog.node(location) {
+        if let Some(pos) = radius.position(node) {
+            return Some((pos, None));
+        }
+    }
+    // Containment holds whether or not the location is itself catalogued: a
+    // `.git` inside a deleted folder goes with it.
+    id::fs_ancestors(location).find_map(|up| {
+        let pos = radius.position(catalog.node(up)?)?;
+        let inner = (catalog.node(location).is_none()).then_some(location);
+        Some((pos, inner))
+    })
+}
