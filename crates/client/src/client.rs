@@ -1,0 +1,210 @@
+//! A typed client for the gate: one method per endpoint.
+
+use recourse_core::{Catalog, Proposal};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::wire::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The gate could not be reached: nothing was done.
+    #[error("the gate at {url} could not be reached: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The gate answered with an error.
+    #[error("{status}: {} ({})", body.error.message, body.error.code)]
+    Api {
+        status: u16,
+        body: ErrorBody,
+    },
+    #[error("unexpected answer from the gate: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { body, .. } => Some(&body.error.code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GateClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl GateClient {
+    /// `base` like `http://127.0.0.1:7420`.
+    pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self {
+            base: base.into().trim_end_matches('/').to_string(),
+            token: token.into(),
+            http,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+        } else {
+            let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+                error: ErrorDetail {
+                    code: "http".into(),
+                    message: String::from_utf8_lossy(&bytes).into_owned(),
+                    field: None,
+                },
+            });
+            Err(ClientError::Api { status: status.as_u16(), body })
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.get("/v1/whoami").await
+    }
+
+    pub async fn submit(&self, proposal: &Proposal) -> Result<WriteRecord, ClientError> {
+        self.post("/v1/writes", proposal).await
+    }
+
+    /// Submits raw JSON (for callers that build proposals by hand).
+    pub async fn submit_json(&self, proposal: &serde_json::Value) -> Result<WriteRecord, ClientError> {
+        self.post("/v1/writes", proposal).await
+    }
+
+    pub async fn writes(&self, status: Option<WriteStatus>) -> Result<Vec<WriteSummary>, ClientError> {
+        match status {
+            Some(s) => self.get(&format!("/v1/writes?status={}", s.as_str())).await,
+            None => self.get("/v1/writes").await,
+        }
+    }
+
+    pub async fn write(&self, id: &str) -> Result<WriteRecord, ClientError> {
+        self.get(&format!("/v1/writes/{id}")).await
+    }
+
+    pub async fn approve(&self, id: &str, comment: Option<String>) -> Result<WriteRecord, ClientError> {
+        self.post(&format!("/v1/writes/{id}/approve"), &ApproveRequest { comment }).await
+    }
+
+    pub async fn reject(&self, id: &str, reason: impl Into<String>) -> Result<WriteRecord, ClientError> {
+        self.post(&format!("/v1/writes/{id}/reject"), &RejectRequest { reason: reason.into() })
+            .await
+    }
+
+    pub async fn rollback(&self, id: &str, reason: impl Into<String>, force: bool) -> Result<WriteRecord, ClientError> {
+        let body = RollbackRequest { reason: reason.into(), force };
+        self.post(&format!("/v1/writes/{id}/rollback"), &body).await
+    }
+
+    pub async fn catalog(&self) -> Result<Catalog, ClientError> {
+        self.get("/v1/catalog").await
+    }
+
+    pub async fn upsert_catalog(&self, catalog: &Catalog) -> Result<Catalog, ClientError> {
+        self.post("/v1/catalog", catalog).await
+    }
+
+    pub async fn resource(&self, id: &str) -> Result<ResourceView, ClientError> {
+        let enc: String = id
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        self.get(&format!("/v1/catalog/resources/{enc}")).await
+    }
+
+    pub async fn audit(&self) -> Result<Vec<AuditEntry>, ClientError> {
+        self.get("/v1/audit").await
+    }
+
+    pub async fn verify_audit(&self) -> Result<AuditVerification, ClientError> {
+        self.get("/v1/audit/verify").await
+    }
+
+    pub async fn freeze_state(&self) -> Result<FreezeState, ClientError> {
+        self.get("/v1/freeze").await
+    }
+
+    pub async fn freeze(&self, reason: impl Into<String>) -> Result<FreezeState, ClientError> {
+        self.post("/v1/freeze", &FreezeRequest { reason: reason.into() }).await
+    }
+
+    pub async fn resume(&self) -> Result<FreezeState, ClientError> {
+        self.post("/v1/resume", &serde_json::json!({})).await
+    }
+
+    pub async fn rewind(&self, req: &RewindRequest) -> Result<RewindReport, ClientError> {
+        self.post("/v1/rewind", req).await
+    }
+
+    pub async fn create_token(&self, name: &str, role: Role) -> Result<TokenCreated, ClientError> {
+        self.post("/v1/tokens", &TokenRequest { name: name.into(), role }).await
+    }
+
+    /// The raw SSE response, for callers that read the event stream.
+    pub async fn events(&self) -> Result<reqwest::Response, ClientError> {
+        let resp = self
+            .http
+            .get(self.url("/v1/events"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(ClientError::Protocol(format!("events: {}", resp.status())))
+        }
+    }
+}

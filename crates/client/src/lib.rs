@@ -1,0 +1,8 @@
+//! The gate's wire types (one definition each, shared by the gate, the CLI,
+//! the console and the tests) and a typed client over reqwest.
+
+pub mod client;
+pub mod wire;
+
+pub use client::{ClientError, GateClient};
+pub use wire::*;

@@ -1,0 +1,425 @@
+//! Requests and responses of the gate's HTTP API (section 7 of the contract).
+
+use chrono::{DateTime, Utc};
+use recourse_core::{Bearer, Decision, Proposal, Resource, Verdict};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// What a caller may do; the gate derives it from the caller's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Submit writes, read its own.
+    Agent,
+    /// Approve and reject held writes.
+    Reviewer,
+    /// Read everything, edit the catalog.
+    RiskOfficer,
+    /// Roll back, freeze and resume, rewind.
+    IncidentLead,
+    /// Manage tokens; can do everything.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Agent,
+        Role::Reviewer,
+        Role::RiskOfficer,
+        Role::IncidentLead,
+        Role::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Reviewer => "reviewer",
+            Role::RiskOfficer => "risk_officer",
+            Role::IncidentLead => "incident_lead",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// The life of a write. `held -> approved -> executing -> executed ->
+/// rolling_back -> rolled_back`, with `rejected`, `refused`, `expired` and
+/// `failed` as ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WriteStatus {
+    Held,
+    Approved,
+    Executing,
+    Executed,
+    Rejected,
+    Refused,
+    Expired,
+    Failed,
+    RollingBack,
+    RolledBack,
+}
+
+impl WriteStatus {
+    pub const ALL: [WriteStatus; 10] = [
+        WriteStatus::Held,
+        WriteStatus::Approved,
+        WriteStatus::Executing,
+        WriteStatus::Executed,
+        WriteStatus::Rejected,
+        WriteStatus::Refused,
+        WriteStatus::Expired,
+        WriteStatus::Failed,
+        WriteStatus::RollingBack,
+        WriteStatus::RolledBack,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteStatus::Held => "held",
+            WriteStatus::Approved => "approved",
+            WriteStatus::Executing => "executing",
+            WriteStatus::Executed => "executed",
+            WriteStatus::Rejected => "rejected",
+            WriteStatus::Refused => "refused",
+            WriteStatus::Expired => "expired",
+            WriteStatus::Failed => "failed",
+            WriteStatus::RollingBack => "rolling_back",
+            WriteStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WriteStatus> {
+        WriteStatus::ALL.into_iter().find(|w| w.as_str() == s)
+    }
+}
+
+/// One change of a write's status, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Transition {
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<WriteStatus>,
+    pub to: WriteStatus,
+    /// The token name that caused it, or `gate`.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// An approval counts only for the exact proposal and decision it was given
+/// for: both hashes are kept with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Approval {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub proposal_hash: String,
+    pub decision_hash: String,
+}
+
+/// What one resource came back as after a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RestoreItem {
+    pub resource: String,
+    /// `restored` only where verification against the capture passed.
+    pub status: RestoreStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreStatus {
+    Restored,
+    /// The target changed after the write; nothing was overwritten.
+    Drift,
+    /// Put back, but verification found a difference.
+    Mismatch,
+    Failed,
+}
+
+/// The outcome of a rollback, verified against what was captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RollbackReport {
+    /// True only when every item is `restored`.
+    pub verified: bool,
+    pub items: Vec<RestoreItem>,
+    pub forced: bool,
+}
+
+/// A write as the gate records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WriteRecord {
+    pub id: String,
+    /// The name of the token that submitted it.
+    pub agent: String,
+    pub status: WriteStatus,
+    pub connector: String,
+    /// The proposal as planned: with the touches and steps the connector
+    /// added.
+    pub proposal: Proposal,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub decision: Decision<'static>,
+    pub proposal_hash: String,
+    pub decision_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Distinct approvals needed before it runs (by bearer).
+    pub required_approvals: u32,
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+    #[serde(default)]
+    pub history: Vec<Transition>,
+    /// The connector's record of what it captured (vault paths, rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub capture: Option<serde_json::Value>,
+    /// What the write returned when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub outcome: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+}
+
+/// A write in a list: enough to triage without its graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WriteSummary {
+    pub id: String,
+    pub agent: String,
+    pub intent: String,
+    pub status: WriteStatus,
+    pub connector: String,
+    pub verdict: Verdict,
+    pub reason_codes: Vec<recourse_core::ReasonCode>,
+    pub bearers: Vec<Bearer>,
+    pub touches: Vec<String>,
+    pub blast_radius_size: usize,
+    /// The soonest `until` among its windows, for sorting the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest_window: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl WriteRecord {
+    pub fn summary(&self) -> WriteSummary {
+        let mut reason_codes: Vec<_> = self.decision.reasons.iter().map(|r| r.code).collect();
+        reason_codes.dedup();
+        WriteSummary {
+            id: self.id.clone(),
+            agent: self.agent.clone(),
+            intent: self.proposal.intent.clone(),
+            status: self.status,
+            connector: self.connector.clone(),
+            verdict: self.decision.decision,
+            reason_codes,
+            bearers: self.decision.bearers.clone(),
+            touches: self.proposal.touches.clone(),
+            blast_radius_size: self.decision.blast_radius.len(),
+            nearest_window: self.decision.evidence.iter().filter_map(|e| e.until).min(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RejectRequest {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub reason: String,
+    /// Overwrite a target that changed after the write.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FreezeRequest {
+    pub reason: String,
+}
+
+/// The kill switch: while frozen, nothing runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FreezeState {
+    pub frozen: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Rewind: roll back every write executed since a time (or by one agent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RewindRequest {
+    pub since: DateTime<Utc>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    pub reason: String,
+    /// Only list what would be undone.
+    #[serde(default)]
+    pub preview: bool,
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RewindItem {
+    pub write: WriteSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RewindReport {
+    pub preview: bool,
+    /// Newest first: the order they are (or would be) undone in.
+    pub items: Vec<RewindItem>,
+}
+
+/// One entry of the hash-chained audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub body: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub entries: u64,
+    /// The first entry whose hash or link does not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The hash of the last entry: the chain's head, to keep elsewhere.
+    pub head: String,
+}
+
+/// A server-sent event: a write (or the gate) changed state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GateEvent {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<WriteStatus>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WhoAmI {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A catalog resource with what reaches it, what it reaches, and the writes
+/// that touched it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ResourceView {
+    pub resource: Resource,
+    pub reaches: Vec<Neighbour>,
+    pub reached_by: Vec<Neighbour>,
+    pub writes: Vec<WriteSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Neighbour {
+    pub resource: Resource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// True for `fs:` containment rather than a declared edge.
+    pub contains: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenCreated {
+    pub name: String,
+    pub role: Role,
+    /// Shown once; the gate keeps only its hash.
+    pub token: String,
+}
+
+/// The body of every error: `{"error": {"code", "message", "field"?}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}

@@ -1,0 +1,97 @@
+//! Connectors: the only way a write reaches a system (section 8).
+//!
+//! A connector turns an action into the resources it touches, models its own
+//! rollback step, captures what that step needs before the write runs,
+//! runs the write, and restores from the capture with verification. Adding a
+//! connector is one crate implementing [`Connector`]; nothing else changes.
+
+use async_trait::async_trait;
+use recourse_client::RollbackReport;
+use recourse_core::{Edge, Evidence, Observation, ReasonCode, Resource, Step};
+use serde_json::Value;
+
+/// What a connector knows of an action before anything runs.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Resource ids the action changes directly.
+    pub touches: Vec<String>,
+    /// Resources the connector knows and the catalog may lack (a file under
+    /// a root, a row). The gate adds the missing ones as `controlled`, with
+    /// the bearer of their nearest known container.
+    pub resources: Vec<Resource>,
+    /// Edges the connector knows (foreign keys, containment it models).
+    pub edges: Vec<Edge>,
+    /// The rollback step the connector models and will capture for.
+    pub step: Option<Step>,
+}
+
+/// Why a connector will not take an action. `Refuse` is final; `Invalid`
+/// is the caller's mistake and names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Bad input: which field of the action, and what is wrong.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// A write the gate must never run (a path outside the roots, …).
+    #[error("{message}")]
+    Refuse { code: ReasonCode, message: String },
+    /// The target system failed; nothing is known to have changed unless
+    /// the message says so.
+    #[error("{0}")]
+    Io(String),
+    /// The target changed after the write: rollback stops and shows it.
+    #[error("drift: {0}")]
+    Drift(String),
+}
+
+impl ConnectorError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConnectorError::Invalid { field: field.into(), message: message.into() }
+    }
+
+    pub fn refuse(code: ReasonCode, message: impl Into<String>) -> Self {
+        ConnectorError::Refuse { code, message: message.into() }
+    }
+}
+
+impl From<std::io::Error> for ConnectorError {
+    fn from(e: std::io::Error) -> Self {
+        ConnectorError::Io(e.to_string())
+    }
+}
+
+/// One connector. Every method gets the write's id, which names its place in
+/// the vault. `capture` must be durable (fsynced) when it returns: the gate
+/// runs the write only after recording it. `execute` must be safe to run
+/// again after a crash with the same capture (the gate re-runs it when it
+/// finds a write left `executing`), and must never apply its change twice.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// `fs`, `sql`, `http`: the `connector` field of an action.
+    fn name(&self) -> &'static str;
+
+    /// Validates `action` and models touches and the connector's own step.
+    async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError>;
+
+    /// Observes one evidence item of this connector's steps now (does the
+    /// vault hold it, does the path exist). `None` if it is not the
+    /// connector's to observe.
+    async fn observe(&self, write_id: &str, evidence: &Evidence) -> Option<Observation>;
+
+    /// Captures what the modelled step needs, durably. Returns the capture
+    /// record the gate stores with the write.
+    async fn capture(&self, write_id: &str, action: &Value) -> Result<Value, ConnectorError>;
+
+    /// Runs the write. Idempotent given the same capture.
+    async fn execute(&self, write_id: &str, action: &Value, capture: &Value) -> Result<Value, ConnectorError>;
+
+    /// Puts back what was captured and verifies it. Without `force`, stops
+    /// at drift (the target changed after the write) and overwrites nothing.
+    async fn restore(
+        &self,
+        write_id: &str,
+        action: &Value,
+        capture: &Value,
+        force: bool,
+    ) -> Result<RollbackReport, ConnectorError>;
+}

@@ -1,0 +1,4 @@
+//! End-to-end suites: each starts the real `recourse` binary and asserts on
+//! what it prints, on disk and in databases.
+
+mod scenarios;
