@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use recourse_client::RollbackReport;
-use recourse_core::{Edge, Evidence, Observation, ReasonCode, Resource, Step};
+use recourse_core::{Edge, Evidence, Observation, Proposal, ReasonCode, Resource, Step};
 use serde_json::Value;
 
 /// What a connector knows of an action before anything runs.
@@ -61,10 +61,17 @@ impl From<std::io::Error> for ConnectorError {
 }
 
 /// One connector. Every method gets the write's id, which names its place in
-/// the vault. `capture` must be durable (fsynced) when it returns: the gate
-/// runs the write only after recording it. `execute` must be safe to run
-/// again after a crash with the same capture (the gate re-runs it when it
-/// finds a write left `executing`), and must never apply its change twice.
+/// the vault, and the proposal as planned (`proposal.action` is the action;
+/// the steps are there for connectors that run declared compensations).
+///
+/// Durability contract: nothing may change the target before what its
+/// rollback needs is durable. Connectors that can capture ahead (`fs`: the
+/// tree goes into the vault) do it in `capture`, which returns only once the
+/// capture is fsynced; the gate records the capture, then calls `execute`.
+/// Connectors that must read in the write's own transaction (`sql`) capture
+/// inside `execute`, and make the before-images durable before they commit.
+/// `execute` must never apply its change twice: after a crash the gate asks
+/// `applied` first, and re-runs `execute` only when it says `Some(false)`.
 #[async_trait]
 pub trait Connector: Send + Sync {
     /// `fs`, `sql`, `http`: the `connector` field of an action.
@@ -73,25 +80,31 @@ pub trait Connector: Send + Sync {
     /// Validates `action` and models touches and the connector's own step.
     async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError>;
 
-    /// Observes one evidence item of this connector's steps now (does the
-    /// vault hold it, does the path exist). `None` if it is not the
-    /// connector's to observe.
+    /// Observes one evidence item now (is the vault ready or does it hold
+    /// the capture; does the `check` URL answer). `None` if the item is not
+    /// this connector's to observe.
     async fn observe(&self, write_id: &str, evidence: &Evidence) -> Option<Observation>;
 
-    /// Captures what the modelled step needs, durably. Returns the capture
-    /// record the gate stores with the write.
-    async fn capture(&self, write_id: &str, action: &Value) -> Result<Value, ConnectorError>;
+    /// Captures what the modelled step needs, durably, before the write.
+    /// Returns the record the gate stores with the write.
+    async fn capture(&self, write_id: &str, proposal: &Proposal) -> Result<Value, ConnectorError>;
 
-    /// Runs the write. Idempotent given the same capture.
-    async fn execute(&self, write_id: &str, action: &Value, capture: &Value) -> Result<Value, ConnectorError>;
+    /// Runs the write; returns what it did (kept in the audit trail).
+    async fn execute(&self, write_id: &str, proposal: &Proposal, capture: &Value) -> Result<Value, ConnectorError>;
 
-    /// Puts back what was captured and verifies it. Without `force`, stops
-    /// at drift (the target changed after the write) and overwrites nothing.
+    /// After a crash: did the write take effect? `None` when it cannot be
+    /// known (then a person decides).
+    async fn applied(&self, write_id: &str, proposal: &Proposal, capture: &Value) -> Result<Option<bool>, ConnectorError>;
+
+    /// Puts back what was captured and verifies it against the capture.
+    /// Without `force`, stops at drift (the target changed after the write)
+    /// and overwrites nothing.
     async fn restore(
         &self,
         write_id: &str,
-        action: &Value,
+        proposal: &Proposal,
         capture: &Value,
+        outcome: Option<&Value>,
         force: bool,
     ) -> Result<RollbackReport, ConnectorError>;
 }
