@@ -1,8 +1,15 @@
 //! `recourse`: the command line (section 9 of the contract).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use recourse_client::{GateClient, Role, WriteStatus};
+use recourse_connector::Connector;
+use recourse_core::Bearer;
+use recourse_gate::{Gate, GateConfig, SqliteStore, Store};
 
 #[derive(Parser)]
 #[command(name = "recourse", version, about = "Recoverability as a precondition of every write")]
@@ -16,7 +23,139 @@ enum Command {
     /// Decide one scenario file and print the decision as JSON.
     Check {
         /// `{"catalog", "proposal", "observations"?, "now"?, "window_margin_s"?}`
-        scenario: std::path::PathBuf,
+        scenario: PathBuf,
+    },
+    /// Run the gate.
+    Serve(Box<ServeArgs>),
+    /// Manage tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read and decide writes through a running gate.
+    #[command(subcommand)]
+    Writes(WritesCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Where the embedded store and (by default) the vault live.
+    #[arg(long, env = "RECOURSE_DATA_DIR")]
+    data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7420", env = "RECOURSE_LISTEN")]
+    listen: String,
+    /// A directory the `fs` connector may write under (repeatable).
+    #[arg(long = "fs-root")]
+    fs_roots: Vec<PathBuf>,
+    /// Where captured trees and before-images go; must lie outside every
+    /// root. Default: DATA_DIR/vault.
+    #[arg(long)]
+    vault: Option<PathBuf>,
+    /// A database the `sql` connector may write to: NAME=URL (repeatable).
+    #[arg(long = "sql")]
+    sql: Vec<String>,
+    /// A host the `http` connector may call (repeatable).
+    #[arg(long = "http-allow")]
+    http_allow: Vec<String>,
+    /// A header the gate adds for a host: HOST=NAME:VALUE (repeatable).
+    /// Agents never see it; it is redacted from the audit trail.
+    #[arg(long = "http-secret", env = "RECOURSE_HTTP_SECRETS", value_delimiter = ';')]
+    http_secrets: Vec<String>,
+    /// A shared PostgreSQL store for several gates (not yet supported).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Seconds a held write waits before it expires.
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    hold_ttl_s: i64,
+    /// Distinct approvals needed where BEARER bears the cost: BEARER=N
+    /// (repeatable; default patient=2, borrower=2, others 1).
+    #[arg(long = "approvals")]
+    approvals: Vec<String>,
+    #[arg(long, default_value_t = 3600)]
+    window_margin_s: i64,
+    /// Extra JSON keys whose values are redacted (repeatable).
+    #[arg(long = "redact")]
+    redact: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (the gate keeps only its hash).
+    Create {
+        #[arg(long, env = "RECOURSE_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// agent, reviewer, risk_officer, incident_lead or admin.
+        #[arg(long)]
+        role: String,
+        /// The token stops working after this many seconds.
+        #[arg(long)]
+        ttl_s: Option<i64>,
+    },
+}
+
+#[derive(Args)]
+struct Remote {
+    /// The gate's URL.
+    #[arg(long, env = "RECOURSE_GATE", default_value = "http://127.0.0.1:7420")]
+    gate: String,
+    #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Subcommand)]
+enum WritesCommand {
+    /// List writes (newest first).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+    },
+    Approve {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    Reject {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    Rollback {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// Overwrite a target that changed after the write.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain: from the data directory directly (no gate
+    /// needed), or through a gate.
+    Verify {
+        #[arg(long, env = "RECOURSE_DATA_DIR", conflicts_with = "gate")]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        gate: Option<String>,
+        #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -28,13 +167,27 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    match cli.command {
-        Command::Check { scenario } => check(&scenario),
+    if let Command::Check { scenario } = &cli.command {
+        return check(scenario);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("recourse: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("recourse: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
 /// Exit 0 with the decision on stdout, or 2 with one line on stderr.
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
@@ -53,4 +206,147 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Check { .. } => Ok(ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
+        Command::Token(TokenCommand::Create { data_dir, name, role, ttl_s }) => {
+            let role = Role::parse(&role).with_context(|| {
+                let all: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("--role: unknown role `{role}` (one of: {})", all.join(", "))
+            })?;
+            std::fs::create_dir_all(&data_dir).with_context(|| format!("--data-dir {}", data_dir.display()))?;
+            let store = SqliteStore::open(&data_dir).await?;
+            let expires = ttl_s.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s));
+            let token = recourse_gate::create_token(&store, "cli", &name, role, expires).await?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Writes(cmd) => writes(cmd).await,
+        Command::Audit(AuditCommand::Verify { data_dir, gate, token }) => {
+            let v = match (data_dir, gate) {
+                (Some(dir), _) => {
+                    if !dir.join("recourse.db").exists() {
+                        bail!("--data-dir {}: no gate store there", dir.display());
+                    }
+                    let store = SqliteStore::open(&dir).await?;
+                    recourse_gate::verify_store_audit(&store).await?
+                }
+                (None, Some(url)) => {
+                    let token = token.context("--token (or RECOURSE_TOKEN) is needed with --gate")?;
+                    GateClient::new(url, token).verify_audit().await?
+                }
+                (None, None) => bail!("give --data-dir DIR or --gate URL"),
+            };
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(if v.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}
+
+async fn writes(cmd: WritesCommand) -> anyhow::Result<ExitCode> {
+    let client = |r: &Remote| GateClient::new(r.gate.clone(), r.token.clone());
+    let out = match cmd {
+        WritesCommand::List { remote, status } => {
+            let status = status
+                .map(|s| WriteStatus::parse(&s).with_context(|| format!("--status: unknown status `{s}`")))
+                .transpose()?;
+            serde_json::to_string_pretty(&client(&remote).writes(status).await?)?
+        }
+        WritesCommand::Show { remote, id } => serde_json::to_string_pretty(&client(&remote).write(&id).await?)?,
+        WritesCommand::Approve { remote, id, comment } => {
+            serde_json::to_string_pretty(&client(&remote).approve(&id, comment).await?)?
+        }
+        WritesCommand::Reject { remote, id, reason } => {
+            serde_json::to_string_pretty(&client(&remote).reject(&id, reason).await?)?
+        }
+        WritesCommand::Rollback { remote, id, reason, force } => {
+            serde_json::to_string_pretty(&client(&remote).rollback(&id, reason, force).await?)?
+        }
+    };
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_pairs<'a>(flag: &str, items: &'a [String]) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
+    items
+        .iter()
+        .map(|s| s.split_once('=').with_context(|| format!("{flag} `{s}`: expected NAME=VALUE")))
+        .collect()
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(url) = &args.database_url {
+        // The shared store is its own issue; refuse rather than pretend.
+        let scheme = url.split(':').next().unwrap_or("");
+        bail!("--database-url {scheme}://…: the shared PostgreSQL store is not available in this build; omit it to use the embedded SQLite store in --data-dir");
+    }
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let vault = args.vault.clone().unwrap_or_else(|| data_dir.join("vault"));
+
+    let mut config = GateConfig {
+        hold_ttl: chrono::Duration::seconds(args.hold_ttl_s),
+        redact_keys: args.redact.clone(),
+        ..GateConfig::default()
+    };
+    config.policy.window_margin_s = args.window_margin_s;
+    for (bearer, n) in parse_pairs("--approvals", &args.approvals)? {
+        let b: Bearer = serde_json::from_value(serde_json::Value::String(bearer.into()))
+            .with_context(|| format!("--approvals: unknown bearer `{bearer}`"))?;
+        let n: u32 = n.parse().with_context(|| format!("--approvals {bearer}: `{n}` is not a count"))?;
+        config.approvals.insert(b, n.max(1));
+    }
+
+    let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
+    if !args.fs_roots.is_empty() {
+        let fs = recourse_connector_fs::FsConnector::new(args.fs_roots.clone(), vault.join("fs"))
+            .context("--fs-root / --vault")?;
+        connectors.push(Arc::new(fs));
+    }
+    if !args.sql.is_empty() {
+        let dbs = parse_pairs("--sql", &args.sql)?
+            .into_iter()
+            .map(|(n, u)| (n.to_string(), u.to_string()))
+            .collect();
+        let sql = recourse_connector_sql::SqlConnector::new(dbs, vault.join("sql")).await.context("--sql")?;
+        connectors.push(Arc::new(sql));
+    }
+    if !args.http_allow.is_empty() {
+        let mut secrets: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+        for s in &args.http_secrets {
+            let (host, header) = s.split_once('=').context("--http-secret: expected HOST=NAME:VALUE")?;
+            let (name, value) = header.split_once(':').context("--http-secret: expected HOST=NAME:VALUE")?;
+            secrets.entry(host.to_string()).or_default().push((name.trim().to_string(), value.trim().to_string()));
+        }
+        let http = recourse_connector_http::HttpConnector::new(
+            args.http_allow.clone(),
+            secrets,
+            std::time::Duration::from_secs(30),
+        );
+        connectors.push(Arc::new(http));
+    }
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir).await?);
+    let gate = Arc::new(Gate::new(store, connectors, config));
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("--listen {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts wait for this line.
+    println!("recourse gate listening on http://{addr}");
+    tracing::info!(%addr, connectors = ?gate.connector_names(), "gate ready");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    recourse_gate::serve(listener, gate, shutdown).await?;
+    Ok(())
 }

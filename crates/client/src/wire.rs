@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 /// What a caller may do; the gate derives it from the caller's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Submit writes, read its own.
@@ -53,6 +54,7 @@ impl Role {
 /// `failed` as ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum WriteStatus {
     Held,
@@ -104,6 +106,7 @@ impl WriteStatus {
 /// One change of a write's status, as the history shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct Transition {
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +122,7 @@ pub struct Transition {
 /// for: both hashes are kept with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct Approval {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -131,6 +135,7 @@ pub struct Approval {
 /// What one resource came back as after a rollback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct RestoreItem {
     pub resource: String,
     /// `restored` only where verification against the capture passed.
@@ -141,6 +146,7 @@ pub struct RestoreItem {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreStatus {
     Restored,
@@ -154,6 +160,7 @@ pub enum RestoreStatus {
 /// The outcome of a rollback, verified against what was captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct RollbackReport {
     /// True only when every item is `restored`.
     pub verified: bool,
@@ -164,6 +171,7 @@ pub struct RollbackReport {
 /// A write as the gate records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct WriteRecord {
     pub id: String,
     /// The name of the token that submitted it.
@@ -175,8 +183,14 @@ pub struct WriteRecord {
     pub proposal: Proposal,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub decision: Decision<'static>,
+    /// Hash of the planned proposal: approvals bind to it.
     pub proposal_hash: String,
+    /// Hash of what the decision found (verdict, reasons, evidence statuses,
+    /// coverage): approvals bind to it, and re-verification compares it.
     pub decision_hash: String,
+    /// Hash of the proposal as submitted: the same idempotency key with a
+    /// different proposal is a conflict, not a repeat.
+    pub submitted_hash: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +216,7 @@ pub struct WriteRecord {
 /// A write in a list: enough to triage without its graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct WriteSummary {
     pub id: String,
     pub agent: String,
@@ -244,6 +259,7 @@ impl WriteRecord {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
     #[serde(default)]
@@ -252,6 +268,7 @@ pub struct ApproveRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
     pub reason: String,
@@ -259,6 +276,7 @@ pub struct RejectRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     pub reason: String,
@@ -269,6 +287,7 @@ pub struct RollbackRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct FreezeRequest {
     pub reason: String,
@@ -277,6 +296,7 @@ pub struct FreezeRequest {
 /// The kill switch: while frozen, nothing runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct FreezeState {
     pub frozen: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +310,7 @@ pub struct FreezeState {
 /// Rewind: roll back every write executed since a time (or by one agent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct RewindRequest {
     pub since: DateTime<Utc>,
@@ -305,6 +326,7 @@ pub struct RewindRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct RewindItem {
     pub write: WriteSummary,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +337,7 @@ pub struct RewindItem {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct RewindReport {
     pub preview: bool,
     /// Newest first: the order they are (or would be) undone in.
@@ -324,6 +347,7 @@ pub struct RewindReport {
 /// One entry of the hash-chained audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -339,6 +363,7 @@ pub struct AuditEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct AuditVerification {
     pub ok: bool,
     pub entries: u64,
@@ -354,6 +379,7 @@ pub struct AuditVerification {
 /// A server-sent event: a write (or the gate) changed state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct GateEvent {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -365,6 +391,7 @@ pub struct GateEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct WhoAmI {
     pub name: String,
     pub role: Role,
@@ -374,6 +401,7 @@ pub struct WhoAmI {
 /// that touched it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct ResourceView {
     pub resource: Resource,
     pub reaches: Vec<Neighbour>,
@@ -383,6 +411,7 @@ pub struct ResourceView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct Neighbour {
     pub resource: Resource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,6 +422,7 @@ pub struct Neighbour {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub name: String,
@@ -401,6 +431,7 @@ pub struct TokenRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct TokenCreated {
     pub name: String,
     pub role: Role,
@@ -411,12 +442,14 @@ pub struct TokenCreated {
 /// The body of every error: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

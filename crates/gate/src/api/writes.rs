@@ -1,0 +1,96 @@
+//! `/v1/writes`: submit, list, show, approve, reject, roll back.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use recourse_client::{ApproveRequest, RejectRequest, RollbackRequest, Role, WriteRecord, WriteStatus, WriteSummary};
+use serde::Deserialize;
+
+use super::{ApiError, AppState, Auth, Body};
+use crate::error::GateError;
+use crate::store::WriteFilter;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/writes", post(submit).get(list))
+        .route("/v1/writes/{id}", get(show))
+        .route("/v1/writes/{id}/approve", post(approve))
+        .route("/v1/writes/{id}/reject", post(reject))
+        .route("/v1/writes/{id}/rollback", post(rollback))
+}
+
+/// 201 with the new write; 200 with the first one for a repeated key.
+async fn submit(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Body(body): Body<serde_json::Value>,
+) -> Result<(StatusCode, Json<WriteRecord>), ApiError> {
+    let (record, created) = gate.submit(&caller, body).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(record)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    agent: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<WriteSummary>>, ApiError> {
+    let Query(q) = query.map_err(|e| GateError::invalid("query", e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(WriteStatus::parse(s).ok_or_else(|| {
+            let all: Vec<_> = WriteStatus::ALL.iter().map(|w| w.as_str()).collect();
+            GateError::invalid("status", format!("unknown status `{s}` (one of: {})", all.join(", ")))
+        })?),
+    };
+    if q.limit.is_some_and(|l| l < 1) {
+        return Err(GateError::invalid("limit", "must be at least 1").into());
+    }
+    // Agents see their own writes only.
+    let agent = if caller.role == Role::Agent { Some(caller.name.clone()) } else { q.agent };
+    let filter = WriteFilter { status, agent, limit: q.limit };
+    if status == Some(WriteStatus::Held) {
+        gate.expire_due().await?;
+    }
+    Ok(Json(gate.store().summaries(&filter).await?))
+}
+
+async fn show(State(gate): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> Result<Json<WriteRecord>, ApiError> {
+    Ok(Json(gate.get(&caller, &id).await?))
+}
+
+async fn approve(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ApproveRequest>,
+) -> Result<Json<WriteRecord>, ApiError> {
+    Ok(Json(gate.approve(&caller, &id, req.comment).await?))
+}
+
+async fn reject(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<RejectRequest>,
+) -> Result<Json<WriteRecord>, ApiError> {
+    Ok(Json(gate.reject(&caller, &id, req.reason).await?))
+}
+
+async fn rollback(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<RollbackRequest>,
+) -> Result<Json<WriteRecord>, ApiError> {
+    Ok(Json(gate.rollback(&caller, &id, req.reason, req.force).await?))
+}

@@ -1,0 +1,437 @@
+//! Durable state behind one trait: the embedded SQLite store here; a shared
+//! PostgreSQL store for several gates implements the same trait. Nothing the
+//! gate decides on lives only in process memory.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use recourse_client::{AuditEntry, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_core::{Catalog, Edge, Resource};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::audit::{self, AuditDraft};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store holds a record that does not parse: {0}")]
+    Corrupt(String),
+    #[error("a token named `{0}` exists already")]
+    DuplicateToken(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub name: String,
+    pub role: Role,
+    pub hash: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What inserting a write found.
+#[derive(Debug)]
+pub enum Inserted {
+    New,
+    /// The same agent already submitted this idempotency key.
+    Existing(Box<WriteRecord>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteFilter {
+    pub status: Option<WriteStatus>,
+    pub agent: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError>;
+
+    /// The whole catalog and its version (bumped by every change).
+    async fn catalog(&self) -> Result<(Catalog, i64), StoreError>;
+    async fn catalog_version(&self) -> Result<i64, StoreError>;
+    /// Adds resources and edges. With `replace`, existing ones take the new
+    /// values (a risk officer's edit); without, existing ones are kept (a
+    /// connector adding what it discovered).
+    async fn upsert_catalog(&self, add: &Catalog, replace: bool, audit: Option<AuditDraft>) -> Result<i64, StoreError>;
+
+    /// Inserts a new write, or returns the one with the same agent and
+    /// idempotency key. One transaction with its audit entry.
+    async fn insert_write(&self, record: &WriteRecord, audit: AuditDraft) -> Result<Inserted, StoreError>;
+    /// A write and its version, for compare-and-set updates.
+    async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError>;
+    async fn write_by_key(&self, agent: &str, key: &str) -> Result<Option<WriteRecord>, StoreError>;
+    async fn summaries(&self, filter: &WriteFilter) -> Result<Vec<WriteSummary>, StoreError>;
+    async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError>;
+    /// Replaces a write if its version is still `expected`, with its audit
+    /// entry, in one transaction. False when someone else changed it first.
+    async fn update_write(&self, record: &WriteRecord, expected: i64, audit: AuditDraft) -> Result<bool, StoreError>;
+
+    async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError>;
+    async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
+
+    async fn state(&self, key: &str) -> Result<Option<Value>, StoreError>;
+    async fn set_state(&self, key: &str, value: &Value, audit: AuditDraft) -> Result<(), StoreError>;
+    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError>;
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The embedded store: one SQLite file in the data directory, WAL, full
+/// synchronous commits (a write acknowledged is a write on disk).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// One connection: SQLite has one writer, and queueing here is cheaper
+    /// and fairer than retrying on `SQLITE_BUSY`.
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join("recourse.db");
+        let opts = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn append_in(tx: &mut sqlx::SqliteConnection, draft: AuditDraft) -> Result<AuditEntry, StoreError> {
+        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (seq, prev) = match last {
+            Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
+            None => (1, audit::GENESIS.to_string()),
+        };
+        let entry = audit::seal(draft, seq, Utc::now(), &prev);
+        sqlx::query("INSERT INTO audit (seq, at, actor, action, write_id, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(entry.seq)
+            .bind(ts(entry.at))
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.write_id)
+            .bind(to_json(&entry.body)?)
+            .bind(&entry.prev_hash)
+            .bind(&entry.hash)
+            .execute(&mut *tx)
+            .await?;
+        Ok(entry)
+    }
+
+    fn record_row(row: &sqlx::sqlite::SqliteRow) -> Result<WriteRecord, StoreError> {
+        json(&row.try_get::<String, _>("record")?)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM tokens WHERE name = ?")
+            .bind(&row.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::DuplicateToken(row.name.clone()));
+        }
+        sqlx::query("INSERT INTO tokens (name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&row.name)
+            .bind(row.role.as_str())
+            .bind(&row.hash)
+            .bind(ts(Utc::now()))
+            .bind(row.expires_at.map(ts))
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query("SELECT name, role, hash, expires_at FROM tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get("role")?;
+        let expires: Option<String> = row.try_get("expires_at")?;
+        Ok(Some(TokenRow {
+            name: row.try_get("name")?,
+            role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
+            hash: row.try_get("hash")?,
+            expires_at: expires.as_deref().map(parse_ts).transpose()?,
+        }))
+    }
+
+    async fn catalog(&self) -> Result<(Catalog, i64), StoreError> {
+        // One read transaction, so the version matches the content.
+        let mut tx = self.reader.begin().await?;
+        let version = sqlx::query("SELECT value FROM state WHERE key = 'catalog_version'")
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut resources = Vec::new();
+        for row in sqlx::query("SELECT body FROM resources ORDER BY rowid").fetch_all(&mut *tx).await? {
+            resources.push(json::<Resource>(&row.try_get::<String, _>(0)?)?);
+        }
+        let mut edges = Vec::new();
+        for row in sqlx::query("SELECT body FROM edges ORDER BY rowid").fetch_all(&mut *tx).await? {
+            edges.push(json::<Edge>(&row.try_get::<String, _>(0)?)?);
+        }
+        tx.commit().await?;
+        Ok((Catalog { resources, edges }, version))
+    }
+
+    async fn catalog_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT value FROM state WHERE key = 'catalog_version'")
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    async fn upsert_catalog(&self, add: &Catalog, replace: bool, audit: Option<AuditDraft>) -> Result<i64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut changed = 0u64;
+        let res_sql = if replace {
+            "INSERT INTO resources (id, body) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body"
+        } else {
+            "INSERT INTO resources (id, body) VALUES (?, ?) ON CONFLICT(id) DO NOTHING"
+        };
+        for r in &add.resources {
+            changed += sqlx::query(res_sql)
+                .bind(&r.id)
+                .bind(to_json(r)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let edge_sql = if replace {
+            "INSERT INTO edges (src, dst, body) VALUES (?, ?, ?) ON CONFLICT(src, dst) DO UPDATE SET body = excluded.body"
+        } else {
+            "INSERT INTO edges (src, dst, body) VALUES (?, ?, ?) ON CONFLICT(src, dst) DO NOTHING"
+        };
+        for e in &add.edges {
+            changed += sqlx::query(edge_sql)
+                .bind(&e.from)
+                .bind(&e.to)
+                .bind(to_json(e)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        if changed > 0 {
+            sqlx::query("UPDATE state SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'")
+                .execute(&mut *tx)
+                .await?;
+            if let Some(a) = audit {
+                Self::append_in(&mut tx, a).await?;
+            }
+        }
+        let version: String = sqlx::query("SELECT value FROM state WHERE key = 'catalog_version'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok(version.parse().unwrap_or(0))
+    }
+
+    async fn insert_write(&self, record: &WriteRecord, audit: AuditDraft) -> Result<Inserted, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = &record.proposal.idempotency_key {
+            let existing = sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
+                .bind(&record.agent)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
+            }
+        }
+        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)")
+            .bind(&record.id)
+            .bind(&record.agent)
+            .bind(&record.proposal.idempotency_key)
+            .bind(record.status.as_str())
+            .bind(ts(record.created_at))
+            .bind(ts(record.updated_at))
+            .bind(to_json(record)?)
+            .bind(to_json(&record.summary())?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(Inserted::New)
+    }
+
+    async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
+        // From the writer: a compare-and-set must start from the newest version.
+        let row = sqlx::query("SELECT record, version FROM writes WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(|r| Ok((Self::record_row(&r)?, r.try_get::<i64, _>("version")?)))
+            .transpose()
+    }
+
+    async fn write_by_key(&self, agent: &str, key: &str) -> Result<Option<WriteRecord>, StoreError> {
+        let row = sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
+            .bind(agent)
+            .bind(key)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(|r| Self::record_row(&r)).transpose()
+    }
+
+    async fn summaries(&self, filter: &WriteFilter) -> Result<Vec<WriteSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT summary FROM writes WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR agent = ?2) ORDER BY created_at DESC LIMIT ?3",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.agent)
+        .bind(filter.limit.unwrap_or(-1))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| json(&r.try_get::<String, _>(0)?)).collect()
+    }
+
+    async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record FROM writes WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR agent = ?2) ORDER BY created_at DESC LIMIT ?3",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.agent)
+        .bind(filter.limit.unwrap_or(-1))
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(Self::record_row).collect()
+    }
+
+    async fn update_write(&self, record: &WriteRecord, expected: i64, audit: AuditDraft) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("UPDATE writes SET status = ?, version = version + 1, updated_at = ?, record = ?, summary = ? WHERE id = ? AND version = ?")
+            .bind(record.status.as_str())
+            .bind(ts(record.updated_at))
+            .bind(to_json(record)?)
+            .bind(to_json(&record.summary())?)
+            .bind(&record.id)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done != 1 {
+            return Ok(false);
+        }
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let entry = Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, actor, action, write_id, body, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?")
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    seq: r.try_get("seq")?,
+                    at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    write_id: r.try_get("write_id")?,
+                    body: json(&r.try_get::<String, _>("body")?)?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn state(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query("SELECT value FROM state WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(|r| json(&r.try_get::<String, _>(0)?)).transpose()
+    }
+
+    async fn set_state(&self, key: &str, value: &Value, audit: AuditDraft) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(to_json(value)?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM writes GROUP BY status")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let s: String = r.try_get(0)?;
+            if let Some(status) = WriteStatus::parse(&s) {
+                out.push((status, r.try_get::<i64, _>(1)?));
+            }
+        }
+        Ok(out)
+    }
+}

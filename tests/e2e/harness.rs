@@ -1,0 +1,216 @@
+//! Starts real `recourse serve` processes on 127.0.0.1 and talks to them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use recourse_client::GateClient;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_recourse");
+
+pub fn recourse(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().expect("run recourse")
+}
+
+/// A token made with `recourse token create`.
+pub fn token(data_dir: &Path, name: &str, role: &str) -> String {
+    let out = recourse(&["token", "create", "--data-dir", data_dir.to_str().unwrap(), "--name", name, "--role", role]);
+    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub struct Tokens {
+    pub agent: String,
+    pub reviewer: String,
+    pub reviewer2: String,
+    pub risk: String,
+    pub incident: String,
+    pub admin: String,
+}
+
+/// One gate process with its own data directory and one fs root.
+pub struct TestGate {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub url: String,
+    pub tokens: Tokens,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl TestGate {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn start(extra: &[&str]) -> TestGate {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let root = root.canonicalize().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let tokens = Tokens {
+            agent: token(&data, "agent-1", "agent"),
+            reviewer: token(&data, "rev-1", "reviewer"),
+            reviewer2: token(&data, "rev-2", "reviewer"),
+            risk: token(&data, "risk-1", "risk_officer"),
+            incident: token(&data, "lead-1", "incident_lead"),
+            admin: token(&data, "admin-1", "admin"),
+        };
+        let mut gate = TestGate {
+            dir,
+            root,
+            url: String::new(),
+            tokens,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        gate.spawn(&[]);
+        gate
+    }
+
+    /// Starts the process (again), with extra environment variables.
+    pub fn spawn(&mut self, env: &[(&str, &str)]) {
+        let data = self.data_dir();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--fs-root", self.root.to_str().unwrap()])
+            .args(&self.extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn gate");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("recourse gate listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the gate: {line:?}"))
+            .to_string();
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to end by itself (a failpoint aborts it).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        c.wait().unwrap()
+    }
+
+    pub fn client(&self, token: &str) -> GateClient {
+        GateClient::new(self.url.clone(), token.to_string())
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    /// A raw request: (status, JSON body).
+    pub async fn raw(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+        let mut req = self.http().request(method, format!("{}{}", self.url, path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn audit_len(&self) -> usize {
+        self.client(&self.tokens.admin).audit().await.unwrap().len()
+    }
+
+    pub async fn write_count(&self) -> usize {
+        self.client(&self.tokens.admin).writes(None).await.unwrap().len()
+    }
+}
+
+impl Drop for TestGate {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A listing of a tree: relative path, kind, mode, size, mtime, content or
+/// link target. Two equal listings mean byte-exact with modes and times.
+pub fn tree_listing(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        let kind = if md.file_type().is_symlink() {
+            format!("link->{}", std::fs::read_link(&p).unwrap().display())
+        } else if md.is_dir() {
+            let mut kids: Vec<_> = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).collect();
+            kids.sort();
+            stack.extend(kids);
+            "dir".to_string()
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            format!("file:{}", sha(&bytes))
+        };
+        let mtime = if md.file_type().is_symlink() || md.is_dir() { 0 } else { md.mtime() };
+        out.push(format!("{rel} {kind} {:o} {mtime}", md.mode() & 0o7777));
+    }
+    out.sort();
+    out
+}
+
+fn sha(bytes: &[u8]) -> String {
+    // A cheap stable digest is enough to compare trees in tests.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}-{}", bytes.len())
+}
+
+/// A project folder with a git repository, an executable hook, a symlink,
+/// an empty directory and old mtimes: what the seed's wrong-directory
+/// delete took.
+pub fn make_project(dir: &Path) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.rs"), "fn main() { println!(\"prod\"); }\n").unwrap();
+    std::fs::write(dir.join("README"), "production code\n").unwrap();
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    std::os::unix::fs::symlink("src/main.rs", dir.join("entry")).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["-c", "user.email=t@t", "-c", "user.name=t", "add", "."]);
+    git(&["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"]);
+    let hook = dir.join(".git/hooks/pre-commit");
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old = filetime_from_secs(1_500_000_000);
+    set_mtime(&dir.join("README"), old);
+}
+
+fn filetime_from_secs(s: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(s as u64)
+}
+
+fn set_mtime(p: &Path, t: std::time::SystemTime) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(t).unwrap();
+}
