@@ -157,7 +157,7 @@ async fn bad_requests_get_clear_4xx_and_change_nothing() {
     let cases: Vec<(Method, String, &str, Option<Vec<u8>>, u16, Option<&str>)> = vec![
         (Method::POST, "/v1/writes".into(), &t.agent, Some(b"{not json".to_vec()), 400, Some("body")),
         (Method::POST, "/v1/writes".into(), &t.agent, Some(br#"{"touches": "fs:/x", "action": {"connector": "fs"}}"#.to_vec()), 400, Some("proposal.touches")),
-        (Method::POST, "/v1/writes".into(), &t.agent, Some(br#"{"actoin": {}}"#.to_vec()), 400, Some("proposal")),
+        (Method::POST, "/v1/writes".into(), &t.agent, Some(br#"{"actoin": {}}"#.to_vec()), 400, Some("proposal.actoin")),
         (Method::POST, "/v1/writes".into(), &t.agent, Some(br#"{"intent": "x"}"#.to_vec()), 400, Some("proposal.action.connector")),
         (Method::POST, "/v1/writes".into(), &t.agent, Some(big), 413, None),
         (Method::GET, "/v1/writes/w_nope".into(), &t.admin, None, 404, None),
@@ -244,8 +244,9 @@ async fn a_crash_between_capture_and_write_or_before_the_audit_entry_runs_the_wr
         let rec = admin.write(&writes[0].id).await.unwrap();
         assert_eq!(rec.status, recourse_client::WriteStatus::Executed, "{point}: {:?}", rec.history);
         assert!(!proj.exists(), "{point}");
-        // Submitting again is the same write, not a second one.
-        let again = c.submit_json(&p).await.unwrap();
+        // Submitting again (to the new process) is the same write, not a
+        // second one.
+        let again = gate.client(&gate.tokens.agent).submit_json(&p).await.unwrap();
         assert_eq!(again.id, rec.id);
         let executed = admin.audit().await.unwrap().iter().filter(|e| e.action == "write.executed").count();
         assert_eq!(executed, 1, "{point}");

@@ -312,6 +312,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .context("--fs-root / --vault")?;
         connectors.push(Arc::new(fs));
     }
+    #[cfg(feature = "sql")]
     if !args.sql.is_empty() {
         let dbs = parse_pairs("--sql", &args.sql)?
             .into_iter()
@@ -320,6 +321,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let sql = recourse_connector_sql::SqlConnector::new(dbs, vault.join("sql")).await.context("--sql")?;
         connectors.push(Arc::new(sql));
     }
+    #[cfg(not(feature = "sql"))]
+    if !args.sql.is_empty() {
+        bail!("--sql: this build has no sql connector (built without the `sql` feature)");
+    }
+    #[cfg(feature = "http")]
     if !args.http_allow.is_empty() {
         let mut secrets: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
         for s in &args.http_secrets {
@@ -331,8 +337,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.http_allow.clone(),
             secrets,
             std::time::Duration::from_secs(30),
-        );
+        )
+        .context("--http-allow / --http-secret")?;
         connectors.push(Arc::new(http));
+    }
+    #[cfg(not(feature = "http"))]
+    if !args.http_allow.is_empty() {
+        bail!("--http-allow: this build has no http connector (built without the `http` feature)");
     }
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir).await?);

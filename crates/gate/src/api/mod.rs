@@ -31,7 +31,6 @@ pub fn router(gate: AppState) -> Router {
         .merge(catalog::router())
         .merge(audit::router())
         .merge(gate::router())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(gate)
