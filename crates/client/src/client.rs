@@ -120,6 +120,11 @@ impl GateClient {
         self.post("/v1/writes", proposal).await
     }
 
+    /// The decision a proposal would get now; nothing is stored or run.
+    pub async fn explain(&self, proposal: &serde_json::Value) -> Result<Explained, ClientError> {
+        self.post("/v1/explain", proposal).await
+    }
+
     pub async fn writes(&self, status: Option<WriteStatus>) -> Result<Vec<WriteSummary>, ClientError> {
         match status {
             Some(s) => self.get(&format!("/v1/writes?status={}", s.as_str())).await,

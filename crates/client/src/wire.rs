@@ -456,3 +456,13 @@ pub struct ErrorDetail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+/// What `POST /v1/explain` returns: the proposal as its connector planned it
+/// and the decision it would get now. Nothing is stored or run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Explained {
+    pub proposal: Proposal,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub decision: Decision<'static>,
+}

@@ -14,7 +14,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use recourse_client::{
-    Approval, FreezeState, GateEvent, RewindItem, RewindReport, RewindRequest, RollbackReport, Role,
+    Approval, Explained, FreezeState, GateEvent, RewindItem, RewindReport, RewindRequest, RollbackReport, Role,
     Transition, WriteRecord, WriteStatus,
 };
 use recourse_connector::{Connector, ConnectorError};
@@ -99,6 +99,20 @@ fn failpoint(name: &str) {
         eprintln!("recourse: failpoint `{name}`: aborting");
         std::process::abort();
     }
+}
+
+fn parse_proposal(body: Value) -> Result<Proposal, GateError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "proposal".to_string() } else { format!("proposal.{path}") };
+        GateError::invalid(field, e.into_inner().to_string())
+    })
+}
+
+/// A proposal as its connector sees it.
+enum Planned {
+    Ready { name: String, connector: Arc<dyn Connector>, proposal: Proposal, additions: Catalog },
+    Refused { name: String, proposal: Proposal, reason: Reason<'static> },
 }
 
 fn new_write_id() -> String {
@@ -209,11 +223,7 @@ impl Gate {
             )));
         }
         let submitted_hash = sha256_json(&body);
-        let mut proposal: Proposal = serde_path_to_error::deserialize(body).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "proposal".to_string() } else { format!("proposal.{path}") };
-            GateError::invalid(field, e.into_inner().to_string())
-        })?;
+        let mut proposal = parse_proposal(body)?;
         if proposal.agent.is_empty() {
             proposal.agent = caller.name.clone();
         }
@@ -225,75 +235,17 @@ impl Gate {
                 return self.repeat(existing, &submitted_hash).map(|w| (w, false));
             }
         }
-        let name = proposal
-            .action
-            .get("connector")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GateError::invalid("proposal.action.connector", "required: which connector runs the write"))?
-            .to_string();
         let id = new_write_id();
         let started = Instant::now();
-
-        let Some(connector) = self.connectors.get(name.as_str()).cloned() else {
-            let reason = Reason {
-                code: ReasonCode::UnknownConnector,
-                resource: None,
-                evidence: None,
-                step: None,
-                path: None,
-                detail: format!(
-                    "this gate has no `{name}` connector (it has: {})",
-                    self.connector_names().join(", ")
-                ),
-            };
-            return self.record_refusal(caller, id, name, proposal, submitted_hash, reason).await;
-        };
-        let plan = match connector.plan(&id, &proposal.action).await {
-            Ok(plan) => plan,
-            Err(ConnectorError::Refuse { code, message }) => {
-                let reason = Reason { code, resource: None, evidence: None, step: None, path: None, detail: message };
+        let (name, connector, proposal, additions) = match self.plan_write(&id, proposal).await? {
+            Planned::Ready { name, connector, proposal, additions } => (name, connector, proposal, additions),
+            Planned::Refused { name, proposal, reason } => {
                 return self.record_refusal(caller, id, name, proposal, submitted_hash, reason).await;
             }
-            Err(ConnectorError::Invalid { field, message }) => {
-                let field = if field.starts_with("proposal.") { field } else { format!("proposal.{field}") };
-                return Err(GateError::Invalid { field, message });
-            }
-            Err(e) => return Err(e.into()),
         };
-        for t in plan.touches {
-            if !proposal.touches.contains(&t) {
-                proposal.touches.push(t);
-            }
-        }
-        if let Some(step) = plan.step {
-            proposal.rollback.steps.push(step);
-        }
-        // Validate before anything is stored: a bad request changes nothing.
-        proposal.validate()?;
-
         // What the connector knows and the catalog lacks joins it.
-        let graph = self.catalog_graph().await?;
-        let mut additions = Catalog::default();
-        let mut known: HashMap<String, Bearer> = HashMap::new();
-        for r in plan.resources {
-            if graph.get(&r.id).is_some() || known.contains_key(&r.id) {
-                continue;
-            }
-            let bearer = containers(&r.id)
-                .iter()
-                .find_map(|c| graph.get(c).map(|p| p.bearer).or_else(|| known.get(c).copied()))
-                .unwrap_or(Bearer::Institution);
-            known.insert(r.id.clone(), bearer);
-            additions.resources.push(Resource { reach: Reach::Controlled, bearer, ..r });
-        }
-        for e in plan.edges {
-            let ok = |id: &str| graph.get(id).is_some() || known.contains_key(id);
-            if ok(&e.from) && ok(&e.to) {
-                additions.edges.push(e);
-            }
-        }
         let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
-            graph
+            self.catalog_graph().await?
         } else {
             let draft = AuditDraft::new(
                 &caller.name,
@@ -367,6 +319,116 @@ impl Gate {
             return Ok((record, true));
         }
         Ok((record, true))
+    }
+
+    /// The decision a proposal would get now, without storing or running
+    /// anything (the catalog additions it would make are only simulated).
+    pub async fn explain(&self, caller: &Caller, body: Value) -> Result<Explained, GateError> {
+        if !caller.may(&[Role::Agent, Role::Reviewer, Role::RiskOfficer, Role::IncidentLead]) {
+            return Err(GateError::Forbidden(format!("`{}` may not ask for decisions", caller.name)));
+        }
+        let mut proposal = parse_proposal(body)?;
+        if proposal.agent.is_empty() {
+            proposal.agent = caller.name.clone();
+        }
+        let id = new_write_id();
+        match self.plan_write(&id, proposal).await? {
+            Planned::Refused { proposal, reason, .. } => Ok(Explained {
+                proposal,
+                decision: Decision {
+                    decision: Verdict::Refuse,
+                    reasons: vec![reason],
+                    blast_radius: Vec::new(),
+                    bearers: Vec::new(),
+                    evidence: Vec::new(),
+                    steps: Vec::new(),
+                },
+            }),
+            Planned::Ready { connector, proposal, additions, .. } => {
+                let current = self.catalog_graph().await?;
+                let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
+                    current
+                } else {
+                    let mut catalog = current.catalog().clone();
+                    catalog.resources.extend(additions.resources);
+                    catalog.edges.extend(additions.edges);
+                    Arc::new(CatalogGraph::new(catalog)?)
+                };
+                let (decision, _) = self.evaluate(&graph, &id, &proposal, connector.as_ref()).await?;
+                Ok(Explained { proposal, decision })
+            }
+        }
+    }
+
+    /// The connector's view of a proposal: touches and its own step merged
+    /// in, validated, and what the catalog would gain. Nothing is stored.
+    async fn plan_write(&self, id: &str, mut proposal: Proposal) -> Result<Planned, GateError> {
+        let name = proposal
+            .action
+            .get("connector")
+            .and_then(Value::as_str)
+            .ok_or_else(|| GateError::invalid("proposal.action.connector", "required: which connector runs the write"))?
+            .to_string();
+        let Some(connector) = self.connectors.get(name.as_str()).cloned() else {
+            let reason = Reason {
+                code: ReasonCode::UnknownConnector,
+                resource: None,
+                evidence: None,
+                step: None,
+                path: None,
+                detail: format!("this gate has no `{name}` connector (it has: {})", self.connector_names().join(", ")),
+            };
+            return Ok(Planned::Refused { name, proposal, reason });
+        };
+        let plan = match connector.plan(id, &proposal.action).await {
+            Ok(plan) => plan,
+            Err(ConnectorError::Refuse { code, message }) => {
+                let reason = Reason { code, resource: None, evidence: None, step: None, path: None, detail: message };
+                return Ok(Planned::Refused { name, proposal, reason });
+            }
+            Err(ConnectorError::Invalid { field, message }) => {
+                let field = if field.starts_with("proposal.") { field } else { format!("proposal.{field}") };
+                return Err(GateError::Invalid { field, message });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for t in plan.touches {
+            if !proposal.touches.contains(&t) {
+                proposal.touches.push(t);
+            }
+        }
+        if let Some(step) = plan.step {
+            proposal.rollback.steps.push(step);
+        }
+        // Validate before anything is stored: a bad request changes nothing.
+        proposal.validate()?;
+
+        // A resource the connector knows and the catalog lacks joins it as
+        // `controlled`, borne by whoever bears its nearest known container.
+        let graph = self.catalog_graph().await?;
+        let mut additions = Catalog::default();
+        let mut known: HashMap<String, Bearer> = HashMap::new();
+        let mut resources = plan.resources;
+        // Containers first, so a child finds its parent's bearer.
+        resources.sort_by_key(|r| r.id.len());
+        for r in resources {
+            if graph.get(&r.id).is_some() || known.contains_key(&r.id) {
+                continue;
+            }
+            let bearer = containers(&r.id)
+                .iter()
+                .find_map(|c| graph.get(c).map(|p| p.bearer).or_else(|| known.get(c).copied()))
+                .unwrap_or(Bearer::Institution);
+            known.insert(r.id.clone(), bearer);
+            additions.resources.push(Resource { reach: Reach::Controlled, bearer, ..r });
+        }
+        for e in plan.edges {
+            let ok = |id: &str| graph.get(id).is_some() || known.contains_key(id);
+            if ok(&e.from) && ok(&e.to) {
+                additions.edges.push(e);
+            }
+        }
+        Ok(Planned::Ready { name, connector, proposal, additions })
     }
 
     fn repeat(&self, existing: WriteRecord, submitted_hash: &str) -> Result<WriteRecord, GateError> {

@@ -23,6 +23,7 @@ use utoipa::OpenApi as _;
         recourse_core::Verdict,
         recourse_client::WriteRecord,
         recourse_client::WriteSummary,
+        recourse_client::Explained,
         recourse_client::WriteStatus,
         recourse_client::Role,
         recourse_client::Approval,
@@ -56,6 +57,7 @@ struct Doc;
 const ROUTES: &[(&str, HttpMethod, &str)] = &[
     ("/v1/writes", HttpMethod::Post, "Submit a proposal (body: Proposal; returns WriteRecord)"),
     ("/v1/writes", HttpMethod::Get, "List writes (?status=held&agent=&limit=; returns WriteSummary[])"),
+    ("/v1/explain", HttpMethod::Post, "The decision a proposal would get now; nothing stored or run (returns Explained)"),
     ("/v1/writes/{id}", HttpMethod::Get, "A write: decision, blast radius, evidence, history"),
     ("/v1/writes/{id}/approve", HttpMethod::Post, "Approve a held write (ApproveRequest); reviewer"),
     ("/v1/writes/{id}/reject", HttpMethod::Post, "Reject a held write (RejectRequest); reviewer"),

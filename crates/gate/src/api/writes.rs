@@ -14,6 +14,7 @@ use crate::store::WriteFilter;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/writes", post(submit).get(list))
+        .route("/v1/explain", post(explain))
         .route("/v1/writes/{id}", get(show))
         .route("/v1/writes/{id}/approve", post(approve))
         .route("/v1/writes/{id}/reject", post(reject))
@@ -29,6 +30,15 @@ async fn submit(
     let (record, created) = gate.submit(&caller, body).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(record)))
+}
+
+/// The decision without storing or running anything.
+async fn explain(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Body(body): Body<serde_json::Value>,
+) -> Result<Json<recourse_client::Explained>, ApiError> {
+    Ok(Json(gate.explain(&caller, body).await?))
 }
 
 #[derive(Deserialize)]
