@@ -67,6 +67,17 @@ pub async fn serve(
     gate: Arc<Gate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, gate, axum::Router::new(), shutdown).await
+}
+
+/// [`serve`], with `extra` routes merged beside the API (the MCP endpoint,
+/// which depends on this crate and so is built by the caller).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
+    extra: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     match gate.reconcile().await {
         Ok(settled) => {
             for (id, status) in settled {
@@ -87,7 +98,7 @@ pub async fn serve(
             }
         })
     };
-    let app = api::router(gate);
+    let app = api::router(gate).merge(extra);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     sweeper.abort();
     result

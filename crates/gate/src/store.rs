@@ -13,6 +13,7 @@ use recourse_core::{Catalog, Edge, Resource};
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{self, AuditDraft};
 
@@ -26,6 +27,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a token named `{0}` exists already")]
     DuplicateToken(String),
+    /// The group commit failed: nothing of the batch was stored.
+    #[error("store commit: {0}")]
+    Commit(String),
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +114,96 @@ pub struct SqliteStore {
     /// and fairer than retrying on `SQLITE_BUSY`.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Group commit for the hot path (new writes and their transitions):
+    /// see [`committer`].
+    commits: mpsc::Sender<Op>,
+}
+
+/// A write-path operation waiting for the next group commit.
+enum Op {
+    Insert(Box<WriteRecord>, AuditDraft, oneshot::Sender<Result<Inserted, StoreError>>),
+    Update(Box<WriteRecord>, i64, AuditDraft, oneshot::Sender<Result<bool, StoreError>>),
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Insert(r, ..) => write!(f, "Insert({})", r.id),
+            Op::Update(r, v, ..) => write!(f, "Update({}, {v})", r.id),
+        }
+    }
+}
+
+enum Reply {
+    Inserted(Inserted),
+    Updated(bool),
+}
+
+/// How many operations one commit may carry.
+const GROUP_MAX: usize = 128;
+
+/// Takes every operation that is waiting, runs each inside its own
+/// savepoint of one transaction (so one failure does not undo the others),
+/// commits once, then answers each. No caller hears "done" before the
+/// commit that holds its record (synchronous=FULL) has returned: batching
+/// gives up nothing of durability, and costs one fsync per batch instead of
+/// one per record.
+async fn committer(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome: Result<(), StoreError> = async {
+            let mut tx = pool.begin().await?;
+            for op in &batch {
+                sqlx::query("SAVEPOINT op").execute(&mut *tx).await?;
+                let result = match op {
+                    Op::Insert(record, draft, _) => {
+                        SqliteStore::insert_in(&mut tx, record, draft.clone()).await.map(Reply::Inserted)
+                    }
+                    Op::Update(record, expected, draft, _) => {
+                        SqliteStore::update_in(&mut tx, record, *expected, draft.clone()).await.map(Reply::Updated)
+                    }
+                };
+                let keep = matches!(result, Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(true)));
+                if !keep {
+                    sqlx::query("ROLLBACK TO op").execute(&mut *tx).await?;
+                }
+                sqlx::query("RELEASE op").execute(&mut *tx).await?;
+                results.push(result);
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        let failed = outcome.err().map(|e| e.to_string());
+        for (op, result) in batch.into_iter().zip(results.into_iter().map(Some).chain(std::iter::repeat_with(|| None))) {
+            let result = match (&failed, result) {
+                (Some(e), _) => Err(StoreError::Commit(e.clone())),
+                (None, Some(r)) => r,
+                (None, None) => Err(StoreError::Commit("not run".into())),
+            };
+            match op {
+                Op::Insert(.., reply) => {
+                    let _ = reply.send(result.and_then(|r| match r {
+                        Reply::Inserted(i) => Ok(i),
+                        Reply::Updated(_) => Err(StoreError::Commit("mismatched reply".into())),
+                    }));
+                }
+                Op::Update(.., reply) => {
+                    let _ = reply.send(result.and_then(|r| match r {
+                        Reply::Updated(u) => Ok(u),
+                        Reply::Inserted(_) => Err(StoreError::Commit("mismatched reply".into())),
+                    }));
+                }
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -131,7 +225,9 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let (commits, rx) = mpsc::channel(4096);
+        tokio::spawn(committer(writer.clone(), rx));
+        Ok(Self { writer, reader, commits })
     }
 
     async fn append_in(tx: &mut sqlx::SqliteConnection, draft: AuditDraft) -> Result<AuditEntry, StoreError> {
@@ -155,6 +251,50 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         Ok(entry)
+    }
+
+    async fn insert_in(tx: &mut sqlx::SqliteConnection, record: &WriteRecord, audit: AuditDraft) -> Result<Inserted, StoreError> {
+        if let Some(key) = &record.proposal.idempotency_key {
+            let existing = sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
+                .bind(&record.agent)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
+            }
+        }
+        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)")
+            .bind(&record.id)
+            .bind(&record.agent)
+            .bind(&record.proposal.idempotency_key)
+            .bind(record.status.as_str())
+            .bind(ts(record.created_at))
+            .bind(ts(record.updated_at))
+            .bind(to_json(record)?)
+            .bind(to_json(&record.summary())?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(tx, audit).await?;
+        Ok(Inserted::New)
+    }
+
+    async fn update_in(tx: &mut sqlx::SqliteConnection, record: &WriteRecord, expected: i64, audit: AuditDraft) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE writes SET status = ?, version = version + 1, updated_at = ?, record = ?, summary = ? WHERE id = ? AND version = ?")
+            .bind(record.status.as_str())
+            .bind(ts(record.updated_at))
+            .bind(to_json(record)?)
+            .bind(to_json(&record.summary())?)
+            .bind(&record.id)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done != 1 {
+            return Ok(false);
+        }
+        Self::append_in(tx, audit).await?;
+        Ok(true)
     }
 
     fn record_row(row: &sqlx::sqlite::SqliteRow) -> Result<WriteRecord, StoreError> {
@@ -282,31 +422,12 @@ impl Store for SqliteStore {
     }
 
     async fn insert_write(&self, record: &WriteRecord, audit: AuditDraft) -> Result<Inserted, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        if let Some(key) = &record.proposal.idempotency_key {
-            let existing = sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
-                .bind(&record.agent)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = existing {
-                return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
-            }
-        }
-        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)")
-            .bind(&record.id)
-            .bind(&record.agent)
-            .bind(&record.proposal.idempotency_key)
-            .bind(record.status.as_str())
-            .bind(ts(record.created_at))
-            .bind(ts(record.updated_at))
-            .bind(to_json(record)?)
-            .bind(to_json(&record.summary())?)
-            .execute(&mut *tx)
-            .await?;
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(Inserted::New)
+        let (tx, rx) = oneshot::channel();
+        self.commits
+            .send(Op::Insert(Box::new(record.clone()), audit, tx))
+            .await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Commit("the committer stopped".into()))?
     }
 
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
@@ -353,23 +474,12 @@ impl Store for SqliteStore {
     }
 
     async fn update_write(&self, record: &WriteRecord, expected: i64, audit: AuditDraft) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query("UPDATE writes SET status = ?, version = version + 1, updated_at = ?, record = ?, summary = ? WHERE id = ? AND version = ?")
-            .bind(record.status.as_str())
-            .bind(ts(record.updated_at))
-            .bind(to_json(record)?)
-            .bind(to_json(&record.summary())?)
-            .bind(&record.id)
-            .bind(expected)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if done != 1 {
-            return Ok(false);
-        }
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        let (tx, rx) = oneshot::channel();
+        self.commits
+            .send(Op::Update(Box::new(record.clone()), expected, audit, tx))
+            .await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Commit("the committer stopped".into()))?
     }
 
     async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError> {
