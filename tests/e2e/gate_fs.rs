@@ -24,7 +24,16 @@ fn codes(rec: &recourse_client::WriteRecord) -> Vec<(String, String)> {
     rec.decision
         .reasons
         .iter()
-        .map(|r| (serde_json::to_value(r.code).unwrap().as_str().unwrap().to_string(), r.subject()))
+        .map(|r| {
+            (
+                serde_json::to_value(r.code)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                r.subject(),
+            )
+        })
         .collect()
 }
 
@@ -35,7 +44,11 @@ async fn wrong_directory_delete_is_held_when_its_rollback_lives_inside_and_resto
     make_project(&proj);
     let before = tree_listing(&proj);
     let copy = gate.dir.path().join("copy-before");
-    assert!(Command::new("cp").args(["-a", proj.to_str().unwrap(), copy.to_str().unwrap()]).status().unwrap().success());
+    assert!(Command::new("cp")
+        .args(["-a", proj.to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
     let agent = gate.client(&gate.tokens.agent);
 
     // The agent's own plan: "git checkout" from the repository it deletes.
@@ -46,29 +59,81 @@ async fn wrong_directory_delete_is_held_when_its_rollback_lives_inside_and_resto
         "requires": [{"id": "git-history", "kind": "retained_log", "location": format!("fs:{}/.git", proj.display())}]
     }]});
     let held = agent.submit_json(&declared).await.unwrap();
-    assert_eq!(held.status, recourse_client::WriteStatus::Held, "{:?}", codes(&held));
-    assert!(codes(&held).contains(&("evidence_in_blast_radius".into(), "git-history".into())), "{:?}", codes(&held));
-    assert_eq!(tree_listing(&proj), before, "a held write must not touch the tree");
+    assert_eq!(
+        held.status,
+        recourse_client::WriteStatus::Held,
+        "{:?}",
+        codes(&held)
+    );
+    assert!(
+        codes(&held).contains(&("evidence_in_blast_radius".into(), "git-history".into())),
+        "{:?}",
+        codes(&held)
+    );
+    assert_eq!(
+        tree_listing(&proj),
+        before,
+        "a held write must not touch the tree"
+    );
 
     // The gate-modelled capture alone: proceeds, the tree goes to the vault.
-    let done = agent.submit_json(&delete(&proj, Some("vault"))).await.unwrap();
-    assert_eq!(done.status, recourse_client::WriteStatus::Executed, "{:?} {:?}", codes(&done), done.history);
+    let done = agent
+        .submit_json(&delete(&proj, Some("vault")))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status,
+        recourse_client::WriteStatus::Executed,
+        "{:?} {:?}",
+        codes(&done),
+        done.history
+    );
     assert!(!proj.exists(), "the delete ran");
 
     let lead = gate.client(&gate.tokens.incident);
-    let back = lead.rollback(&done.id, "wrong directory", false).await.unwrap();
-    assert_eq!(back.status, recourse_client::WriteStatus::RolledBack, "{:?}", back.rollback);
+    let back = lead
+        .rollback(&done.id, "wrong directory", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        back.status,
+        recourse_client::WriteStatus::RolledBack,
+        "{:?}",
+        back.rollback
+    );
     assert!(back.rollback.as_ref().unwrap().verified);
-    let diff = Command::new("diff").args(["-r", "--no-dereference", copy.to_str().unwrap(), proj.to_str().unwrap()]).output().unwrap();
-    assert!(diff.status.success(), "diff -r: {}", String::from_utf8_lossy(&diff.stdout));
-    assert_eq!(tree_listing(&proj), before, "modes, mtimes and links come back too");
+    let diff = Command::new("diff")
+        .args([
+            "-r",
+            "--no-dereference",
+            copy.to_str().unwrap(),
+            proj.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        diff.status.success(),
+        "diff -r: {}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    assert_eq!(
+        tree_listing(&proj),
+        before,
+        "modes, mtimes and links come back too"
+    );
 
     // A second rollback is a conflict, and changes nothing.
     let n = gate.audit_len().await;
     let err = lead.rollback(&done.id, "again", false).await.unwrap_err();
     assert_eq!(err.status(), Some(409));
     assert_eq!(gate.audit_len().await, n);
-    assert!(gate.client(&gate.tokens.admin).verify_audit().await.unwrap().ok);
+    assert!(
+        gate.client(&gate.tokens.admin)
+            .verify_audit()
+            .await
+            .unwrap()
+            .ok
+    );
 }
 
 /// A folder whose bearer is a customer: every delete in it is held.
@@ -77,7 +142,14 @@ async fn customer_folder(gate: &TestGate) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("history.csv"), "15 years\n").unwrap();
     let catalog = json!({"resources": [{"id": format!("fs:{}", dir.display()), "bearer": "customer", "title": "customer files"}]});
-    let (s, body) = gate.raw(Method::POST, "/v1/catalog", &gate.tokens.risk, Some(catalog.to_string().into_bytes())).await;
+    let (s, body) = gate
+        .raw(
+            Method::POST,
+            "/v1/catalog",
+            &gate.tokens.risk,
+            Some(catalog.to_string().into_bytes()),
+        )
+        .await;
     assert_eq!(s, 200, "{body}");
     dir
 }
@@ -87,16 +159,30 @@ async fn fifty_concurrent_approvals_execute_once() {
     let gate = TestGate::start(&[]);
     let dir = customer_folder(&gate).await;
     let file = dir.join("history.csv");
-    let held = gate.client(&gate.tokens.agent).submit_json(&delete(&file, None)).await.unwrap();
+    let held = gate
+        .client(&gate.tokens.agent)
+        .submit_json(&delete(&file, None))
+        .await
+        .unwrap();
     assert_eq!(held.status, recourse_client::WriteStatus::Held);
-    assert!(codes(&held).iter().any(|(c, _)| c == "third_party_bearer"), "{:?}", codes(&held));
+    assert!(
+        codes(&held).iter().any(|(c, _)| c == "third_party_bearer"),
+        "{:?}",
+        codes(&held)
+    );
 
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let token = if i % 2 == 0 { gate.tokens.reviewer.clone() } else { gate.tokens.reviewer2.clone() };
+        let token = if i % 2 == 0 {
+            gate.tokens.reviewer.clone()
+        } else {
+            gate.tokens.reviewer2.clone()
+        };
         let c = gate.client(&token);
         let id = held.id.clone();
-        tasks.push(tokio::spawn(async move { c.approve(&id, Some("ok".into())).await }));
+        tasks.push(tokio::spawn(async move {
+            c.approve(&id, Some("ok".into())).await
+        }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -107,9 +193,16 @@ async fn fifty_concurrent_approvals_execute_once() {
     }
     assert!(ok >= 1);
     let audit = gate.client(&gate.tokens.admin).audit().await.unwrap();
-    let executed = audit.iter().filter(|e| e.write_id.as_deref() == Some(&held.id) && e.action == "write.executed").count();
+    let executed = audit
+        .iter()
+        .filter(|e| e.write_id.as_deref() == Some(&held.id) && e.action == "write.executed")
+        .count();
     assert_eq!(executed, 1, "exactly one execution");
-    let rec = gate.client(&gate.tokens.admin).write(&held.id).await.unwrap();
+    let rec = gate
+        .client(&gate.tokens.admin)
+        .write(&held.id)
+        .await
+        .unwrap();
     assert_eq!(rec.status, recourse_client::WriteStatus::Executed);
     assert!(!file.exists());
 }
@@ -133,7 +226,11 @@ async fn the_same_idempotency_key_fifty_times_at_once_is_one_write() {
     assert_eq!(gate.write_count().await, 1);
     // The same key with another proposal is a conflict, not a repeat.
     let other = delete(&gate.root.join("other.txt"), Some("same-key"));
-    let err = gate.client(&gate.tokens.agent).submit_json(&other).await.unwrap_err();
+    let err = gate
+        .client(&gate.tokens.agent)
+        .submit_json(&other)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("idempotency_conflict"));
     assert_eq!(gate.write_count().await, 1);
 }
@@ -145,53 +242,214 @@ async fn bad_requests_get_clear_4xx_and_change_nothing() {
     std::fs::write(&file, "x").unwrap();
     let t = &gate.tokens;
     let customer = customer_folder(&gate).await;
-    let held = gate.client(&t.agent).submit_json(&delete(&customer.join("history.csv"), None)).await.unwrap();
-    let rejected = gate.client(&t.agent).submit_json(&delete(&customer, None)).await.unwrap();
-    gate.client(&t.reviewer).reject(&rejected.id, "no").await.unwrap();
-    let executed = gate.client(&t.agent).submit_json(&delete(&file, None)).await.unwrap();
+    let held = gate
+        .client(&t.agent)
+        .submit_json(&delete(&customer.join("history.csv"), None))
+        .await
+        .unwrap();
+    let rejected = gate
+        .client(&t.agent)
+        .submit_json(&delete(&customer, None))
+        .await
+        .unwrap();
+    gate.client(&t.reviewer)
+        .reject(&rejected.id, "no")
+        .await
+        .unwrap();
+    let executed = gate
+        .client(&t.agent)
+        .submit_json(&delete(&file, None))
+        .await
+        .unwrap();
     assert_eq!(executed.status, recourse_client::WriteStatus::Executed);
 
     let audit = gate.audit_len().await;
     let writes = gate.write_count().await;
     let big = vec![b' '; 9 * 1024 * 1024];
-    let cases: Vec<(Method, String, &str, Option<Vec<u8>>, u16, Option<&str>)> = vec![
-        (Method::POST, "/v1/writes".into(), &t.agent, Some(b"{not json".to_vec()), 400, Some("body")),
-        (Method::POST, "/v1/writes".into(), &t.agent, Some(br#"{"touches": "fs:/x", "action": {"connector": "fs"}}"#.to_vec()), 400, Some("proposal.touches")),
-        (Method::POST, "/v1/writes".into(), &t.agent, Some(br#"{"actoin": {}}"#.to_vec()), 400, Some("proposal.actoin")),
-        (Method::POST, "/v1/writes".into(), &t.agent, Some(br#"{"intent": "x"}"#.to_vec()), 400, Some("proposal.action.connector")),
-        (Method::POST, "/v1/writes".into(), &t.agent, Some(big), 413, None),
-        (Method::GET, "/v1/writes/w_nope".into(), &t.admin, None, 404, None),
-        (Method::GET, "/v1/writes?status=sideways".into(), &t.admin, None, 400, Some("status")),
-        (Method::POST, "/v1/writes".into(), &t.reviewer, Some(delete(&file, None).to_string().into_bytes()), 403, None),
-        (Method::POST, format!("/v1/writes/{}/approve", held.id), &t.agent, Some(b"{}".to_vec()), 403, None),
-        (Method::POST, format!("/v1/writes/{}/rollback", executed.id), &t.reviewer, Some(br#"{"reason": "r"}"#.to_vec()), 403, None),
-        (Method::POST, format!("/v1/writes/{}/approve", rejected.id), &t.reviewer, Some(b"{}".to_vec()), 409, None),
-        (Method::POST, format!("/v1/writes/{}/rollback", held.id), &t.incident, Some(br#"{"reason": "r"}"#.to_vec()), 409, None),
-        (Method::POST, format!("/v1/writes/{}/reject", held.id), &t.reviewer, Some(br#"{"reason": 5}"#.to_vec()), 400, Some("reason")),
-        (Method::POST, format!("/v1/writes/{}/reject", held.id), &t.reviewer, Some(br#"{"reason": "x", "extra": 1}"#.to_vec()), 400, None),
-        (Method::POST, "/v1/catalog".into(), &t.risk, Some(br#"{"edges": [{"from": "a:1", "to": "a:2"}]}"#.to_vec()), 400, Some("edges[0].from")),
-        (Method::POST, "/v1/catalog".into(), &t.reviewer, Some(br#"{"resources": []}"#.to_vec()), 403, None),
-        (Method::GET, "/v1/writes".into(), "rk_not_a_token", None, 401, None),
+    // (method, path, token, body, expected status, expected field)
+    type Case<'a> = (Method, String, &'a str, Option<Vec<u8>>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/v1/writes".into(),
+            &t.agent,
+            Some(b"{not json".to_vec()),
+            400,
+            Some("body"),
+        ),
+        (
+            Method::POST,
+            "/v1/writes".into(),
+            &t.agent,
+            Some(br#"{"touches": "fs:/x", "action": {"connector": "fs"}}"#.to_vec()),
+            400,
+            Some("proposal.touches"),
+        ),
+        (
+            Method::POST,
+            "/v1/writes".into(),
+            &t.agent,
+            Some(br#"{"actoin": {}}"#.to_vec()),
+            400,
+            Some("proposal.actoin"),
+        ),
+        (
+            Method::POST,
+            "/v1/writes".into(),
+            &t.agent,
+            Some(br#"{"intent": "x"}"#.to_vec()),
+            400,
+            Some("proposal.action.connector"),
+        ),
+        (
+            Method::POST,
+            "/v1/writes".into(),
+            &t.agent,
+            Some(big),
+            413,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/writes/w_nope".into(),
+            &t.admin,
+            None,
+            404,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/writes?status=sideways".into(),
+            &t.admin,
+            None,
+            400,
+            Some("status"),
+        ),
+        (
+            Method::POST,
+            "/v1/writes".into(),
+            &t.reviewer,
+            Some(delete(&file, None).to_string().into_bytes()),
+            403,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/writes/{}/approve", held.id),
+            &t.agent,
+            Some(b"{}".to_vec()),
+            403,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/writes/{}/rollback", executed.id),
+            &t.reviewer,
+            Some(br#"{"reason": "r"}"#.to_vec()),
+            403,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/writes/{}/approve", rejected.id),
+            &t.reviewer,
+            Some(b"{}".to_vec()),
+            409,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/writes/{}/rollback", held.id),
+            &t.incident,
+            Some(br#"{"reason": "r"}"#.to_vec()),
+            409,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/writes/{}/reject", held.id),
+            &t.reviewer,
+            Some(br#"{"reason": 5}"#.to_vec()),
+            400,
+            Some("reason"),
+        ),
+        (
+            Method::POST,
+            format!("/v1/writes/{}/reject", held.id),
+            &t.reviewer,
+            Some(br#"{"reason": "x", "extra": 1}"#.to_vec()),
+            400,
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/catalog".into(),
+            &t.risk,
+            Some(br#"{"edges": [{"from": "a:1", "to": "a:2"}]}"#.to_vec()),
+            400,
+            Some("edges[0].from"),
+        ),
+        (
+            Method::POST,
+            "/v1/catalog".into(),
+            &t.reviewer,
+            Some(br#"{"resources": []}"#.to_vec()),
+            403,
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/writes".into(),
+            "rk_not_a_token",
+            None,
+            401,
+            None,
+        ),
     ];
     for (method, path, token, body, want, field) in cases {
         let (status, body) = gate.raw(method.clone(), &path, token, body).await;
         assert_eq!(status, want, "{method} {path}: {body}");
         let err = &body["error"];
-        assert!(err["code"].is_string() && err["message"].is_string(), "{method} {path}: {body}");
+        assert!(
+            err["code"].is_string() && err["message"].is_string(),
+            "{method} {path}: {body}"
+        );
         if let Some(f) = field {
             assert_eq!(err["field"], f, "{method} {path}: {body}");
         }
     }
-    assert_eq!(gate.audit_len().await, audit, "bad requests wrote nothing to the trail");
-    assert_eq!(gate.write_count().await, writes, "bad requests stored no write");
+    assert_eq!(
+        gate.audit_len().await,
+        audit,
+        "bad requests wrote nothing to the trail"
+    );
+    assert_eq!(
+        gate.write_count().await,
+        writes,
+        "bad requests stored no write"
+    );
 
     // An expired token.
     let data = gate.data_dir();
-    let out = recourse(&["token", "create", "--data-dir", data.to_str().unwrap(), "--name", "brief", "--role", "admin", "--ttl-s", "0"]);
+    let out = recourse(&[
+        "token",
+        "create",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--name",
+        "brief",
+        "--role",
+        "admin",
+        "--ttl-s",
+        "0",
+    ]);
     let brief = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let (status, body) = gate.raw(Method::GET, "/v1/writes", &brief, None).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("expired"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
 }
 
 #[tokio::test]
@@ -214,11 +472,19 @@ async fn path_tricks_are_refused_and_touch_nothing_outside() {
             .submit_json(&json!({"intent": "escape", "action": {"connector": "fs", "op": "delete", "path": p}}))
             .await;
         match rec {
-            Ok(rec) => assert_eq!(rec.status, recourse_client::WriteStatus::Refused, "{p}: {:?}", rec.decision.reasons),
+            Ok(rec) => assert_eq!(
+                rec.status,
+                recourse_client::WriteStatus::Refused,
+                "{p}: {:?}",
+                rec.decision.reasons
+            ),
             Err(e) => assert!(matches!(e.status(), Some(400 | 403)), "{p}: {e}"),
         }
     }
-    assert_eq!(std::fs::read_to_string(outside.join("secret")).unwrap(), "keep");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).unwrap(),
+        "keep"
+    );
 }
 
 #[tokio::test]
@@ -233,7 +499,10 @@ async fn a_crash_between_capture_and_write_or_before_the_audit_entry_runs_the_wr
         let c = gate.client(&gate.tokens.agent);
         let p = delete(&proj, Some("crash"));
         let err = c.submit_json(&p).await.unwrap_err();
-        assert!(err.status().is_none(), "{point}: the gate died mid-request: {err}");
+        assert!(
+            err.status().is_none(),
+            "{point}: the gate died mid-request: {err}"
+        );
         let status = gate.wait_exit();
         assert!(!status.success(), "{point}: aborted");
 
@@ -242,17 +511,41 @@ async fn a_crash_between_capture_and_write_or_before_the_audit_entry_runs_the_wr
         let writes = admin.writes(None).await.unwrap();
         assert_eq!(writes.len(), 1, "{point}");
         let rec = admin.write(&writes[0].id).await.unwrap();
-        assert_eq!(rec.status, recourse_client::WriteStatus::Executed, "{point}: {:?}", rec.history);
+        assert_eq!(
+            rec.status,
+            recourse_client::WriteStatus::Executed,
+            "{point}: {:?}",
+            rec.history
+        );
         assert!(!proj.exists(), "{point}");
         // Submitting again (to the new process) is the same write, not a
         // second one.
-        let again = gate.client(&gate.tokens.agent).submit_json(&p).await.unwrap();
+        let again = gate
+            .client(&gate.tokens.agent)
+            .submit_json(&p)
+            .await
+            .unwrap();
         assert_eq!(again.id, rec.id);
-        let executed = admin.audit().await.unwrap().iter().filter(|e| e.action == "write.executed").count();
+        let executed = admin
+            .audit()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "write.executed")
+            .count();
         assert_eq!(executed, 1, "{point}");
         assert!(admin.verify_audit().await.unwrap().ok, "{point}");
-        let back = gate.client(&gate.tokens.incident).rollback(&rec.id, "crash test", false).await.unwrap();
-        assert_eq!(back.status, recourse_client::WriteStatus::RolledBack, "{point}: {:?}", back.rollback);
+        let back = gate
+            .client(&gate.tokens.incident)
+            .rollback(&rec.id, "crash test", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            back.status,
+            recourse_client::WriteStatus::RolledBack,
+            "{point}: {:?}",
+            back.rollback
+        );
         assert_eq!(tree_listing(&proj), before, "{point}");
     }
 }
@@ -263,27 +556,56 @@ async fn freeze_holds_everything_and_survives_a_restart() {
     let file = gate.root.join("f.txt");
     std::fs::write(&file, "x").unwrap();
     let lead = gate.client(&gate.tokens.incident);
-    let err = gate.client(&gate.tokens.reviewer).freeze("r").await.unwrap_err();
+    let err = gate
+        .client(&gate.tokens.reviewer)
+        .freeze("r")
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403));
     lead.freeze("incident 42").await.unwrap();
     gate.kill();
     gate.spawn(&[]);
-    let state = gate.client(&gate.tokens.incident).freeze_state().await.unwrap();
+    let state = gate
+        .client(&gate.tokens.incident)
+        .freeze_state()
+        .await
+        .unwrap();
     assert!(state.frozen);
     assert_eq!(state.by.as_deref(), Some("lead-1"));
-    let rec = gate.client(&gate.tokens.agent).submit_json(&delete(&file, None)).await.unwrap();
+    let rec = gate
+        .client(&gate.tokens.agent)
+        .submit_json(&delete(&file, None))
+        .await
+        .unwrap();
     assert_eq!(rec.status, recourse_client::WriteStatus::Held);
     assert!(codes(&rec).iter().any(|(c, _)| c == "frozen"));
-    let err = gate.client(&gate.tokens.reviewer).approve(&rec.id, None).await.unwrap_err();
+    let err = gate
+        .client(&gate.tokens.reviewer)
+        .approve(&rec.id, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("frozen"));
     assert!(file.exists());
     gate.client(&gate.tokens.incident).resume().await.unwrap();
     // The held write's decision included the freeze; re-verification finds
     // it gone and holds it again with the new reasons: a person looks again.
-    let again = gate.client(&gate.tokens.reviewer).approve(&rec.id, None).await.unwrap();
+    let again = gate
+        .client(&gate.tokens.reviewer)
+        .approve(&rec.id, None)
+        .await
+        .unwrap();
     assert_eq!(again.status, recourse_client::WriteStatus::Held);
-    let run = gate.client(&gate.tokens.reviewer).approve(&rec.id, None).await.unwrap();
-    assert_eq!(run.status, recourse_client::WriteStatus::Executed, "{:?}", run.history);
+    let run = gate
+        .client(&gate.tokens.reviewer)
+        .approve(&rec.id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        run.status,
+        recourse_client::WriteStatus::Executed,
+        "{:?}",
+        run.history
+    );
     assert!(!file.exists());
 }
 
@@ -292,11 +614,18 @@ async fn audit_verify_finds_an_edited_entry() {
     let mut gate = TestGate::start(&[]);
     let file = gate.root.join("f.txt");
     std::fs::write(&file, "x").unwrap();
-    gate.client(&gate.tokens.agent).submit_json(&delete(&file, None)).await.unwrap();
+    gate.client(&gate.tokens.agent)
+        .submit_json(&delete(&file, None))
+        .await
+        .unwrap();
     gate.kill();
     let data = gate.data_dir();
     let out = recourse(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let db = data.join("recourse.db");
     let edit = Command::new("sqlite3")
         .arg(&db)
@@ -316,18 +645,50 @@ async fn separation_of_duties_and_two_approvals_where_a_patient_pays() {
     let dir = gate.root.join("patient");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("preauth.json"), "{}").unwrap();
-    let catalog = json!({"resources": [{"id": format!("fs:{}", dir.display()), "bearer": "patient"}]});
-    let (s, _) = gate.raw(Method::POST, "/v1/catalog", &gate.tokens.risk, Some(catalog.to_string().into_bytes())).await;
+    let catalog =
+        json!({"resources": [{"id": format!("fs:{}", dir.display()), "bearer": "patient"}]});
+    let (s, _) = gate
+        .raw(
+            Method::POST,
+            "/v1/catalog",
+            &gate.tokens.risk,
+            Some(catalog.to_string().into_bytes()),
+        )
+        .await;
     assert_eq!(s, 200);
     let admin = gate.client(&gate.tokens.admin);
-    let own = admin.submit_json(&delete(&dir.join("preauth.json"), None)).await.unwrap();
+    let own = admin
+        .submit_json(&delete(&dir.join("preauth.json"), None))
+        .await
+        .unwrap();
     let err = admin.approve(&own.id, None).await.unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
     assert_eq!(own.required_approvals, 2);
-    let first = gate.client(&gate.tokens.reviewer).approve(&own.id, None).await.unwrap();
-    assert_eq!(first.status, recourse_client::WriteStatus::Held, "one of two");
-    let err = gate.client(&gate.tokens.reviewer).approve(&own.id, None).await.unwrap_err();
+    let first = gate
+        .client(&gate.tokens.reviewer)
+        .approve(&own.id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.status,
+        recourse_client::WriteStatus::Held,
+        "one of two"
+    );
+    let err = gate
+        .client(&gate.tokens.reviewer)
+        .approve(&own.id, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("already_approved"));
-    let second = gate.client(&gate.tokens.reviewer2).approve(&own.id, None).await.unwrap();
-    assert_eq!(second.status, recourse_client::WriteStatus::Executed, "{:?}", second.history);
+    let second = gate
+        .client(&gate.tokens.reviewer2)
+        .approve(&own.id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.status,
+        recourse_client::WriteStatus::Executed,
+        "{:?}",
+        second.history
+    );
 }

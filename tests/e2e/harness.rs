@@ -15,8 +15,21 @@ pub fn recourse(args: &[&str]) -> std::process::Output {
 
 /// A token made with `recourse token create`.
 pub fn token(data_dir: &Path, name: &str, role: &str) -> String {
-    let out = recourse(&["token", "create", "--data-dir", data_dir.to_str().unwrap(), "--name", name, "--role", role]);
-    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+    let out = recourse(&[
+        "token",
+        "create",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--name",
+        name,
+        "--role",
+        role,
+    ]);
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -75,11 +88,19 @@ impl TestGate {
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
         let data = self.data_dir();
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--fs-root", self.root.to_str().unwrap()])
-            .args(&self.extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--fs-root",
+            self.root.to_str().unwrap(),
+        ])
+        .args(&self.extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -119,15 +140,27 @@ impl TestGate {
     }
 
     /// A raw request: (status, JSON body).
-    pub async fn raw(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Vec<u8>>) -> (u16, Value) {
-        let mut req = self.http().request(method, format!("{}{}", self.url, path)).bearer_auth(token);
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http()
+            .request(method, format!("{}{}", self.url, path))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn audit_len(&self) -> usize {
@@ -135,7 +168,11 @@ impl TestGate {
     }
 
     pub async fn write_count(&self) -> usize {
-        self.client(&self.tokens.admin).writes(None).await.unwrap().len()
+        self.client(&self.tokens.admin)
+            .writes(None)
+            .await
+            .unwrap()
+            .len()
     }
 }
 
@@ -157,7 +194,10 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
         let kind = if md.file_type().is_symlink() {
             format!("link->{}", std::fs::read_link(&p).unwrap().display())
         } else if md.is_dir() {
-            let mut kids: Vec<_> = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut kids: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             kids.sort();
             stack.extend(kids);
             "dir".to_string()
@@ -165,7 +205,11 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
             let bytes = std::fs::read(&p).unwrap();
             format!("file:{}", sha(&bytes))
         };
-        let mtime = if md.file_type().is_symlink() || md.is_dir() { 0 } else { md.mtime() };
+        let mtime = if md.file_type().is_symlink() || md.is_dir() {
+            0
+        } else {
+            md.mtime()
+        };
         out.push(format!("{rel} {kind} {:o} {mtime}", md.mode() & 0o7777));
     }
     out.sort();
@@ -187,17 +231,37 @@ fn sha(bytes: &[u8]) -> String {
 /// delete took.
 pub fn make_project(dir: &Path) {
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/main.rs"), "fn main() { println!(\"prod\"); }\n").unwrap();
+    std::fs::write(
+        dir.join("src/main.rs"),
+        "fn main() { println!(\"prod\"); }\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("README"), "production code\n").unwrap();
     std::fs::create_dir_all(dir.join("empty")).unwrap();
     std::os::unix::fs::symlink("src/main.rs", dir.join("entry")).unwrap();
     let git = |args: &[&str]| {
-        let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     git(&["init", "-q"]);
     git(&["-c", "user.email=t@t", "-c", "user.name=t", "add", "."]);
-    git(&["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"]);
+    git(&[
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-qm",
+        "init",
+    ]);
     let hook = dir.join(".git/hooks/pre-commit");
     std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
     use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,9 @@
 //! End-to-end suites: each starts the real `recourse` binary and asserts on
 //! what it prints, on disk and in databases.
 
+// Test code: a failed step should stop the test loudly, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod gate_api;
 mod gate_fs;
 mod harness;

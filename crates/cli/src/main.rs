@@ -1,5 +1,7 @@
 //! `recourse`: the command line (section 9 of the contract).
 
+mod demo;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +14,11 @@ use recourse_core::Bearer;
 use recourse_gate::{Gate, GateConfig, SqliteStore, Store};
 
 #[derive(Parser)]
-#[command(name = "recourse", version, about = "Recoverability as a precondition of every write")]
+#[command(
+    name = "recourse",
+    version,
+    about = "Recoverability as a precondition of every write"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,6 +42,17 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// An MCP server on stdio, acting as the agent whose token it holds.
+    Mcp(Remote),
+    /// Start a demo gate with the seed's seven cases as live writes (the
+    /// README's first command runs this, then opens the console).
+    Demo {
+        /// An empty directory for the demo's files, database and gate.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7420")]
+        listen: String,
+    },
 }
 
 #[derive(Args)]
@@ -60,7 +77,11 @@ struct ServeArgs {
     http_allow: Vec<String>,
     /// A header the gate adds for a host: HOST=NAME:VALUE (repeatable).
     /// Agents never see it; it is redacted from the audit trail.
-    #[arg(long = "http-secret", env = "RECOURSE_HTTP_SECRETS", value_delimiter = ';')]
+    #[arg(
+        long = "http-secret",
+        env = "RECOURSE_HTTP_SECRETS",
+        value_delimiter = ';'
+    )]
     http_secrets: Vec<String>,
     /// A shared PostgreSQL store for several gates (not yet supported).
     #[arg(long)]
@@ -164,7 +185,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     if let Command::Check { scenario } = &cli.command {
@@ -212,12 +237,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check { .. } => Ok(ExitCode::SUCCESS),
         Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
-        Command::Token(TokenCommand::Create { data_dir, name, role, ttl_s }) => {
+        Command::Demo { dir, listen } => demo::run(demo::DemoArgs { dir, listen })
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Token(TokenCommand::Create {
+            data_dir,
+            name,
+            role,
+            ttl_s,
+        }) => {
             let role = Role::parse(&role).with_context(|| {
                 let all: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
                 format!("--role: unknown role `{role}` (one of: {})", all.join(", "))
             })?;
-            std::fs::create_dir_all(&data_dir).with_context(|| format!("--data-dir {}", data_dir.display()))?;
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("--data-dir {}", data_dir.display()))?;
             let store = SqliteStore::open(&data_dir).await?;
             let expires = ttl_s.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s));
             let token = recourse_gate::create_token(&store, "cli", &name, role, expires).await?;
@@ -225,7 +259,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Writes(cmd) => writes(cmd).await,
-        Command::Audit(AuditCommand::Verify { data_dir, gate, token }) => {
+        Command::Mcp(r) => recourse_mcp::serve_stdio(&r.gate, &r.token)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Audit(AuditCommand::Verify {
+            data_dir,
+            gate,
+            token,
+        }) => {
             let v = match (data_dir, gate) {
                 (Some(dir), _) => {
                     if !dir.join("recourse.db").exists() {
@@ -235,13 +277,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     recourse_gate::verify_store_audit(&store).await?
                 }
                 (None, Some(url)) => {
-                    let token = token.context("--token (or RECOURSE_TOKEN) is needed with --gate")?;
+                    let token =
+                        token.context("--token (or RECOURSE_TOKEN) is needed with --gate")?;
                     GateClient::new(url, token).verify_audit().await?
                 }
                 (None, None) => bail!("give --data-dir DIR or --gate URL"),
             };
             println!("{}", serde_json::to_string_pretty(&v)?);
-            Ok(if v.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if v.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
@@ -251,20 +298,30 @@ async fn writes(cmd: WritesCommand) -> anyhow::Result<ExitCode> {
     let out = match cmd {
         WritesCommand::List { remote, status } => {
             let status = status
-                .map(|s| WriteStatus::parse(&s).with_context(|| format!("--status: unknown status `{s}`")))
+                .map(|s| {
+                    WriteStatus::parse(&s)
+                        .with_context(|| format!("--status: unknown status `{s}`"))
+                })
                 .transpose()?;
             serde_json::to_string_pretty(&client(&remote).writes(status).await?)?
         }
-        WritesCommand::Show { remote, id } => serde_json::to_string_pretty(&client(&remote).write(&id).await?)?,
-        WritesCommand::Approve { remote, id, comment } => {
-            serde_json::to_string_pretty(&client(&remote).approve(&id, comment).await?)?
+        WritesCommand::Show { remote, id } => {
+            serde_json::to_string_pretty(&client(&remote).write(&id).await?)?
         }
+        WritesCommand::Approve {
+            remote,
+            id,
+            comment,
+        } => serde_json::to_string_pretty(&client(&remote).approve(&id, comment).await?)?,
         WritesCommand::Reject { remote, id, reason } => {
             serde_json::to_string_pretty(&client(&remote).reject(&id, reason).await?)?
         }
-        WritesCommand::Rollback { remote, id, reason, force } => {
-            serde_json::to_string_pretty(&client(&remote).rollback(&id, reason, force).await?)?
-        }
+        WritesCommand::Rollback {
+            remote,
+            id,
+            reason,
+            force,
+        } => serde_json::to_string_pretty(&client(&remote).rollback(&id, reason, force).await?)?,
     };
     println!("{out}");
     Ok(ExitCode::SUCCESS)
@@ -273,14 +330,18 @@ async fn writes(cmd: WritesCommand) -> anyhow::Result<ExitCode> {
 fn parse_pairs<'a>(flag: &str, items: &'a [String]) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
     items
         .iter()
-        .map(|s| s.split_once('=').with_context(|| format!("{flag} `{s}`: expected NAME=VALUE")))
+        .map(|s| {
+            s.split_once('=')
+                .with_context(|| format!("{flag} `{s}`: expected NAME=VALUE"))
+        })
         .collect()
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -289,7 +350,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let scheme = url.split(':').next().unwrap_or("");
         bail!("--database-url {scheme}://…: the shared PostgreSQL store is not available in this build; omit it to use the embedded SQLite store in --data-dir");
     }
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
     let vault = args.vault.clone().unwrap_or_else(|| data_dir.join("vault"));
 
@@ -302,7 +364,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for (bearer, n) in parse_pairs("--approvals", &args.approvals)? {
         let b: Bearer = serde_json::from_value(serde_json::Value::String(bearer.into()))
             .with_context(|| format!("--approvals: unknown bearer `{bearer}`"))?;
-        let n: u32 = n.parse().with_context(|| format!("--approvals {bearer}: `{n}` is not a count"))?;
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("--approvals {bearer}: `{n}` is not a count"))?;
         config.approvals.insert(b, n.max(1));
     }
 
@@ -318,7 +382,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|(n, u)| (n.to_string(), u.to_string()))
             .collect();
-        let sql = recourse_connector_sql::SqlConnector::new(dbs, vault.join("sql")).await.context("--sql")?;
+        let sql = recourse_connector_sql::SqlConnector::new(dbs, vault.join("sql"))
+            .await
+            .context("--sql")?;
         connectors.push(Arc::new(sql));
     }
     #[cfg(not(feature = "sql"))]
@@ -327,11 +393,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     #[cfg(feature = "http")]
     if !args.http_allow.is_empty() {
-        let mut secrets: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+        let mut secrets: std::collections::HashMap<String, Vec<(String, String)>> =
+            Default::default();
         for s in &args.http_secrets {
-            let (host, header) = s.split_once('=').context("--http-secret: expected HOST=NAME:VALUE")?;
-            let (name, value) = header.split_once(':').context("--http-secret: expected HOST=NAME:VALUE")?;
-            secrets.entry(host.to_string()).or_default().push((name.trim().to_string(), value.trim().to_string()));
+            let (host, header) = s
+                .split_once('=')
+                .context("--http-secret: expected HOST=NAME:VALUE")?;
+            let (name, value) = header
+                .split_once(':')
+                .context("--http-secret: expected HOST=NAME:VALUE")?;
+            secrets
+                .entry(host.to_string())
+                .or_default()
+                .push((name.trim().to_string(), value.trim().to_string()));
         }
         let http = recourse_connector_http::HttpConnector::new(
             args.http_allow.clone(),
@@ -358,6 +432,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    recourse_gate::serve(listener, gate, shutdown).await?;
+    recourse_mcp::serve_gate(listener, gate, shutdown).await?;
     Ok(())
 }

@@ -17,10 +17,7 @@ pub enum ClientError {
     },
     /// The gate answered with an error.
     #[error("{status}: {} ({})", body.error.message, body.error.code)]
-    Api {
-        status: u16,
-        body: ErrorBody,
-    },
+    Api { status: u16, body: ErrorBody },
     #[error("unexpected answer from the gate: {0}")]
     Protocol(String),
 }
@@ -70,17 +67,26 @@ impl GateClient {
         format!("{}{}", self.base, path)
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
         } else {
@@ -91,7 +97,10 @@ impl GateClient {
                     field: None,
                 },
             });
-            Err(ClientError::Api { status: status.as_u16(), body })
+            Err(ClientError::Api {
+                status: status.as_u16(),
+                body,
+            })
         }
     }
 
@@ -116,7 +125,10 @@ impl GateClient {
     }
 
     /// Submits raw JSON (for callers that build proposals by hand).
-    pub async fn submit_json(&self, proposal: &serde_json::Value) -> Result<WriteRecord, ClientError> {
+    pub async fn submit_json(
+        &self,
+        proposal: &serde_json::Value,
+    ) -> Result<WriteRecord, ClientError> {
         self.post("/v1/writes", proposal).await
     }
 
@@ -125,7 +137,10 @@ impl GateClient {
         self.post("/v1/explain", proposal).await
     }
 
-    pub async fn writes(&self, status: Option<WriteStatus>) -> Result<Vec<WriteSummary>, ClientError> {
+    pub async fn writes(
+        &self,
+        status: Option<WriteStatus>,
+    ) -> Result<Vec<WriteSummary>, ClientError> {
         match status {
             Some(s) => self.get(&format!("/v1/writes?status={}", s.as_str())).await,
             None => self.get("/v1/writes").await,
@@ -136,17 +151,42 @@ impl GateClient {
         self.get(&format!("/v1/writes/{id}")).await
     }
 
-    pub async fn approve(&self, id: &str, comment: Option<String>) -> Result<WriteRecord, ClientError> {
-        self.post(&format!("/v1/writes/{id}/approve"), &ApproveRequest { comment }).await
+    pub async fn approve(
+        &self,
+        id: &str,
+        comment: Option<String>,
+    ) -> Result<WriteRecord, ClientError> {
+        self.post(
+            &format!("/v1/writes/{id}/approve"),
+            &ApproveRequest { comment },
+        )
+        .await
     }
 
-    pub async fn reject(&self, id: &str, reason: impl Into<String>) -> Result<WriteRecord, ClientError> {
-        self.post(&format!("/v1/writes/{id}/reject"), &RejectRequest { reason: reason.into() })
-            .await
+    pub async fn reject(
+        &self,
+        id: &str,
+        reason: impl Into<String>,
+    ) -> Result<WriteRecord, ClientError> {
+        self.post(
+            &format!("/v1/writes/{id}/reject"),
+            &RejectRequest {
+                reason: reason.into(),
+            },
+        )
+        .await
     }
 
-    pub async fn rollback(&self, id: &str, reason: impl Into<String>, force: bool) -> Result<WriteRecord, ClientError> {
-        let body = RollbackRequest { reason: reason.into(), force };
+    pub async fn rollback(
+        &self,
+        id: &str,
+        reason: impl Into<String>,
+        force: bool,
+    ) -> Result<WriteRecord, ClientError> {
+        let body = RollbackRequest {
+            reason: reason.into(),
+            force,
+        };
         self.post(&format!("/v1/writes/{id}/rollback"), &body).await
     }
 
@@ -162,7 +202,9 @@ impl GateClient {
         let enc: String = id
             .bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect();
@@ -182,7 +224,13 @@ impl GateClient {
     }
 
     pub async fn freeze(&self, reason: impl Into<String>) -> Result<FreezeState, ClientError> {
-        self.post("/v1/freeze", &FreezeRequest { reason: reason.into() }).await
+        self.post(
+            "/v1/freeze",
+            &FreezeRequest {
+                reason: reason.into(),
+            },
+        )
+        .await
     }
 
     pub async fn resume(&self) -> Result<FreezeState, ClientError> {
@@ -194,7 +242,14 @@ impl GateClient {
     }
 
     pub async fn create_token(&self, name: &str, role: Role) -> Result<TokenCreated, ClientError> {
-        self.post("/v1/tokens", &TokenRequest { name: name.into(), role }).await
+        self.post(
+            "/v1/tokens",
+            &TokenRequest {
+                name: name.into(),
+                role,
+            },
+        )
+        .await
     }
 
     /// The raw SSE response, for callers that read the event stream.
@@ -205,7 +260,10 @@ impl GateClient {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         if resp.status().is_success() {
             Ok(resp)
         } else {

@@ -46,11 +46,17 @@ pub enum ConnectorError {
 
 impl ConnectorError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConnectorError::Invalid { field: field.into(), message: message.into() }
+        ConnectorError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn refuse(code: ReasonCode, message: impl Into<String>) -> Self {
-        ConnectorError::Refuse { code, message: message.into() }
+        ConnectorError::Refuse {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -90,11 +96,21 @@ pub trait Connector: Send + Sync {
     async fn capture(&self, write_id: &str, proposal: &Proposal) -> Result<Value, ConnectorError>;
 
     /// Runs the write; returns what it did (kept in the audit trail).
-    async fn execute(&self, write_id: &str, proposal: &Proposal, capture: &Value) -> Result<Value, ConnectorError>;
+    async fn execute(
+        &self,
+        write_id: &str,
+        proposal: &Proposal,
+        capture: &Value,
+    ) -> Result<Value, ConnectorError>;
 
     /// After a crash: did the write take effect? `None` when it cannot be
     /// known (then a person decides).
-    async fn applied(&self, write_id: &str, proposal: &Proposal, capture: &Value) -> Result<Option<bool>, ConnectorError>;
+    async fn applied(
+        &self,
+        write_id: &str,
+        proposal: &Proposal,
+        capture: &Value,
+    ) -> Result<Option<bool>, ConnectorError>;
 
     /// Puts back what was captured and verifies it against the capture.
     /// Without `force`, stops at drift (the target changed after the write)

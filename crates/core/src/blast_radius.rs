@@ -36,7 +36,12 @@ impl BlastRadius {
         let mut visits = Vec::new();
         for &node in touched {
             if node.index() < graph.node_count() && !members.put(node.index()) {
-                visits.push(Visit { node, depth: 0, parent: None, link: None });
+                visits.push(Visit {
+                    node,
+                    depth: 0,
+                    parent: None,
+                    link: None,
+                });
             }
         }
         let mut cursor = 0usize;
@@ -122,7 +127,10 @@ mod tests {
         let b = BlastRadius::compute(&c, &[c.node("a:1").unwrap()]);
         let mut got = ids(&c, &b);
         got.sort();
-        assert_eq!(got, vec![("a:1".into(), 0), ("a:2".into(), 1), ("a:3".into(), 1)]);
+        assert_eq!(
+            got,
+            vec![("a:1".into(), 0), ("a:2".into(), 1), ("a:3".into(), 1)]
+        );
     }
 
     #[test]
@@ -131,7 +139,10 @@ mod tests {
             "resources": [{"id": "fs:/a"}, {"id": "fs:/a/b/c"}, {"id": "fs:/ab"}]
         }));
         let b = BlastRadius::compute(&c, &[c.node("fs:/a").unwrap()]);
-        assert_eq!(ids(&c, &b), vec![("fs:/a".into(), 0), ("fs:/a/b/c".into(), 1)]);
+        assert_eq!(
+            ids(&c, &b),
+            vec![("fs:/a".into(), 0), ("fs:/a/b/c".into(), 1)]
+        );
     }
 
     #[test]
@@ -142,7 +153,11 @@ mod tests {
         }));
         let b = BlastRadius::compute(&c, &[c.node("a:1").unwrap()]);
         let pos = b.position(c.node("a:3").unwrap()).unwrap();
-        let path: Vec<_> = b.path(pos).into_iter().map(|n| c.resource(n).unwrap().id.clone()).collect();
+        let path: Vec<_> = b
+            .path(pos)
+            .into_iter()
+            .map(|n| c.resource(n).unwrap().id.clone())
+            .collect();
         assert_eq!(path, vec!["a:1", "a:2", "a:3"]);
     }
 }

@@ -10,8 +10,11 @@ use crate::error::InputError;
 use crate::id;
 
 /// Who can put a resource back.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum Reach {
     /// A connector of the gate can capture and restore it.
@@ -24,8 +27,11 @@ pub enum Reach {
 }
 
 /// Who pays when a wrong change to a resource cannot be undone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum Bearer {
     #[default]
@@ -81,6 +87,7 @@ impl Reach {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
     pub id: String,
@@ -113,6 +120,7 @@ impl Resource {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Edge {
     pub from: String,
@@ -124,6 +132,7 @@ pub struct Edge {
 /// The catalog document, as it is written and sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
     #[serde(default)]
@@ -140,6 +149,9 @@ pub enum Link {
     /// `fs:` containment: the source is an ancestor of the target.
     Contains,
 }
+
+/// Resources one step from another, each with the edge between them.
+pub type Neighbours<'a> = Vec<(&'a Resource, Link)>;
 
 /// A validated catalog, indexed as a petgraph graph. Node `i` is
 /// `resources()[i]`.
@@ -180,8 +192,8 @@ impl CatalogGraph {
             };
             let from = lookup(&edge.from, "from")?;
             let to = lookup(&edge.to, "to")?;
-            let n = u32::try_from(i)
-                .map_err(|_| InputError::new("catalog.edges", "too many edges"))?;
+            let n =
+                u32::try_from(i).map_err(|_| InputError::new("catalog.edges", "too many edges"))?;
             graph.add_edge(from, to, Link::Declared(n));
         }
         for resource in &catalog.resources {
@@ -247,7 +259,7 @@ impl CatalogGraph {
 
     /// Resources one step away: `(resource, link)` for what a change to `id`
     /// reaches, and for what reaches `id`.
-    pub fn neighbours(&self, id: &str) -> (Vec<(&Resource, Link)>, Vec<(&Resource, Link)>) {
+    pub fn neighbours(&self, id: &str) -> (Neighbours<'_>, Neighbours<'_>) {
         use petgraph::visit::EdgeRef;
         use petgraph::Direction;
         let Some(node) = self.node(id) else {
@@ -257,7 +269,11 @@ impl CatalogGraph {
             self.graph
                 .edges_directed(node, dir)
                 .filter_map(|e| {
-                    let other = if dir == Direction::Outgoing { e.target() } else { e.source() };
+                    let other = if dir == Direction::Outgoing {
+                        e.target()
+                    } else {
+                        e.source()
+                    };
                     self.resource(other).map(|r| (r, *e.weight()))
                 })
                 .collect()
@@ -278,7 +294,10 @@ mod tests {
     fn defaults_are_controlled_and_institution() {
         let c = catalog(serde_json::json!({"resources": [{"id": "a:1"}]})).unwrap();
         let r = c.get("a:1").unwrap();
-        assert_eq!((r.reach, r.bearer), (Reach::Controlled, Bearer::Institution));
+        assert_eq!(
+            (r.reach, r.bearer),
+            (Reach::Controlled, Bearer::Institution)
+        );
     }
 
     #[test]
@@ -288,13 +307,16 @@ mod tests {
             "edges": [{"from": "a:1", "to": "a:1"}, {"from": "a:1", "to": "a:nope"}]
         }))
         .unwrap_err();
-        assert_eq!(err.to_string(), "catalog.edges[1].to: unknown resource `a:nope`");
+        assert_eq!(
+            err.to_string(),
+            "catalog.edges[1].to: unknown resource `a:nope`"
+        );
     }
 
     #[test]
     fn duplicate_ids_are_invalid() {
-        let err = catalog(serde_json::json!({"resources": [{"id": "a:1"}, {"id": "a:1"}]}))
-            .unwrap_err();
+        let err =
+            catalog(serde_json::json!({"resources": [{"id": "a:1"}, {"id": "a:1"}]})).unwrap_err();
         assert_eq!(err.field, "catalog.resources[1].id");
     }
 

@@ -17,6 +17,7 @@ use crate::proposal::Proposal;
 /// What the decision may depend on besides its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct Policy {
     /// A window closing sooner than this is `window_closing`.
     pub window_margin_s: i64,
@@ -24,12 +25,15 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { window_margin_s: 3600 }
+        Self {
+            window_margin_s: 3600,
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Covered and institution-borne: capture, then run.
@@ -44,6 +48,7 @@ pub enum Verdict {
 /// come first; the gate's own (refusals and its extra holds) follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
     External,
@@ -87,6 +92,7 @@ impl ReasonCode {
 /// Why a write is held or refused, about one subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct Reason<'a> {
     pub code: ReasonCode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +141,7 @@ impl Reason<'_> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct BlastEntry<'a> {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub resource: Cow<'a, str>,
@@ -153,6 +160,7 @@ pub struct BlastEntry<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct EvidenceReport<'a> {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: Cow<'a, str>,
@@ -171,6 +179,7 @@ pub struct EvidenceReport<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct StepReport {
     pub step: usize,
     pub manual: bool,
@@ -181,6 +190,7 @@ pub struct StepReport {
 /// The decision and everything it was made from (section 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct Decision<'a> {
     pub decision: Verdict,
     pub reasons: Vec<Reason<'a>>,
@@ -269,8 +279,27 @@ pub fn decide<'a>(
     }
     let radius = BlastRadius::compute(catalog, &roots);
     let id_of = |n: NodeIndex<u32>| catalog.resource(n).map_or("", |r| r.id.as_str());
+    // Ids by visit position, looked up once: paths, `via` and the sorting
+    // of reasons all read them, and each lookup is a cache miss into the
+    // catalog.
+    let ids: Vec<&'a str> = radius.visits().iter().map(|v| id_of(v.node)).collect();
+    let id_at = |pos: usize| ids.get(pos).copied().unwrap_or("");
+    // INVARIANT (breadth-first order): a visit's parent is one level up, so
+    // the path to it has `depth + 1` entries, filled from the end.
     let path_ids = |pos: usize| -> Vec<Cow<'a, str>> {
-        radius.path(pos).into_iter().map(|n| Cow::Borrowed(id_of(n))).collect()
+        let len = radius.visits().get(pos).map_or(0, |v| v.depth as usize + 1);
+        let mut path = vec![Cow::Borrowed(""); len];
+        let mut at = Some(pos);
+        for slot in path.iter_mut().rev() {
+            let Some(p) = at else { break };
+            *slot = Cow::Borrowed(id_at(p));
+            at = radius
+                .visits()
+                .get(p)
+                .and_then(|v| v.parent)
+                .map(|x| x as usize);
+        }
+        path
     };
 
     // Evidence, in order of first appearance.
@@ -322,8 +351,15 @@ pub fn decide<'a>(
         let manual = step.is_manual();
         let available = !manual
             && !step.requires.is_empty()
-            && step.requires.iter().all(|e| verified.contains(e.id.as_str()));
-        steps.push(StepReport { step: i, manual, available });
+            && step
+                .requires
+                .iter()
+                .all(|e| verified.contains(e.id.as_str()));
+        steps.push(StepReport {
+            step: i,
+            manual,
+            available,
+        });
         for r in &step.restores {
             let entry = restorers.entry(r.as_str()).or_default();
             if !entry.iter().any(|(s, _)| *s == i) {
@@ -376,10 +412,7 @@ pub fn decide<'a>(
         if res.bearer.is_third_party() {
             third_party.push(pos);
         }
-        let via = visit
-            .parent
-            .and_then(|p| radius.visits().get(p as usize))
-            .map(|v| Cow::Borrowed(id_of(v.node)));
+        let via = visit.parent.map(|p| Cow::Borrowed(id_at(p as usize)));
         blast_radius.push(BlastEntry {
             resource: Cow::Borrowed(res.id.as_str()),
             depth: visit.depth,
@@ -391,10 +424,18 @@ pub fn decide<'a>(
         });
     }
 
-    let mut reasons = Vec::new();
+    // Reasons are listed by code, then by subject: each code's subjects are
+    // sorted here and the codes are pushed in enum order, so the output
+    // does not depend on the order petgraph keeps edges in.
+    for list in [&mut external, &mut uncovered, &mut third_party] {
+        list.sort_unstable_by_key(|&pos| id_at(pos));
+    }
+    unknown.sort_unstable();
+    let mut reasons =
+        Vec::with_capacity(external.len() + uncovered.len() + third_party.len() + unknown.len());
     let resource_reason = |code: ReasonCode, pos: usize, say: &dyn Fn(&str) -> String| {
         let visit = radius.visits().get(pos);
-        let id = visit.map_or("", |v| id_of(v.node));
+        let id = id_at(pos);
         let why = visit.and_then(|v| v.link).and_then(|l| catalog.why(l));
         let detail = match (code, why) {
             (ReasonCode::ThirdPartyBearer, _) | (_, None) => say(id),
@@ -430,7 +471,12 @@ pub fn decide<'a>(
             format!("if reversal of `{id}` fails, the {bearer} bears the cost, not the institution")
         }));
     }
-    for (report, path) in evidence.iter().zip(evidence_paths) {
+    let mut ordered: Vec<_> = evidence.iter().zip(evidence_paths).collect();
+    ordered.sort_unstable_by(|a, b| {
+        (ReasonCode::for_status(a.0.status), &a.0.id)
+            .cmp(&(ReasonCode::for_status(b.0.status), &b.0.id))
+    });
+    for (report, path) in ordered {
         let Some(code) = ReasonCode::for_status(report.status) else {
             continue;
         };
@@ -470,14 +516,20 @@ pub fn decide<'a>(
     }
     for (i, step) in proposal.rollback.steps.iter().enumerate() {
         if step.is_manual() {
-            let note = step.op.get("note").and_then(|n| n.as_str()).unwrap_or("no note");
+            let note = step
+                .op
+                .get("note")
+                .and_then(|n| n.as_str())
+                .unwrap_or("no note");
             reasons.push(Reason {
                 code: ReasonCode::ManualStep,
                 resource: None,
                 evidence: None,
                 step: Some(i),
                 path: None,
-                detail: format!("step {i} is manual ({note}): a write with a cleanup team is not reversible"),
+                detail: format!(
+                    "step {i} is manual ({note}): a write with a cleanup team is not reversible"
+                ),
             });
         }
     }
@@ -492,13 +544,22 @@ pub fn decide<'a>(
         });
     }
 
+    debug_assert!(reasons.windows(2).all(|w| {
+        let key = |r: &Reason<'a>| (r.code, r.resource.clone(), r.evidence.clone(), r.step);
+        w.first().map(key) < w.get(1).map(key)
+    }));
+
     let bearers = Bearer::ALL
         .iter()
         .zip(bearer_seen)
         .filter_map(|(b, seen)| seen.then_some(*b))
         .collect();
     Decision {
-        decision: if reasons.is_empty() { Verdict::Proceed } else { Verdict::Hold },
+        decision: if reasons.is_empty() {
+            Verdict::Proceed
+        } else {
+            Verdict::Hold
+        },
         reasons,
         blast_radius,
         bearers,

@@ -10,6 +10,7 @@ use crate::proposal::Evidence;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum EvidenceKind {
     Snapshot,
@@ -38,6 +39,7 @@ impl EvidenceKind {
 /// What a probe found for one evidence id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Observation {
     pub present: bool,
@@ -55,6 +57,7 @@ pub type Observations = BTreeMap<String, Observation>;
 /// in which the contract tries them (the first that applies wins).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum EvidenceStatus {
     /// Held inside the write's own blast radius: the write may take it.
@@ -116,9 +119,14 @@ pub fn status(
         }
     }
     if let Some(max_age) = evidence.max_age_s {
+        // `as i64` would wrap a huge `max_age_s` to a negative age and make
+        // fresh evidence stale; saturate instead.
+        let max_age_ms = i64::try_from(max_age)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
         let fresh = observation
             .and_then(|o| o.captured_at)
-            .is_some_and(|at| (now - at).num_milliseconds() <= (max_age as i64).saturating_mul(1000));
+            .is_some_and(|at| (now - at).num_milliseconds() <= max_age_ms);
         if !fresh {
             return EvidenceStatus::Stale;
         }
@@ -146,18 +154,38 @@ mod tests {
     }
 
     fn seen(captured_at: Option<&str>) -> Observation {
-        Observation { present: true, captured_at: captured_at.map(at), detail: None }
+        Observation {
+            present: true,
+            captured_at: captured_at.map(at),
+            detail: None,
+        }
     }
 
     #[test]
     fn first_status_that_applies_wins() {
         let now = at("2026-11-25T00:00:00Z");
         let snap = ev(EvidenceKind::Snapshot);
-        let absent = Observation { present: false, captured_at: None, detail: None };
-        assert_eq!(status(&snap, true, Some(&absent), now, 3600), EvidenceStatus::InBlastRadius);
-        assert_eq!(status(&snap, false, Some(&absent), now, 3600), EvidenceStatus::Missing);
-        assert_eq!(status(&snap, false, None, now, 3600), EvidenceStatus::Unverifiable);
-        assert_eq!(status(&snap, false, Some(&seen(None)), now, 3600), EvidenceStatus::Verified);
+        let absent = Observation {
+            present: false,
+            captured_at: None,
+            detail: None,
+        };
+        assert_eq!(
+            status(&snap, true, Some(&absent), now, 3600),
+            EvidenceStatus::InBlastRadius
+        );
+        assert_eq!(
+            status(&snap, false, Some(&absent), now, 3600),
+            EvidenceStatus::Missing
+        );
+        assert_eq!(
+            status(&snap, false, None, now, 3600),
+            EvidenceStatus::Unverifiable
+        );
+        assert_eq!(
+            status(&snap, false, Some(&seen(None)), now, 3600),
+            EvidenceStatus::Verified
+        );
     }
 
     #[test]
@@ -168,7 +196,10 @@ mod tests {
         w.until = Some(now);
         assert_eq!(status(&w, false, None, now, 3600), EvidenceStatus::Expired);
         w.until = Some(at("2026-11-25T00:59:59Z"));
-        assert_eq!(status(&w, false, None, now, 3600), EvidenceStatus::WindowClosing);
+        assert_eq!(
+            status(&w, false, None, now, 3600),
+            EvidenceStatus::WindowClosing
+        );
         w.until = Some(at("2026-11-25T01:00:00Z"));
         assert_eq!(status(&w, false, None, now, 3600), EvidenceStatus::Verified);
     }
@@ -178,10 +209,19 @@ mod tests {
         let now = at("2026-11-25T00:00:00Z");
         let mut snap = ev(EvidenceKind::Snapshot);
         snap.max_age_s = Some(60);
-        assert_eq!(status(&snap, false, Some(&seen(None)), now, 0), EvidenceStatus::Stale);
+        assert_eq!(
+            status(&snap, false, Some(&seen(None)), now, 0),
+            EvidenceStatus::Stale
+        );
         let old = seen(Some("2026-11-24T23:58:59Z"));
-        assert_eq!(status(&snap, false, Some(&old), now, 0), EvidenceStatus::Stale);
+        assert_eq!(
+            status(&snap, false, Some(&old), now, 0),
+            EvidenceStatus::Stale
+        );
         let edge = seen(Some("2026-11-24T23:59:00Z"));
-        assert_eq!(status(&snap, false, Some(&edge), now, 0), EvidenceStatus::Verified);
+        assert_eq!(
+            status(&snap, false, Some(&edge), now, 0),
+            EvidenceStatus::Verified
+        );
     }
 }

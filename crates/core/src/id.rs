@@ -5,7 +5,9 @@
 /// `..` or a doubled slash would let an id escape the tree it names.
 pub fn check(id: &str) -> Result<(), String> {
     let Some((scheme, rest)) = id.split_once(':') else {
-        return Err(format!("`{id}` is not a resource id (expected `scheme:rest`)"));
+        return Err(format!(
+            "`{id}` is not a resource id (expected `scheme:rest`)"
+        ));
     };
     let scheme_ok = scheme
         .chars()
@@ -15,7 +17,9 @@ pub fn check(id: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_'));
     if !scheme_ok || rest.is_empty() {
-        return Err(format!("`{id}` is not a resource id (expected `scheme:rest`)"));
+        return Err(format!(
+            "`{id}` is not a resource id (expected `scheme:rest`)"
+        ));
     }
     if id.contains('\0') {
         return Err(format!("`{}` contains a NUL byte", id.escape_default()));
@@ -49,7 +53,9 @@ fn check_fs_path(path: &str) -> Result<(), &'static str> {
 /// The `fs:` ids that contain `id`, nearest first (`fs:/a/b` gives `fs:/a`,
 /// then `fs:/`). Empty for other schemes and for `fs:/` itself.
 pub fn fs_ancestors(id: &str) -> impl Iterator<Item = &str> {
-    let path = id.strip_prefix("fs:").filter(|p| p.starts_with('/') && *p != "/");
+    let path = id
+        .strip_prefix("fs:")
+        .filter(|p| p.starts_with('/') && *p != "/");
     let mut cut = path.map(|p| p.len() + 3);
     std::iter::from_fn(move || {
         let end = cut?;

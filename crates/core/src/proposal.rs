@@ -11,6 +11,7 @@ use crate::id;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Proposal {
     #[serde(default)]
@@ -33,6 +34,7 @@ pub struct Proposal {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
     #[serde(default)]
@@ -41,6 +43,7 @@ pub struct Rollback {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Ids this step puts back. For `fs:` ids, a step that restores a tree
@@ -68,6 +71,7 @@ impl Step {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     pub id: String,
@@ -183,27 +187,41 @@ mod tests {
 
     #[test]
     fn empty_touches_is_invalid() {
-        let err = proposal(serde_json::json!({"touches": []})).validate().unwrap_err();
+        let err = proposal(serde_json::json!({"touches": []}))
+            .validate()
+            .unwrap_err();
         assert_eq!(err.to_string(), "proposal.touches: must not be empty");
     }
 
     #[test]
     fn window_needs_until_and_others_need_location() {
-        let p = proposal(serde_json::json!({"touches": ["a:1"], "rollback": {"steps": [
-            {"restores": ["a:1"], "op": {"connector": "x"}, "requires": [{"id": "w", "kind": "window"}]}
-        ]}}));
-        assert_eq!(p.validate().unwrap_err().field, "proposal.rollback.steps[0].requires[0].until");
-        let p = proposal(serde_json::json!({"touches": ["a:1"], "rollback": {"steps": [
-            {"restores": ["a:1"], "op": {"connector": "x"}, "requires": [{"id": "s", "kind": "snapshot"}]}
-        ]}}));
-        assert_eq!(p.validate().unwrap_err().field, "proposal.rollback.steps[0].requires[0].location");
+        let p = proposal(
+            serde_json::json!({"touches": ["a:1"], "rollback": {"steps": [
+                {"restores": ["a:1"], "op": {"connector": "x"}, "requires": [{"id": "w", "kind": "window"}]}
+            ]}}),
+        );
+        assert_eq!(
+            p.validate().unwrap_err().field,
+            "proposal.rollback.steps[0].requires[0].until"
+        );
+        let p = proposal(
+            serde_json::json!({"touches": ["a:1"], "rollback": {"steps": [
+                {"restores": ["a:1"], "op": {"connector": "x"}, "requires": [{"id": "s", "kind": "snapshot"}]}
+            ]}}),
+        );
+        assert_eq!(
+            p.validate().unwrap_err().field,
+            "proposal.rollback.steps[0].requires[0].location"
+        );
     }
 
     #[test]
     fn manual_steps_are_recognised() {
-        let p = proposal(serde_json::json!({"touches": ["a:1"], "rollback": {"steps": [
-            {"restores": ["a:1"], "op": {"kind": "manual", "note": "contact support"}}
-        ]}}));
+        let p = proposal(
+            serde_json::json!({"touches": ["a:1"], "rollback": {"steps": [
+                {"restores": ["a:1"], "op": {"kind": "manual", "note": "contact support"}}
+            ]}}),
+        );
         assert!(p.rollback.steps[0].is_manual());
     }
 }

@@ -53,6 +53,12 @@ impl Scenario {
     /// Parses any bytes; the error names the field (`proposal.touches[0]`)
     /// or, for broken JSON, the place.
     pub fn parse(bytes: &[u8]) -> Result<Self, InputError> {
+        // serde also reads a struct from a JSON array (by position), which
+        // would name a field `[1]`; a scenario is an object, so say that.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|&b| b != b'{') {
+            return Err(InputError::new("scenario", "must be a JSON object"));
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let parsed: Result<Scenario, _> = serde_path_to_error::deserialize(&mut de);
         let scenario = parsed.map_err(|e| {
@@ -94,8 +100,7 @@ impl Scenario {
 pub fn check_bytes(bytes: &[u8], clock: DateTime<Utc>) -> Result<String, InputError> {
     let checked = Scenario::parse(bytes)?.check()?;
     let decision = checked.decide(clock);
-    serde_json::to_string_pretty(&decision)
-        .map_err(|e| InputError::new("decision", e.to_string()))
+    serde_json::to_string_pretty(&decision).map_err(|e| InputError::new("decision", e.to_string()))
 }
 
 #[cfg(test)]
@@ -108,14 +113,19 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let err = check_bytes(br#"{"catalog": {}, "proposal": {"touches": [1]}}"#, clock()).unwrap_err();
+        let err =
+            check_bytes(br#"{"catalog": {}, "proposal": {"touches": [1]}}"#, clock()).unwrap_err();
         assert_eq!(err.field, "proposal.touches[0]");
-        let err = check_bytes(br#"{"catalog": {"resources": [{"id": "a:1", "reach": "far"}]}, "proposal": {}}"#, clock())
-            .unwrap_err();
+        let err = check_bytes(
+            br#"{"catalog": {"resources": [{"id": "a:1", "reach": "far"}]}, "proposal": {}}"#,
+            clock(),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "catalog.resources[0].reach");
         let err = check_bytes(b"\xff\x00", clock()).unwrap_err();
         assert_eq!(err.field, "scenario");
-        let err = check_bytes(br#"{"catalog": {}, "proposal": {"touches": []}}"#, clock()).unwrap_err();
+        let err =
+            check_bytes(br#"{"catalog": {}, "proposal": {"touches": []}}"#, clock()).unwrap_err();
         assert_eq!(err.to_string(), "proposal.touches: must not be empty");
         let err = check_bytes(br#"{"catalog": {}}"#, clock()).unwrap_err();
         assert!(err.message.contains("proposal"), "{err}");
@@ -137,7 +147,8 @@ mod tests {
           "observations": {"snap-acct": {"present": true, "captured_at": "2026-11-23T09:00:00Z"}},
           "now": "2026-11-24T00:00:00Z"
         }"#;
-        let out: serde_json::Value = serde_json::from_str(&check_bytes(json, clock()).unwrap()).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_str(&check_bytes(json, clock()).unwrap()).unwrap();
         assert_eq!(out["decision"], "hold");
         let codes: Vec<_> = out["reasons"]
             .as_array()
@@ -153,8 +164,14 @@ mod tests {
                 ("third_party_bearer", "licenses:seller-4411"),
             ]
         );
-        assert_eq!(out["reasons"][0]["detail"], "closing the account revokes licensed digital goods");
-        assert_eq!(out["reasons"][0]["path"], serde_json::json!(["account:seller-4411", "licenses:seller-4411"]));
+        assert_eq!(
+            out["reasons"][0]["detail"],
+            "closing the account revokes licensed digital goods"
+        );
+        assert_eq!(
+            out["reasons"][0]["path"],
+            serde_json::json!(["account:seller-4411", "licenses:seller-4411"])
+        );
         assert_eq!(out["blast_radius"][0]["covered"], true);
         assert_eq!(out["bearers"], serde_json::json!(["customer"]));
         assert_eq!(out["evidence"][0]["status"], "verified");

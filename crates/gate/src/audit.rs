@@ -94,7 +94,10 @@ pub fn verify(entries: &[AuditEntry]) -> AuditVerification {
             entries: entries.len() as u64,
             first_bad_seq: Some(e.seq),
             problem: Some(problem),
-            head: entries.last().map(|l| l.hash.clone()).unwrap_or_else(|| GENESIS.into()),
+            head: entries
+                .last()
+                .map(|l| l.hash.clone())
+                .unwrap_or_else(|| GENESIS.into()),
         };
         if e.seq != expected_seq {
             return fail(format!(
@@ -103,9 +106,20 @@ pub fn verify(entries: &[AuditEntry]) -> AuditVerification {
             ));
         }
         if e.prev_hash != prev {
-            return fail(format!("entry {} does not link to the entry before it", e.seq));
+            return fail(format!(
+                "entry {} does not link to the entry before it",
+                e.seq
+            ));
         }
-        let actual = entry_hash(e.seq, e.at, &e.actor, &e.action, e.write_id.as_deref(), &e.body, &e.prev_hash);
+        let actual = entry_hash(
+            e.seq,
+            e.at,
+            &e.actor,
+            &e.action,
+            e.write_id.as_deref(),
+            &e.body,
+            &e.prev_hash,
+        );
         if actual != e.hash {
             return fail(format!("entry {} was changed after it was written", e.seq));
         }
@@ -167,7 +181,10 @@ mod tests {
     fn chain(n: i64) -> Vec<AuditEntry> {
         let mut out: Vec<AuditEntry> = Vec::new();
         for seq in 1..=n {
-            let prev = out.last().map(|e| e.hash.clone()).unwrap_or_else(|| GENESIS.into());
+            let prev = out
+                .last()
+                .map(|e| e.hash.clone())
+                .unwrap_or_else(|| GENESIS.into());
             let draft = AuditDraft::new("gate", "test", None, serde_json::json!({"n": seq}));
             out.push(seal(draft, seq, Utc::now(), &prev));
         }

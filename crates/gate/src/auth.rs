@@ -16,7 +16,10 @@ pub struct Caller {
 impl Caller {
     /// The gate itself, for transitions no person caused.
     pub fn gate() -> Self {
-        Self { name: "gate".into(), role: Role::Admin }
+        Self {
+            name: "gate".into(),
+            role: Role::Admin,
+        }
     }
 
     /// Admins may do everything; everyone else only what their role names.
@@ -29,7 +32,10 @@ impl Caller {
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    format!("rk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "rk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -58,8 +64,14 @@ mod tests {
 
     #[test]
     fn admin_may_everything_others_only_their_role() {
-        let admin = Caller { name: "a".into(), role: Role::Admin };
-        let rev = Caller { name: "r".into(), role: Role::Reviewer };
+        let admin = Caller {
+            name: "a".into(),
+            role: Role::Admin,
+        };
+        let rev = Caller {
+            name: "r".into(),
+            role: Role::Reviewer,
+        };
         assert!(admin.may(&[Role::IncidentLead]));
         assert!(rev.may(&[Role::Reviewer]));
         assert!(!rev.may(&[Role::IncidentLead]));

@@ -34,17 +34,26 @@ pub enum GateError {
 
 impl GateError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        GateError::Invalid { field: field.into(), message: message.into() }
+        GateError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        GateError::Conflict { code, message: message.into() }
+        GateError::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 }
 
 impl From<recourse_core::InputError> for GateError {
     fn from(e: recourse_core::InputError) -> Self {
-        GateError::Invalid { field: e.field, message: e.message }
+        GateError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
     }
 }
 

@@ -33,15 +33,36 @@ pub async fn create_token(
     role: Role,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<String, GateError> {
-    if name.is_empty() || name.len() > 100 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-        return Err(GateError::invalid("name", "1 to 100 characters: letters, digits, `-`, `_`, `.`, `@`"));
+    if name.is_empty()
+        || name.len() > 100
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(GateError::invalid(
+            "name",
+            "1 to 100 characters: letters, digits, `-`, `_`, `.`, `@`",
+        ));
     }
     let token = auth::new_token();
-    let row = TokenRow { name: name.to_string(), role, hash: auth::hash_token(&token), expires_at };
-    let draft = AuditDraft::new(actor, "token.created", None, json!({"name": name, "role": role, "expires_at": expires_at}));
+    let row = TokenRow {
+        name: name.to_string(),
+        role,
+        hash: auth::hash_token(&token),
+        expires_at,
+    };
+    let draft = AuditDraft::new(
+        actor,
+        "token.created",
+        None,
+        json!({"name": name, "role": role, "expires_at": expires_at}),
+    );
     match store.create_token(&row, draft).await {
         Ok(()) => Ok(token),
-        Err(StoreError::DuplicateToken(n)) => Err(GateError::conflict("duplicate", format!("a token named `{n}` exists already"))),
+        Err(StoreError::DuplicateToken(n)) => Err(GateError::conflict(
+            "duplicate",
+            format!("a token named `{n}` exists already"),
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -84,7 +105,11 @@ pub async fn serve_with(
                 tracing::warn!(write = %id, status = status.as_str(), "settled after restart");
             }
         }
-        Err(e) => return Err(std::io::Error::other(format!("reconcile after restart: {e}"))),
+        Err(e) => {
+            return Err(std::io::Error::other(format!(
+                "reconcile after restart: {e}"
+            )))
+        }
     }
     let sweeper = {
         let gate = gate.clone();
@@ -99,7 +124,9 @@ pub async fn serve_with(
         })
     };
     let app = api::router(gate).merge(extra);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     sweeper.abort();
     result
 }

@@ -14,13 +14,13 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use recourse_client::{
-    Approval, Explained, FreezeState, GateEvent, RewindItem, RewindReport, RewindRequest, RollbackReport, Role,
-    Transition, WriteRecord, WriteStatus,
+    Approval, Explained, FreezeState, GateEvent, RewindItem, RewindReport, RewindRequest, Role,
+    RollbackReport, Transition, WriteRecord, WriteStatus,
 };
 use recourse_connector::{Connector, ConnectorError};
 use recourse_core::{
-    decide, Bearer, Catalog, CatalogGraph, Decision, EvidenceKind, Observations, Policy, Proposal, Reach,
-    Reason, ReasonCode, Resource, Verdict,
+    decide, Bearer, Catalog, CatalogGraph, Decision, EvidenceKind, Observations, Policy, Proposal,
+    Reach, Reason, ReasonCode, Resource, Verdict,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -85,10 +85,19 @@ fn sha256_json(v: &impl serde::Serialize) -> String {
 /// resource's coverage. Times and wording are left out, so re-observing the
 /// same facts gives the same hash.
 pub fn decision_hash(d: &Decision<'_>) -> String {
-    let mut reasons: Vec<(ReasonCode, String)> = d.reasons.iter().map(|r| (r.code, r.subject())).collect();
+    let mut reasons: Vec<(ReasonCode, String)> =
+        d.reasons.iter().map(|r| (r.code, r.subject())).collect();
     reasons.sort();
-    let evidence: Vec<(&str, _)> = d.evidence.iter().map(|e| (e.id.as_ref(), e.status)).collect();
-    let radius: Vec<(&str, bool)> = d.blast_radius.iter().map(|b| (b.resource.as_ref(), b.covered)).collect();
+    let evidence: Vec<(&str, _)> = d
+        .evidence
+        .iter()
+        .map(|e| (e.id.as_ref(), e.status))
+        .collect();
+    let radius: Vec<(&str, bool)> = d
+        .blast_radius
+        .iter()
+        .map(|b| (b.resource.as_ref(), b.covered))
+        .collect();
     sha256_json(&(d.decision, reasons, evidence, radius))
 }
 
@@ -104,15 +113,28 @@ fn failpoint(name: &str) {
 fn parse_proposal(body: Value) -> Result<Proposal, GateError> {
     serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "proposal".to_string() } else { format!("proposal.{path}") };
+        let field = if path == "." {
+            "proposal".to_string()
+        } else {
+            format!("proposal.{path}")
+        };
         GateError::invalid(field, e.into_inner().to_string())
     })
 }
 
 /// A proposal as its connector sees it.
 enum Planned {
-    Ready { name: String, connector: Arc<dyn Connector>, proposal: Proposal, additions: Catalog },
-    Refused { name: String, proposal: Proposal, reason: Reason<'static> },
+    Ready {
+        name: String,
+        connector: Arc<dyn Connector>,
+        proposal: Proposal,
+        additions: Catalog,
+    },
+    Refused {
+        name: String,
+        proposal: Proposal,
+        reason: Reason<'static>,
+    },
 }
 
 fn new_write_id() -> String {
@@ -125,7 +147,9 @@ fn new_write_id() -> String {
 /// `scheme:a/b/c` -> `scheme:a/b` -> `scheme:a`.
 fn containers(id: &str) -> Vec<String> {
     if id.starts_with("fs:") {
-        return recourse_core::id::fs_ancestors(id).map(str::to_string).collect();
+        return recourse_core::id::fs_ancestors(id)
+            .map(str::to_string)
+            .collect();
     }
     let mut out = Vec::new();
     let mut cur = id;
@@ -139,7 +163,11 @@ fn containers(id: &str) -> Vec<String> {
 }
 
 impl Gate {
-    pub fn new(store: Arc<dyn Store>, connectors: Vec<Arc<dyn Connector>>, config: GateConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connectors: Vec<Arc<dyn Connector>>,
+        config: GateConfig,
+    ) -> Self {
         let (events, _) = broadcast::channel(1024);
         Self {
             store,
@@ -188,7 +216,9 @@ impl Gate {
         }
         let (catalog, version) = self.store.catalog().await?;
         let graph = Arc::new(CatalogGraph::new(catalog).map_err(|e| {
-            GateError::Store(crate::store::StoreError::Corrupt(format!("stored catalog is invalid: {e}")))
+            GateError::Store(crate::store::StoreError::Corrupt(format!(
+                "stored catalog is invalid: {e}"
+            )))
         })?);
         if let Ok(mut guard) = self.catalog.lock() {
             *guard = Some((version, graph.clone()));
@@ -214,7 +244,11 @@ impl Gate {
     /// Submits a proposal: decides, runs a `proceed` at once (capture first),
     /// holds a `hold`, records a `refuse`. The same idempotency key from the
     /// same agent returns the first write, never a second one.
-    pub async fn submit(&self, caller: &Caller, body: Value) -> Result<(WriteRecord, bool), GateError> {
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        body: Value,
+    ) -> Result<(WriteRecord, bool), GateError> {
         if !caller.may(&[Role::Agent]) {
             return Err(GateError::Forbidden(format!(
                 "`{}` is a {}: only agents submit writes",
@@ -229,7 +263,10 @@ impl Gate {
         }
         if let Some(key) = proposal.idempotency_key.clone() {
             if key.is_empty() || key.len() > 200 {
-                return Err(GateError::invalid("proposal.idempotency_key", "must be 1 to 200 characters"));
+                return Err(GateError::invalid(
+                    "proposal.idempotency_key",
+                    "must be 1 to 200 characters",
+                ));
             }
             if let Some(existing) = self.store.write_by_key(&caller.name, &key).await? {
                 return self.repeat(existing, &submitted_hash).map(|w| (w, false));
@@ -238,9 +275,20 @@ impl Gate {
         let id = new_write_id();
         let started = Instant::now();
         let (name, connector, proposal, additions) = match self.plan_write(&id, proposal).await? {
-            Planned::Ready { name, connector, proposal, additions } => (name, connector, proposal, additions),
-            Planned::Refused { name, proposal, reason } => {
-                return self.record_refusal(caller, id, name, proposal, submitted_hash, reason).await;
+            Planned::Ready {
+                name,
+                connector,
+                proposal,
+                additions,
+            } => (name, connector, proposal, additions),
+            Planned::Refused {
+                name,
+                proposal,
+                reason,
+            } => {
+                return self
+                    .record_refusal(caller, id, name, proposal, submitted_hash, reason)
+                    .await;
             }
         };
         // What the connector knows and the catalog lacks joins it.
@@ -253,12 +301,17 @@ impl Gate {
                 Some(&id),
                 json!({"connector": name, "added": additions}),
             );
-            self.store.upsert_catalog(&additions, false, Some(draft)).await?;
+            self.store
+                .upsert_catalog(&additions, false, Some(draft))
+                .await?;
             self.catalog_graph().await?
         };
 
-        let (decision, frozen) = self.evaluate(&graph, &id, &proposal, connector.as_ref()).await?;
-        self.metrics.observe_decision(decision.decision, started.elapsed());
+        let (decision, frozen) = self
+            .evaluate(&graph, &id, &proposal, connector.as_ref())
+            .await?;
+        self.metrics
+            .observe_decision(decision.decision, started.elapsed());
         let now = Utc::now();
         let status = match decision.decision {
             Verdict::Proceed => WriteStatus::Executing,
@@ -309,7 +362,9 @@ impl Gate {
         match self.store.insert_write(&record, draft).await? {
             Inserted::Existing(existing) => {
                 // Another request with the same key won the race.
-                return self.repeat(*existing, &record.submitted_hash).map(|w| (w, false));
+                return self
+                    .repeat(*existing, &record.submitted_hash)
+                    .map(|w| (w, false));
             }
             Inserted::New => {}
         }
@@ -324,8 +379,16 @@ impl Gate {
     /// The decision a proposal would get now, without storing or running
     /// anything (the catalog additions it would make are only simulated).
     pub async fn explain(&self, caller: &Caller, body: Value) -> Result<Explained, GateError> {
-        if !caller.may(&[Role::Agent, Role::Reviewer, Role::RiskOfficer, Role::IncidentLead]) {
-            return Err(GateError::Forbidden(format!("`{}` may not ask for decisions", caller.name)));
+        if !caller.may(&[
+            Role::Agent,
+            Role::Reviewer,
+            Role::RiskOfficer,
+            Role::IncidentLead,
+        ]) {
+            return Err(GateError::Forbidden(format!(
+                "`{}` may not ask for decisions",
+                caller.name
+            )));
         }
         let mut proposal = parse_proposal(body)?;
         if proposal.agent.is_empty() {
@@ -333,7 +396,9 @@ impl Gate {
         }
         let id = new_write_id();
         match self.plan_write(&id, proposal).await? {
-            Planned::Refused { proposal, reason, .. } => Ok(Explained {
+            Planned::Refused {
+                proposal, reason, ..
+            } => Ok(Explained {
                 proposal,
                 decision: Decision {
                     decision: Verdict::Refuse,
@@ -344,7 +409,12 @@ impl Gate {
                     steps: Vec::new(),
                 },
             }),
-            Planned::Ready { connector, proposal, additions, .. } => {
+            Planned::Ready {
+                connector,
+                proposal,
+                additions,
+                ..
+            } => {
                 let current = self.catalog_graph().await?;
                 let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
                     current
@@ -354,7 +424,9 @@ impl Gate {
                     catalog.edges.extend(additions.edges);
                     Arc::new(CatalogGraph::new(catalog)?)
                 };
-                let (decision, _) = self.evaluate(&graph, &id, &proposal, connector.as_ref()).await?;
+                let (decision, _) = self
+                    .evaluate(&graph, &id, &proposal, connector.as_ref())
+                    .await?;
                 Ok(Explained { proposal, decision })
             }
         }
@@ -367,7 +439,12 @@ impl Gate {
             .action
             .get("connector")
             .and_then(Value::as_str)
-            .ok_or_else(|| GateError::invalid("proposal.action.connector", "required: which connector runs the write"))?
+            .ok_or_else(|| {
+                GateError::invalid(
+                    "proposal.action.connector",
+                    "required: which connector runs the write",
+                )
+            })?
             .to_string();
         let Some(connector) = self.connectors.get(name.as_str()).cloned() else {
             let reason = Reason {
@@ -376,18 +453,40 @@ impl Gate {
                 evidence: None,
                 step: None,
                 path: None,
-                detail: format!("this gate has no `{name}` connector (it has: {})", self.connector_names().join(", ")),
+                detail: format!(
+                    "this gate has no `{name}` connector (it has: {})",
+                    self.connector_names().join(", ")
+                ),
             };
-            return Ok(Planned::Refused { name, proposal, reason });
+            return Ok(Planned::Refused {
+                name,
+                proposal,
+                reason,
+            });
         };
         let plan = match connector.plan(id, &proposal.action).await {
             Ok(plan) => plan,
             Err(ConnectorError::Refuse { code, message }) => {
-                let reason = Reason { code, resource: None, evidence: None, step: None, path: None, detail: message };
-                return Ok(Planned::Refused { name, proposal, reason });
+                let reason = Reason {
+                    code,
+                    resource: None,
+                    evidence: None,
+                    step: None,
+                    path: None,
+                    detail: message,
+                };
+                return Ok(Planned::Refused {
+                    name,
+                    proposal,
+                    reason,
+                });
             }
             Err(ConnectorError::Invalid { field, message }) => {
-                let field = if field.starts_with("proposal.") { field } else { format!("proposal.{field}") };
+                let field = if field.starts_with("proposal.") {
+                    field
+                } else {
+                    format!("proposal.{field}")
+                };
                 return Err(GateError::Invalid { field, message });
             }
             Err(e) => return Err(e.into()),
@@ -417,10 +516,19 @@ impl Gate {
             }
             let bearer = containers(&r.id)
                 .iter()
-                .find_map(|c| graph.get(c).map(|p| p.bearer).or_else(|| known.get(c).copied()))
+                .find_map(|c| {
+                    graph
+                        .get(c)
+                        .map(|p| p.bearer)
+                        .or_else(|| known.get(c).copied())
+                })
                 .unwrap_or(Bearer::Institution);
             known.insert(r.id.clone(), bearer);
-            additions.resources.push(Resource { reach: Reach::Controlled, bearer, ..r });
+            additions.resources.push(Resource {
+                reach: Reach::Controlled,
+                bearer,
+                ..r
+            });
         }
         for e in plan.edges {
             let ok = |id: &str| graph.get(id).is_some() || known.contains_key(id);
@@ -428,10 +536,19 @@ impl Gate {
                 additions.edges.push(e);
             }
         }
-        Ok(Planned::Ready { name, connector, proposal, additions })
+        Ok(Planned::Ready {
+            name,
+            connector,
+            proposal,
+            additions,
+        })
     }
 
-    fn repeat(&self, existing: WriteRecord, submitted_hash: &str) -> Result<WriteRecord, GateError> {
+    fn repeat(
+        &self,
+        existing: WriteRecord,
+        submitted_hash: &str,
+    ) -> Result<WriteRecord, GateError> {
         if existing.submitted_hash == submitted_hash {
             Ok(existing)
         } else {
@@ -464,7 +581,8 @@ impl Gate {
             evidence: Vec::new(),
             steps: Vec::new(),
         };
-        self.metrics.observe_decision(Verdict::Refuse, std::time::Duration::ZERO);
+        self.metrics
+            .observe_decision(Verdict::Refuse, std::time::Duration::ZERO);
         let record = WriteRecord {
             id: id.clone(),
             agent: caller.name.clone(),
@@ -480,7 +598,13 @@ impl Gate {
             expires_at: None,
             required_approvals: 0,
             approvals: Vec::new(),
-            history: vec![Transition { at: now, from: None, to: WriteStatus::Refused, actor: caller.name.clone(), note: None }],
+            history: vec![Transition {
+                at: now,
+                from: None,
+                to: WriteStatus::Refused,
+                actor: caller.name.clone(),
+                note: None,
+            }],
             capture: None,
             outcome: None,
             rollback: None,
@@ -493,7 +617,9 @@ impl Gate {
                    "decision": record.decision}),
         );
         if let Inserted::Existing(existing) = self.store.insert_write(&record, draft).await? {
-            return self.repeat(*existing, &record.submitted_hash).map(|w| (w, false));
+            return self
+                .repeat(*existing, &record.submitted_hash)
+                .map(|w| (w, false));
         }
         self.emit("write", Some(&record));
         Ok((record, true))
@@ -527,7 +653,14 @@ impl Gate {
                 observations.insert(item.id.clone(), o);
             }
         }
-        let mut decision = decide(graph, proposal, &observations, Utc::now(), &self.config.policy).into_owned();
+        let mut decision = decide(
+            graph,
+            proposal,
+            &observations,
+            Utc::now(),
+            &self.config.policy,
+        )
+        .into_owned();
         let freeze = self.freeze_state().await?;
         if freeze.frozen {
             decision.add_reason(
@@ -554,6 +687,10 @@ impl Gate {
     /// Moves a write to `to` with a compare-and-set; the closure edits the
     /// record. Returns the new record and version, or `None` when another
     /// transition got there first.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one transition is: the write, its version, where it goes, who, why, and what the trail says"
+    )]
     async fn transition(
         &self,
         mut record: WriteRecord,
@@ -568,7 +705,13 @@ impl Gate {
         let from = record.status;
         record.status = to;
         record.updated_at = now;
-        record.history.push(Transition { at: now, from: Some(from), to, actor: actor.to_string(), note: note.clone() });
+        record.history.push(Transition {
+            at: now,
+            from: Some(from),
+            to,
+            actor: actor.to_string(),
+            note: note.clone(),
+        });
         let mut body = body;
         if let Value::Object(map) = &mut body {
             map.insert("from".into(), json!(from));
@@ -588,9 +731,17 @@ impl Gate {
 
     /// Capture, record the capture, execute, record the outcome. The write
     /// must be `executing` at `version`.
-    async fn run(&self, record: WriteRecord, version: i64, actor: &str) -> Result<WriteRecord, GateError> {
+    async fn run(
+        &self,
+        record: WriteRecord,
+        version: i64,
+        actor: &str,
+    ) -> Result<WriteRecord, GateError> {
         let Some(connector) = self.connectors.get(record.connector.as_str()).cloned() else {
-            return Err(GateError::Target(format!("connector `{}` is gone", record.connector)));
+            return Err(GateError::Target(format!(
+                "connector `{}` is gone",
+                record.connector
+            )));
         };
         let (record, version) = if record.capture.is_none() {
             match connector.capture(&record.id, &record.proposal).await {
@@ -600,11 +751,24 @@ impl Gate {
                     let body = json!({"capture": self.redacted(&capture)});
                     // Same status: this records that the capture is durable.
                     match self
-                        .transition(rec, version, WriteStatus::Executing, actor, Some("captured".into()), "write.captured", body)
+                        .transition(
+                            rec,
+                            version,
+                            WriteStatus::Executing,
+                            actor,
+                            Some("captured".into()),
+                            "write.captured",
+                            body,
+                        )
                         .await?
                     {
                         Some(next) => next,
-                        None => return Err(GateError::conflict("conflict", "the write changed while it was captured")),
+                        None => {
+                            return Err(GateError::conflict(
+                                "conflict",
+                                "the write changed while it was captured",
+                            ))
+                        }
                     }
                 }
                 Err(e) => {
@@ -617,15 +781,32 @@ impl Gate {
         };
         failpoint("after_capture");
         let capture = record.capture.clone().unwrap_or(Value::Null);
-        match connector.execute(&record.id, &record.proposal, &capture).await {
+        match connector
+            .execute(&record.id, &record.proposal, &capture)
+            .await
+        {
             Ok(outcome) => {
                 failpoint("after_execute");
                 let mut rec = record;
                 rec.outcome = Some(self.redacted(&outcome));
                 let body = json!({"outcome": rec.outcome});
-                match self.transition(rec, version, WriteStatus::Executed, actor, None, "write.executed", body).await? {
+                match self
+                    .transition(
+                        rec,
+                        version,
+                        WriteStatus::Executed,
+                        actor,
+                        None,
+                        "write.executed",
+                        body,
+                    )
+                    .await?
+                {
                     Some((rec, _)) => Ok(rec),
-                    None => Err(GateError::conflict("conflict", "the write changed while it ran")),
+                    None => Err(GateError::conflict(
+                        "conflict",
+                        "the write changed while it ran",
+                    )),
                 }
             }
             Err(e) => {
@@ -635,13 +816,30 @@ impl Gate {
         }
     }
 
-    async fn fail(&self, record: WriteRecord, version: i64, actor: &str, note: String) -> Result<WriteRecord, GateError> {
+    async fn fail(
+        &self,
+        record: WriteRecord,
+        version: i64,
+        actor: &str,
+        note: String,
+    ) -> Result<WriteRecord, GateError> {
         match self
-            .transition(record, version, WriteStatus::Failed, actor, Some(note), "write.failed", json!({}))
+            .transition(
+                record,
+                version,
+                WriteStatus::Failed,
+                actor,
+                Some(note),
+                "write.failed",
+                json!({}),
+            )
             .await?
         {
             Some((rec, _)) => Ok(rec),
-            None => Err(GateError::conflict("conflict", "the write changed while it failed")),
+            None => Err(GateError::conflict(
+                "conflict",
+                "the write changed while it failed",
+            )),
         }
     }
 
@@ -670,15 +868,28 @@ impl Gate {
         };
         GateError::conflict(
             "wrong_status",
-            format!("write `{}` is {}, not {wanted}: {why}", rec.id, rec.status.as_str()),
+            format!(
+                "write `{}` is {}, not {wanted}: {why}",
+                rec.id,
+                rec.status.as_str()
+            ),
         )
     }
 
     // --------------------------------------------------------------- review
 
-    pub async fn approve(&self, caller: &Caller, id: &str, comment: Option<String>) -> Result<WriteRecord, GateError> {
+    pub async fn approve(
+        &self,
+        caller: &Caller,
+        id: &str,
+        comment: Option<String>,
+    ) -> Result<WriteRecord, GateError> {
         if !caller.may(&[Role::Reviewer]) {
-            return Err(GateError::Forbidden(format!("`{}` is a {}: only reviewers approve", caller.name, caller.role.as_str())));
+            return Err(GateError::Forbidden(format!(
+                "`{}` is a {}: only reviewers approve",
+                caller.name,
+                caller.role.as_str()
+            )));
         }
         for _ in 0..CAS_RETRIES {
             let (mut rec, version) = self.load(id).await?;
@@ -693,7 +904,10 @@ impl Gate {
             }
             if rec.expires_at.is_some_and(|t| t <= Utc::now()) {
                 self.expire_one(rec, version).await?;
-                return Err(GateError::conflict("wrong_status", format!("write `{id}` expired before it was approved")));
+                return Err(GateError::conflict(
+                    "wrong_status",
+                    format!("write `{id}` expired before it was approved"),
+                ));
             }
             let freeze = self.freeze_state().await?;
             if freeze.frozen {
@@ -702,9 +916,18 @@ impl Gate {
                     format!("the gate is frozen by `{}`: nothing runs until an incident lead resumes it", freeze.by.unwrap_or_default()),
                 ));
             }
-            let current = |a: &Approval| a.proposal_hash == rec.proposal_hash && a.decision_hash == rec.decision_hash;
-            if rec.approvals.iter().any(|a| a.by == caller.name && current(a)) {
-                return Err(GateError::conflict("already_approved", format!("`{}` approved write `{id}` already", caller.name)));
+            let current = |a: &Approval| {
+                a.proposal_hash == rec.proposal_hash && a.decision_hash == rec.decision_hash
+            };
+            if rec
+                .approvals
+                .iter()
+                .any(|a| a.by == caller.name && current(a))
+            {
+                return Err(GateError::conflict(
+                    "already_approved",
+                    format!("`{}` approved write `{id}` already", caller.name),
+                ));
             }
             rec.approvals.push(Approval {
                 by: caller.name.clone(),
@@ -713,39 +936,73 @@ impl Gate {
                 proposal_hash: rec.proposal_hash.clone(),
                 decision_hash: rec.decision_hash.clone(),
             });
-            let mut valid: Vec<&str> = rec.approvals.iter().filter(|a| current(a)).map(|a| a.by.as_str()).collect();
+            let mut valid: Vec<&str> = rec
+                .approvals
+                .iter()
+                .filter(|a| current(a))
+                .map(|a| a.by.as_str())
+                .collect();
             valid.sort_unstable();
             valid.dedup();
             let body = json!({"by": caller.name, "comment": comment, "proposal_hash": rec.proposal_hash, "decision_hash": rec.decision_hash});
             if (valid.len() as u32) < rec.required_approvals {
                 let note = format!("approval {} of {}", valid.len(), rec.required_approvals);
-                match self.transition(rec, version, WriteStatus::Held, &caller.name, Some(note), "write.approval", body).await? {
+                match self
+                    .transition(
+                        rec,
+                        version,
+                        WriteStatus::Held,
+                        &caller.name,
+                        Some(note),
+                        "write.approval",
+                        body,
+                    )
+                    .await?
+                {
                     Some((rec, _)) => return Ok(rec),
                     None => continue,
                 }
             }
             // Enough approvals: the write is ours to run if this CAS wins.
             let Some((rec, version)) = self
-                .transition(rec, version, WriteStatus::Approved, &caller.name, comment.clone(), "write.approved", body)
+                .transition(
+                    rec,
+                    version,
+                    WriteStatus::Approved,
+                    &caller.name,
+                    comment.clone(),
+                    "write.approved",
+                    body,
+                )
                 .await?
             else {
                 continue;
             };
             return self.reverify_and_run(rec, version, &caller.name).await;
         }
-        Err(GateError::conflict("busy", format!("write `{id}` kept changing; try again")))
+        Err(GateError::conflict(
+            "busy",
+            format!("write `{id}` kept changing; try again"),
+        ))
     }
 
     /// Before an approved write runs, its evidence is verified again; if the
     /// decision changed, it is held again with the new reasons (and the
     /// approvals, bound to the old decision, no longer count).
-    async fn reverify_and_run(&self, rec: WriteRecord, version: i64, actor: &str) -> Result<WriteRecord, GateError> {
+    async fn reverify_and_run(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+    ) -> Result<WriteRecord, GateError> {
         let Some(connector) = self.connectors.get(rec.connector.as_str()).cloned() else {
             let note = format!("connector `{}` is gone", rec.connector);
             return self.fail(rec, version, actor, note).await;
         };
         let graph = self.catalog_graph().await?;
-        let (decision, _) = self.evaluate(&graph, &rec.id, &rec.proposal, connector.as_ref()).await?;
+        let (decision, _) = self
+            .evaluate(&graph, &rec.id, &rec.proposal, connector.as_ref())
+            .await?;
         let hash = decision_hash(&decision);
         if hash != rec.decision_hash {
             let mut rec = rec;
@@ -753,24 +1010,59 @@ impl Gate {
             rec.decision = decision;
             rec.decision_hash = hash;
             rec.expires_at = Some(Utc::now() + self.config.hold_ttl);
-            let note = "re-verification found the context changed: held again with the new reasons".to_string();
-            return match self.transition(rec, version, WriteStatus::Held, "gate", Some(note), "write.reheld", body).await? {
+            let note = "re-verification found the context changed: held again with the new reasons"
+                .to_string();
+            return match self
+                .transition(
+                    rec,
+                    version,
+                    WriteStatus::Held,
+                    "gate",
+                    Some(note),
+                    "write.reheld",
+                    body,
+                )
+                .await?
+            {
                 Some((rec, _)) => Ok(rec),
-                None => Err(GateError::conflict("conflict", "the write changed during re-verification")),
+                None => Err(GateError::conflict(
+                    "conflict",
+                    "the write changed during re-verification",
+                )),
             };
         }
         let Some((rec, version)) = self
-            .transition(rec, version, WriteStatus::Executing, actor, Some("re-verified".into()), "write.executing", json!({}))
+            .transition(
+                rec,
+                version,
+                WriteStatus::Executing,
+                actor,
+                Some("re-verified".into()),
+                "write.executing",
+                json!({}),
+            )
             .await?
         else {
-            return Err(GateError::conflict("conflict", "the write changed during re-verification"));
+            return Err(GateError::conflict(
+                "conflict",
+                "the write changed during re-verification",
+            ));
         };
         self.run(rec, version, actor).await
     }
 
-    pub async fn reject(&self, caller: &Caller, id: &str, reason: String) -> Result<WriteRecord, GateError> {
+    pub async fn reject(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: String,
+    ) -> Result<WriteRecord, GateError> {
         if !caller.may(&[Role::Reviewer]) {
-            return Err(GateError::Forbidden(format!("`{}` is a {}: only reviewers reject", caller.name, caller.role.as_str())));
+            return Err(GateError::Forbidden(format!(
+                "`{}` is a {}: only reviewers reject",
+                caller.name,
+                caller.role.as_str()
+            )));
         }
         if reason.trim().is_empty() {
             return Err(GateError::invalid("reason", "must not be empty: say why"));
@@ -782,24 +1074,50 @@ impl Gate {
             }
             let body = json!({"reason": reason});
             if let Some((rec, _)) = self
-                .transition(rec, version, WriteStatus::Rejected, &caller.name, Some(reason.clone()), "write.rejected", body)
+                .transition(
+                    rec,
+                    version,
+                    WriteStatus::Rejected,
+                    &caller.name,
+                    Some(reason.clone()),
+                    "write.rejected",
+                    body,
+                )
                 .await?
             {
                 return Ok(rec);
             }
         }
-        Err(GateError::conflict("busy", format!("write `{id}` kept changing; try again")))
+        Err(GateError::conflict(
+            "busy",
+            format!("write `{id}` kept changing; try again"),
+        ))
     }
 
     async fn expire_one(&self, rec: WriteRecord, version: i64) -> Result<(), GateError> {
         let note = Some("no decision before the hold expired".to_string());
-        self.transition(rec, version, WriteStatus::Expired, "gate", note, "write.expired", json!({})).await?;
+        self.transition(
+            rec,
+            version,
+            WriteStatus::Expired,
+            "gate",
+            note,
+            "write.expired",
+            json!({}),
+        )
+        .await?;
         Ok(())
     }
 
     /// Expires held writes whose time is up; returns how many.
     pub async fn expire_due(&self) -> Result<usize, GateError> {
-        let held = self.store.writes(&WriteFilter { status: Some(WriteStatus::Held), ..Default::default() }).await?;
+        let held = self
+            .store
+            .writes(&WriteFilter {
+                status: Some(WriteStatus::Held),
+                ..Default::default()
+            })
+            .await?;
         let now = Utc::now();
         let mut n = 0;
         for rec in held {
@@ -817,7 +1135,13 @@ impl Gate {
 
     // -------------------------------------------------------------- rollback
 
-    pub async fn rollback(&self, caller: &Caller, id: &str, reason: String, force: bool) -> Result<WriteRecord, GateError> {
+    pub async fn rollback(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: String,
+        force: bool,
+    ) -> Result<WriteRecord, GateError> {
         if !caller.may(&[Role::IncidentLead]) {
             return Err(GateError::Forbidden(format!(
                 "`{}` is a {}: only incident leads roll back",
@@ -834,21 +1158,47 @@ impl Gate {
         }
         let body = json!({"reason": reason, "force": force});
         let Some((rec, version)) = self
-            .transition(rec, version, WriteStatus::RollingBack, &caller.name, Some(reason.clone()), "write.rolling_back", body)
+            .transition(
+                rec,
+                version,
+                WriteStatus::RollingBack,
+                &caller.name,
+                Some(reason.clone()),
+                "write.rolling_back",
+                body,
+            )
             .await?
         else {
-            return Err(GateError::conflict("wrong_status", format!("write `{id}` is being rolled back by someone else")));
+            return Err(GateError::conflict(
+                "wrong_status",
+                format!("write `{id}` is being rolled back by someone else"),
+            ));
         };
-        self.finish_rollback(rec, version, &caller.name, force).await
+        self.finish_rollback(rec, version, &caller.name, force)
+            .await
     }
 
-    async fn finish_rollback(&self, rec: WriteRecord, version: i64, actor: &str, force: bool) -> Result<WriteRecord, GateError> {
+    async fn finish_rollback(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+        force: bool,
+    ) -> Result<WriteRecord, GateError> {
         let Some(connector) = self.connectors.get(rec.connector.as_str()).cloned() else {
             let note = format!("connector `{}` is gone", rec.connector);
             return self.fail(rec, version, actor, note).await;
         };
         let capture = rec.capture.clone().unwrap_or(Value::Null);
-        let result = connector.restore(&rec.id, &rec.proposal, &capture, rec.outcome.as_ref(), force).await;
+        let result = connector
+            .restore(
+                &rec.id,
+                &rec.proposal,
+                &capture,
+                rec.outcome.as_ref(),
+                force,
+            )
+            .await;
         let mut rec = rec;
         let (to, note, report) = match result {
             Ok(report) if report.verified => (WriteStatus::RolledBack, "restored and verified".to_string(), Some(report)),
@@ -867,15 +1217,34 @@ impl Gate {
         };
         rec.rollback = report.clone();
         let body = json!({"report": report});
-        match self.transition(rec, version, to, actor, Some(note), "write.rollback_result", body).await? {
+        match self
+            .transition(
+                rec,
+                version,
+                to,
+                actor,
+                Some(note),
+                "write.rollback_result",
+                body,
+            )
+            .await?
+        {
             Some((rec, _)) => Ok(rec),
-            None => Err(GateError::conflict("conflict", "the write changed during rollback")),
+            None => Err(GateError::conflict(
+                "conflict",
+                "the write changed during rollback",
+            )),
         }
     }
 
     // ---------------------------------------------------- freeze and rewind
 
-    pub async fn set_freeze(&self, caller: &Caller, frozen: bool, reason: Option<String>) -> Result<FreezeState, GateError> {
+    pub async fn set_freeze(
+        &self,
+        caller: &Caller,
+        frozen: bool,
+        reason: Option<String>,
+    ) -> Result<FreezeState, GateError> {
         if !caller.may(&[Role::IncidentLead]) {
             return Err(GateError::Forbidden(format!(
                 "`{}` is a {}: only incident leads freeze and resume the gate",
@@ -884,13 +1253,29 @@ impl Gate {
             )));
         }
         if frozen && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-            return Err(GateError::invalid("reason", "must not be empty: say why the gate is frozen"));
+            return Err(GateError::invalid(
+                "reason",
+                "must not be empty: say why the gate is frozen",
+            ));
         }
-        let state = FreezeState { frozen, by: Some(caller.name.clone()), at: Some(Utc::now()), reason };
-        let action = if frozen { "gate.frozen" } else { "gate.resumed" };
+        let state = FreezeState {
+            frozen,
+            by: Some(caller.name.clone()),
+            at: Some(Utc::now()),
+            reason,
+        };
+        let action = if frozen {
+            "gate.frozen"
+        } else {
+            "gate.resumed"
+        };
         let value = serde_json::to_value(&state).unwrap_or_default();
         self.store
-            .set_state(FREEZE_KEY, &value, AuditDraft::new(&caller.name, action, None, value.clone()))
+            .set_state(
+                FREEZE_KEY,
+                &value,
+                AuditDraft::new(&caller.name, action, None, value.clone()),
+            )
             .await?;
         self.emit(action, None);
         Ok(state)
@@ -898,14 +1283,26 @@ impl Gate {
 
     /// Every write executed since `since` (by one agent, if given), newest
     /// first; rolled back one by one unless `preview`.
-    pub async fn rewind(&self, caller: &Caller, req: RewindRequest) -> Result<RewindReport, GateError> {
+    pub async fn rewind(
+        &self,
+        caller: &Caller,
+        req: RewindRequest,
+    ) -> Result<RewindReport, GateError> {
         if !caller.may(&[Role::IncidentLead]) {
-            return Err(GateError::Forbidden(format!("`{}` is a {}: only incident leads rewind", caller.name, caller.role.as_str())));
+            return Err(GateError::Forbidden(format!(
+                "`{}` is a {}: only incident leads rewind",
+                caller.name,
+                caller.role.as_str()
+            )));
         }
         if !req.preview && req.reason.trim().is_empty() {
             return Err(GateError::invalid("reason", "must not be empty: say why"));
         }
-        let filter = WriteFilter { status: Some(WriteStatus::Executed), agent: req.agent.clone(), limit: None };
+        let filter = WriteFilter {
+            status: Some(WriteStatus::Executed),
+            agent: req.agent.clone(),
+            limit: None,
+        };
         let executed_at = |r: &WriteRecord| {
             r.history
                 .iter()
@@ -926,15 +1323,33 @@ impl Gate {
         let mut items = Vec::new();
         for (_, rec) in due {
             if req.preview {
-                items.push(RewindItem { write: rec.summary(), rollback: None, error: None });
+                items.push(RewindItem {
+                    write: rec.summary(),
+                    rollback: None,
+                    error: None,
+                });
                 continue;
             }
-            match self.rollback(caller, &rec.id, req.reason.clone(), req.force).await {
-                Ok(after) => items.push(RewindItem { write: after.summary(), rollback: after.rollback, error: None }),
-                Err(e) => items.push(RewindItem { write: rec.summary(), rollback: None, error: Some(e.to_string()) }),
+            match self
+                .rollback(caller, &rec.id, req.reason.clone(), req.force)
+                .await
+            {
+                Ok(after) => items.push(RewindItem {
+                    write: after.summary(),
+                    rollback: after.rollback,
+                    error: None,
+                }),
+                Err(e) => items.push(RewindItem {
+                    write: rec.summary(),
+                    rollback: None,
+                    error: Some(e.to_string()),
+                }),
             }
         }
-        Ok(RewindReport { preview: req.preview, items })
+        Ok(RewindReport {
+            preview: req.preview,
+            items,
+        })
     }
 
     // -------------------------------------------------------- after a crash
@@ -944,10 +1359,22 @@ impl Gate {
     /// never runs a write twice.
     pub async fn reconcile(&self) -> Result<Vec<(String, WriteStatus)>, GateError> {
         let mut settled = Vec::new();
-        for status in [WriteStatus::Approved, WriteStatus::Executing, WriteStatus::RollingBack] {
-            let stuck = self.store.writes(&WriteFilter { status: Some(status), ..Default::default() }).await?;
+        for status in [
+            WriteStatus::Approved,
+            WriteStatus::Executing,
+            WriteStatus::RollingBack,
+        ] {
+            let stuck = self
+                .store
+                .writes(&WriteFilter {
+                    status: Some(status),
+                    ..Default::default()
+                })
+                .await?;
             for rec in stuck {
-                let Some((rec, version)) = self.store.write(&rec.id).await? else { continue };
+                let Some((rec, version)) = self.store.write(&rec.id).await? else {
+                    continue;
+                };
                 if rec.status != status {
                     continue;
                 }
@@ -959,10 +1386,21 @@ impl Gate {
         Ok(settled)
     }
 
-    async fn reconcile_one(&self, rec: WriteRecord, version: i64) -> Result<WriteRecord, GateError> {
+    async fn reconcile_one(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+    ) -> Result<WriteRecord, GateError> {
         let actor = "gate";
         let Some(connector) = self.connectors.get(rec.connector.as_str()).cloned() else {
-            return self.fail(rec, version, actor, "after restart: the connector is gone".into()).await;
+            return self
+                .fail(
+                    rec,
+                    version,
+                    actor,
+                    "after restart: the connector is gone".into(),
+                )
+                .await;
         };
         match rec.status {
             WriteStatus::Approved => {

@@ -38,10 +38,23 @@ impl Metrics {
         registry.register("decisions", "Decisions by outcome", decisions.clone());
         // 10 µs to about 10 s.
         let latency = Histogram::new(exponential_buckets(0.00001, 4.0, 11));
-        registry.register("decision_latency_seconds", "Time from submit to decision", latency.clone());
+        registry.register(
+            "decision_latency_seconds",
+            "Time from submit to decision",
+            latency.clone(),
+        );
         let writes = Family::<StatusLabel, Gauge>::default();
-        registry.register("writes", "Writes by status (held is the review queue)", writes.clone());
-        Self { registry, decisions, latency, writes }
+        registry.register(
+            "writes",
+            "Writes by status (held is the review queue)",
+            writes.clone(),
+        );
+        Self {
+            registry,
+            decisions,
+            latency,
+            writes,
+        }
     }
 
     pub fn observe_decision(&self, verdict: Verdict, took: std::time::Duration) {
@@ -50,14 +63,25 @@ impl Metrics {
             Verdict::Hold => "hold",
             Verdict::Refuse => "refuse",
         };
-        self.decisions.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
+        self.decisions
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
         self.latency.observe(took.as_secs_f64());
     }
 
     pub fn set_counts(&self, counts: &[(recourse_client::WriteStatus, i64)]) {
         for status in recourse_client::WriteStatus::ALL {
-            let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
-            self.writes.get_or_create(&StatusLabel { status: status.as_str().into() }).set(n);
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            self.writes
+                .get_or_create(&StatusLabel {
+                    status: status.as_str().into(),
+                })
+                .set(n);
         }
     }
 

@@ -6,7 +6,10 @@ use utoipa::OpenApi as _;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Recourse gate", description = "Recoverability as a precondition of every write"),
+    info(
+        title = "Recourse gate",
+        description = "Recoverability as a precondition of every write"
+    ),
     components(schemas(
         recourse_core::Proposal,
         recourse_core::Step,
@@ -55,24 +58,84 @@ struct Doc;
 
 /// The routes, each with a one-line summary; bodies are the schemas above.
 const ROUTES: &[(&str, HttpMethod, &str)] = &[
-    ("/v1/writes", HttpMethod::Post, "Submit a proposal (body: Proposal; returns WriteRecord)"),
-    ("/v1/writes", HttpMethod::Get, "List writes (?status=held&agent=&limit=; returns WriteSummary[])"),
-    ("/v1/explain", HttpMethod::Post, "The decision a proposal would get now; nothing stored or run (returns Explained)"),
-    ("/v1/writes/{id}", HttpMethod::Get, "A write: decision, blast radius, evidence, history"),
-    ("/v1/writes/{id}/approve", HttpMethod::Post, "Approve a held write (ApproveRequest); reviewer"),
-    ("/v1/writes/{id}/reject", HttpMethod::Post, "Reject a held write (RejectRequest); reviewer"),
-    ("/v1/writes/{id}/rollback", HttpMethod::Post, "Roll back an executed write (RollbackRequest); incident lead"),
+    (
+        "/v1/writes",
+        HttpMethod::Post,
+        "Submit a proposal (body: Proposal; returns WriteRecord)",
+    ),
+    (
+        "/v1/writes",
+        HttpMethod::Get,
+        "List writes (?status=held&agent=&limit=; returns WriteSummary[])",
+    ),
+    (
+        "/v1/explain",
+        HttpMethod::Post,
+        "The decision a proposal would get now; nothing stored or run (returns Explained)",
+    ),
+    (
+        "/v1/writes/{id}",
+        HttpMethod::Get,
+        "A write: decision, blast radius, evidence, history",
+    ),
+    (
+        "/v1/writes/{id}/approve",
+        HttpMethod::Post,
+        "Approve a held write (ApproveRequest); reviewer",
+    ),
+    (
+        "/v1/writes/{id}/reject",
+        HttpMethod::Post,
+        "Reject a held write (RejectRequest); reviewer",
+    ),
+    (
+        "/v1/writes/{id}/rollback",
+        HttpMethod::Post,
+        "Roll back an executed write (RollbackRequest); incident lead",
+    ),
     ("/v1/catalog", HttpMethod::Get, "The catalog"),
-    ("/v1/catalog", HttpMethod::Post, "Upsert resources and edges (Catalog); risk officer"),
-    ("/v1/catalog/resources/{id}", HttpMethod::Get, "A resource with its neighbours and the writes that touched it"),
-    ("/v1/audit", HttpMethod::Get, "The audit trail (?after=&limit=)"),
+    (
+        "/v1/catalog",
+        HttpMethod::Post,
+        "Upsert resources and edges (Catalog); risk officer",
+    ),
+    (
+        "/v1/catalog/resources/{id}",
+        HttpMethod::Get,
+        "A resource with its neighbours and the writes that touched it",
+    ),
+    (
+        "/v1/audit",
+        HttpMethod::Get,
+        "The audit trail (?after=&limit=)",
+    ),
     ("/v1/audit/verify", HttpMethod::Get, "Verify the hash chain"),
-    ("/v1/events", HttpMethod::Get, "Server-sent events (GateEvent)"),
+    (
+        "/v1/events",
+        HttpMethod::Get,
+        "Server-sent events (GateEvent)",
+    ),
     ("/v1/freeze", HttpMethod::Get, "Freeze state"),
-    ("/v1/freeze", HttpMethod::Post, "Freeze the gate (FreezeRequest); incident lead"),
-    ("/v1/resume", HttpMethod::Post, "Resume the gate; incident lead"),
-    ("/v1/rewind", HttpMethod::Post, "Roll back every write since a time (RewindRequest); incident lead"),
-    ("/v1/tokens", HttpMethod::Post, "Create a token (TokenRequest); admin"),
+    (
+        "/v1/freeze",
+        HttpMethod::Post,
+        "Freeze the gate (FreezeRequest); incident lead",
+    ),
+    (
+        "/v1/resume",
+        HttpMethod::Post,
+        "Resume the gate; incident lead",
+    ),
+    (
+        "/v1/rewind",
+        HttpMethod::Post,
+        "Roll back every write since a time (RewindRequest); incident lead",
+    ),
+    (
+        "/v1/tokens",
+        HttpMethod::Post,
+        "Create a token (TokenRequest); admin",
+    ),
     ("/v1/whoami", HttpMethod::Get, "The caller's name and role"),
     ("/healthz", HttpMethod::Get, "Health"),
     ("/metrics", HttpMethod::Get, "Prometheus metrics"),

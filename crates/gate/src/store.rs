@@ -66,25 +66,45 @@ pub trait Store: Send + Sync {
     /// Adds resources and edges. With `replace`, existing ones take the new
     /// values (a risk officer's edit); without, existing ones are kept (a
     /// connector adding what it discovered).
-    async fn upsert_catalog(&self, add: &Catalog, replace: bool, audit: Option<AuditDraft>) -> Result<i64, StoreError>;
+    async fn upsert_catalog(
+        &self,
+        add: &Catalog,
+        replace: bool,
+        audit: Option<AuditDraft>,
+    ) -> Result<i64, StoreError>;
 
     /// Inserts a new write, or returns the one with the same agent and
     /// idempotency key. One transaction with its audit entry.
-    async fn insert_write(&self, record: &WriteRecord, audit: AuditDraft) -> Result<Inserted, StoreError>;
+    async fn insert_write(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+    ) -> Result<Inserted, StoreError>;
     /// A write and its version, for compare-and-set updates.
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError>;
-    async fn write_by_key(&self, agent: &str, key: &str) -> Result<Option<WriteRecord>, StoreError>;
+    async fn write_by_key(&self, agent: &str, key: &str)
+        -> Result<Option<WriteRecord>, StoreError>;
     async fn summaries(&self, filter: &WriteFilter) -> Result<Vec<WriteSummary>, StoreError>;
     async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError>;
     /// Replaces a write if its version is still `expected`, with its audit
     /// entry, in one transaction. False when someone else changed it first.
-    async fn update_write(&self, record: &WriteRecord, expected: i64, audit: AuditDraft) -> Result<bool, StoreError>;
+    async fn update_write(
+        &self,
+        record: &WriteRecord,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError>;
 
     async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError>;
     async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
 
     async fn state(&self, key: &str) -> Result<Option<Value>, StoreError>;
-    async fn set_state(&self, key: &str, value: &Value, audit: AuditDraft) -> Result<(), StoreError>;
+    async fn set_state(
+        &self,
+        key: &str,
+        value: &Value,
+        audit: AuditDraft,
+    ) -> Result<(), StoreError>;
     async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError>;
 }
 
@@ -121,8 +141,17 @@ pub struct SqliteStore {
 
 /// A write-path operation waiting for the next group commit.
 enum Op {
-    Insert(Box<WriteRecord>, AuditDraft, oneshot::Sender<Result<Inserted, StoreError>>),
-    Update(Box<WriteRecord>, i64, AuditDraft, oneshot::Sender<Result<bool, StoreError>>),
+    Insert(
+        Box<WriteRecord>,
+        AuditDraft,
+        oneshot::Sender<Result<Inserted, StoreError>>,
+    ),
+    Update(
+        Box<WriteRecord>,
+        i64,
+        AuditDraft,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
 }
 
 impl std::fmt::Debug for Op {
@@ -164,13 +193,20 @@ async fn committer(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
                 sqlx::query("SAVEPOINT op").execute(&mut *tx).await?;
                 let result = match op {
                     Op::Insert(record, draft, _) => {
-                        SqliteStore::insert_in(&mut tx, record, draft.clone()).await.map(Reply::Inserted)
+                        SqliteStore::insert_in(&mut tx, record, draft.clone())
+                            .await
+                            .map(Reply::Inserted)
                     }
                     Op::Update(record, expected, draft, _) => {
-                        SqliteStore::update_in(&mut tx, record, *expected, draft.clone()).await.map(Reply::Updated)
+                        SqliteStore::update_in(&mut tx, record, *expected, draft.clone())
+                            .await
+                            .map(Reply::Updated)
                     }
                 };
-                let keep = matches!(result, Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(true)));
+                let keep = matches!(
+                    result,
+                    Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(true))
+                );
                 if !keep {
                     sqlx::query("ROLLBACK TO op").execute(&mut *tx).await?;
                 }
@@ -182,7 +218,12 @@ async fn committer(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
         }
         .await;
         let failed = outcome.err().map(|e| e.to_string());
-        for (op, result) in batch.into_iter().zip(results.into_iter().map(Some).chain(std::iter::repeat_with(|| None))) {
+        for (op, result) in batch.into_iter().zip(
+            results
+                .into_iter()
+                .map(Some)
+                .chain(std::iter::repeat_with(|| None)),
+        ) {
             let result = match (&failed, result) {
                 (Some(e), _) => Err(StoreError::Commit(e.clone())),
                 (None, Some(r)) => r,
@@ -227,10 +268,17 @@ impl SqliteStore {
             .await?;
         let (commits, rx) = mpsc::channel(4096);
         tokio::spawn(committer(writer.clone(), rx));
-        Ok(Self { writer, reader, commits })
+        Ok(Self {
+            writer,
+            reader,
+            commits,
+        })
     }
 
-    async fn append_in(tx: &mut sqlx::SqliteConnection, draft: AuditDraft) -> Result<AuditEntry, StoreError> {
+    async fn append_in(
+        tx: &mut sqlx::SqliteConnection,
+        draft: AuditDraft,
+    ) -> Result<AuditEntry, StoreError> {
         let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
@@ -253,13 +301,18 @@ impl SqliteStore {
         Ok(entry)
     }
 
-    async fn insert_in(tx: &mut sqlx::SqliteConnection, record: &WriteRecord, audit: AuditDraft) -> Result<Inserted, StoreError> {
+    async fn insert_in(
+        tx: &mut sqlx::SqliteConnection,
+        record: &WriteRecord,
+        audit: AuditDraft,
+    ) -> Result<Inserted, StoreError> {
         if let Some(key) = &record.proposal.idempotency_key {
-            let existing = sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
-                .bind(&record.agent)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let existing =
+                sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
+                    .bind(&record.agent)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(row) = existing {
                 return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
             }
@@ -279,7 +332,12 @@ impl SqliteStore {
         Ok(Inserted::New)
     }
 
-    async fn update_in(tx: &mut sqlx::SqliteConnection, record: &WriteRecord, expected: i64, audit: AuditDraft) -> Result<bool, StoreError> {
+    async fn update_in(
+        tx: &mut sqlx::SqliteConnection,
+        record: &WriteRecord,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE writes SET status = ?, version = version + 1, updated_at = ?, record = ?, summary = ? WHERE id = ? AND version = ?")
             .bind(record.status.as_str())
             .bind(ts(record.updated_at))
@@ -313,14 +371,16 @@ impl Store for SqliteStore {
         if exists.is_some() {
             return Err(StoreError::DuplicateToken(row.name.clone()));
         }
-        sqlx::query("INSERT INTO tokens (name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&row.name)
-            .bind(row.role.as_str())
-            .bind(&row.hash)
-            .bind(ts(Utc::now()))
-            .bind(row.expires_at.map(ts))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tokens (name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&row.name)
+        .bind(row.role.as_str())
+        .bind(&row.hash)
+        .bind(ts(Utc::now()))
+        .bind(row.expires_at.map(ts))
+        .execute(&mut *tx)
+        .await?;
         Self::append_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -336,7 +396,8 @@ impl Store for SqliteStore {
         let expires: Option<String> = row.try_get("expires_at")?;
         Ok(Some(TokenRow {
             name: row.try_get("name")?,
-            role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
             hash: row.try_get("hash")?,
             expires_at: expires.as_deref().map(parse_ts).transpose()?,
         }))
@@ -353,11 +414,17 @@ impl Store for SqliteStore {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let mut resources = Vec::new();
-        for row in sqlx::query("SELECT body FROM resources ORDER BY rowid").fetch_all(&mut *tx).await? {
+        for row in sqlx::query("SELECT body FROM resources ORDER BY rowid")
+            .fetch_all(&mut *tx)
+            .await?
+        {
             resources.push(json::<Resource>(&row.try_get::<String, _>(0)?)?);
         }
         let mut edges = Vec::new();
-        for row in sqlx::query("SELECT body FROM edges ORDER BY rowid").fetch_all(&mut *tx).await? {
+        for row in sqlx::query("SELECT body FROM edges ORDER BY rowid")
+            .fetch_all(&mut *tx)
+            .await?
+        {
             edges.push(json::<Edge>(&row.try_get::<String, _>(0)?)?);
         }
         tx.commit().await?;
@@ -375,7 +442,12 @@ impl Store for SqliteStore {
             .unwrap_or(0))
     }
 
-    async fn upsert_catalog(&self, add: &Catalog, replace: bool, audit: Option<AuditDraft>) -> Result<i64, StoreError> {
+    async fn upsert_catalog(
+        &self,
+        add: &Catalog,
+        replace: bool,
+        audit: Option<AuditDraft>,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut changed = 0u64;
         let res_sql = if replace {
@@ -421,13 +493,18 @@ impl Store for SqliteStore {
         Ok(version.parse().unwrap_or(0))
     }
 
-    async fn insert_write(&self, record: &WriteRecord, audit: AuditDraft) -> Result<Inserted, StoreError> {
+    async fn insert_write(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+    ) -> Result<Inserted, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.commits
             .send(Op::Insert(Box::new(record.clone()), audit, tx))
             .await
             .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Commit("the committer stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
     }
 
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
@@ -440,7 +517,11 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn write_by_key(&self, agent: &str, key: &str) -> Result<Option<WriteRecord>, StoreError> {
+    async fn write_by_key(
+        &self,
+        agent: &str,
+        key: &str,
+    ) -> Result<Option<WriteRecord>, StoreError> {
         let row = sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
             .bind(agent)
             .bind(key)
@@ -458,7 +539,9 @@ impl Store for SqliteStore {
         .bind(filter.limit.unwrap_or(-1))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(|r| json(&r.try_get::<String, _>(0)?)).collect()
+        rows.iter()
+            .map(|r| json(&r.try_get::<String, _>(0)?))
+            .collect()
     }
 
     async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError> {
@@ -473,13 +556,19 @@ impl Store for SqliteStore {
         rows.iter().map(Self::record_row).collect()
     }
 
-    async fn update_write(&self, record: &WriteRecord, expected: i64, audit: AuditDraft) -> Result<bool, StoreError> {
+    async fn update_write(
+        &self,
+        record: &WriteRecord,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.commits
             .send(Op::Update(Box::new(record.clone()), expected, audit, tx))
             .await
             .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Commit("the committer stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
     }
 
     async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError> {
@@ -519,7 +608,12 @@ impl Store for SqliteStore {
         row.map(|r| json(&r.try_get::<String, _>(0)?)).transpose()
     }
 
-    async fn set_state(&self, key: &str, value: &Value, audit: AuditDraft) -> Result<(), StoreError> {
+    async fn set_state(
+        &self,
+        key: &str,
+        value: &Value,
+        audit: AuditDraft,
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             .bind(key)

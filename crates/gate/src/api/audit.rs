@@ -10,7 +10,9 @@ use super::{ApiError, AppState, Auth};
 use crate::error::GateError;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/audit", get(list)).route("/v1/audit/verify", get(verify))
+    Router::new()
+        .route("/v1/audit", get(list))
+        .route("/v1/audit/verify", get(verify))
 }
 
 #[derive(Deserialize)]
@@ -24,7 +26,11 @@ fn may_read(caller: &crate::auth::Caller) -> Result<(), GateError> {
     if caller.may(&[Role::Reviewer, Role::RiskOfficer, Role::IncidentLead]) {
         Ok(())
     } else {
-        Err(GateError::Forbidden(format!("`{}` is a {}: the audit trail is not theirs to read", caller.name, caller.role.as_str())))
+        Err(GateError::Forbidden(format!(
+            "`{}` is a {}: the audit trail is not theirs to read",
+            caller.name,
+            caller.role.as_str()
+        )))
     }
 }
 
@@ -42,7 +48,12 @@ async fn list(
     Ok(Json(gate.store().audit(p.after.unwrap_or(0), limit).await?))
 }
 
-async fn verify(State(gate): State<AppState>, Auth(caller): Auth) -> Result<Json<AuditVerification>, ApiError> {
+async fn verify(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<AuditVerification>, ApiError> {
     may_read(&caller)?;
-    Ok(Json(crate::verify_store_audit(gate.store().as_ref()).await?))
+    Ok(Json(
+        crate::verify_store_audit(gate.store().as_ref()).await?,
+    ))
 }

@@ -25,7 +25,11 @@ fn may_read(caller: &Caller) -> Result<(), GateError> {
     if caller.may(&[Role::Reviewer, Role::RiskOfficer, Role::IncidentLead]) {
         Ok(())
     } else {
-        Err(GateError::Forbidden(format!("`{}` is a {}: the catalog is not theirs to read", caller.name, caller.role.as_str())))
+        Err(GateError::Forbidden(format!(
+            "`{}` is a {}: the catalog is not theirs to read",
+            caller.name,
+            caller.role.as_str()
+        )))
     }
 }
 
@@ -36,25 +40,54 @@ async fn show(State(gate): State<AppState>, Auth(caller): Auth) -> Result<Json<C
 
 /// Upserts resources and edges. The result must be a valid catalog as a
 /// whole; if not, nothing is stored and the error names the field.
-async fn upsert(State(gate): State<AppState>, Auth(caller): Auth, Body(add): Body<Catalog>) -> Result<Json<Catalog>, ApiError> {
+async fn upsert(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Body(add): Body<Catalog>,
+) -> Result<Json<Catalog>, ApiError> {
     if !caller.may(&[Role::RiskOfficer]) {
-        return Err(GateError::Forbidden(format!("`{}` is a {}: only risk officers edit the catalog", caller.name, caller.role.as_str())).into());
+        return Err(GateError::Forbidden(format!(
+            "`{}` is a {}: only risk officers edit the catalog",
+            caller.name,
+            caller.role.as_str()
+        ))
+        .into());
     }
     // Validate the batch on its own (duplicates, ids), then merged.
     let mut own = add.clone();
     let current = gate.catalog_graph().await?.catalog().clone();
-    let known: std::collections::HashSet<String> = own.resources.iter().map(|r| r.id.clone()).collect();
-    own.resources.extend(current.resources.iter().filter(|r| !known.contains(&r.id)).cloned());
-    CatalogGraph::new(own).map_err(|e| GateError::invalid(e.field.trim_start_matches("catalog."), e.message))?;
-    let draft = AuditDraft::new(&caller.name, "catalog.upserted", None, json!({"resources": add.resources.len(), "edges": add.edges.len(), "upsert": add}));
+    let known: std::collections::HashSet<String> =
+        own.resources.iter().map(|r| r.id.clone()).collect();
+    own.resources.extend(
+        current
+            .resources
+            .iter()
+            .filter(|r| !known.contains(&r.id))
+            .cloned(),
+    );
+    CatalogGraph::new(own)
+        .map_err(|e| GateError::invalid(e.field.trim_start_matches("catalog."), e.message))?;
+    let draft = AuditDraft::new(
+        &caller.name,
+        "catalog.upserted",
+        None,
+        json!({"resources": add.resources.len(), "edges": add.edges.len(), "upsert": add}),
+    );
     gate.store().upsert_catalog(&add, true, Some(draft)).await?;
     Ok(Json(gate.catalog_graph().await?.catalog().clone()))
 }
 
-async fn resource(State(gate): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> Result<Json<ResourceView>, ApiError> {
+async fn resource(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ResourceView>, ApiError> {
     may_read(&caller)?;
     let graph = gate.catalog_graph().await?;
-    let resource = graph.get(&id).cloned().ok_or_else(|| GateError::NotFound(format!("no resource `{id}` in the catalog")))?;
+    let resource = graph
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| GateError::NotFound(format!("no resource `{id}` in the catalog")))?;
     let (out, inc) = graph.neighbours(&id);
     let to_n = |(r, l): (&recourse_core::Resource, Link)| Neighbour {
         resource: r.clone(),
@@ -63,7 +96,10 @@ async fn resource(State(gate): State<AppState>, Auth(caller): Auth, Path(id): Pa
     };
     let writes = gate
         .store()
-        .summaries(&WriteFilter { limit: Some(10_000), ..Default::default() })
+        .summaries(&WriteFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
         .await?
         .into_iter()
         .filter(|w| w.touches.iter().any(|t| t == &id))

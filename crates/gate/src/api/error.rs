@@ -24,7 +24,9 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field) = match &self.0 {
-            GateError::Invalid { field, .. } => (StatusCode::BAD_REQUEST, "invalid", Some(field.clone())),
+            GateError::Invalid { field, .. } => {
+                (StatusCode::BAD_REQUEST, "invalid", Some(field.clone()))
+            }
             GateError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             GateError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             GateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
@@ -41,7 +43,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message, field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+                field,
+            },
+        };
         (status, Json(body)).into_response()
     }
 }

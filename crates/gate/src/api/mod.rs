@@ -42,15 +42,22 @@ pub struct Auth(pub Caller);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .ok_or_else(|| GateError::Unauthorized("missing `Authorization: Bearer TOKEN`".into()))?;
+            .ok_or_else(|| {
+                GateError::Unauthorized("missing `Authorization: Bearer TOKEN`".into())
+            })?;
         let token = header
             .strip_prefix("Bearer ")
-            .ok_or_else(|| GateError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into()))?
+            .ok_or_else(|| {
+                GateError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into())
+            })?
             .trim();
         let hash = auth::hash_token(token);
         let row = State::<AppState>::from_request_parts(parts, state)
@@ -65,9 +72,14 @@ impl FromRequestParts<AppState> for Auth {
             return Err(GateError::Unauthorized("unknown token".into()).into());
         };
         if row.expires_at.is_some_and(|t| t <= Utc::now()) {
-            return Err(GateError::Unauthorized(format!("the token `{}` has expired", row.name)).into());
+            return Err(
+                GateError::Unauthorized(format!("the token `{}` has expired", row.name)).into(),
+            );
         }
-        Ok(Auth(Caller { name: row.name, role: row.role }))
+        Ok(Auth(Caller {
+            name: row.name,
+            role: row.role,
+        }))
     }
 }
 
@@ -79,13 +91,15 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                GateError::TooLarge(format!("the body is larger than {BODY_LIMIT} bytes"))
-            } else {
-                GateError::invalid("body", e.body_text())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    GateError::TooLarge(format!("the body is larger than {BODY_LIMIT} bytes"))
+                } else {
+                    GateError::invalid("body", e.body_text())
+                }
+            })?;
         parse_json(&bytes).map(Body)
     }
 }
@@ -95,9 +109,14 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
     let v: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || inner.is_syntax() || inner.is_eof() { "body".to_string() } else { path };
+        let field = if path == "." || inner.is_syntax() || inner.is_eof() {
+            "body".to_string()
+        } else {
+            path
+        };
         GateError::invalid(field, inner.to_string())
     })?;
-    de.end().map_err(|e| GateError::invalid("body", e.to_string()))?;
+    de.end()
+        .map_err(|e| GateError::invalid("body", e.to_string()))?;
     Ok(v)
 }

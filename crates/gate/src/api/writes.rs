@@ -4,7 +4,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use recourse_client::{ApproveRequest, RejectRequest, RollbackRequest, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_client::{
+    ApproveRequest, RejectRequest, Role, RollbackRequest, WriteRecord, WriteStatus, WriteSummary,
+};
 use serde::Deserialize;
 
 use super::{ApiError, AppState, Auth, Body};
@@ -28,7 +30,11 @@ async fn submit(
     Body(body): Body<serde_json::Value>,
 ) -> Result<(StatusCode, Json<WriteRecord>), ApiError> {
     let (record, created) = gate.submit(&caller, body).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(record)))
 }
 
@@ -59,22 +65,37 @@ async fn list(
         None => None,
         Some(s) => Some(WriteStatus::parse(s).ok_or_else(|| {
             let all: Vec<_> = WriteStatus::ALL.iter().map(|w| w.as_str()).collect();
-            GateError::invalid("status", format!("unknown status `{s}` (one of: {})", all.join(", ")))
+            GateError::invalid(
+                "status",
+                format!("unknown status `{s}` (one of: {})", all.join(", ")),
+            )
         })?),
     };
     if q.limit.is_some_and(|l| l < 1) {
         return Err(GateError::invalid("limit", "must be at least 1").into());
     }
     // Agents see their own writes only.
-    let agent = if caller.role == Role::Agent { Some(caller.name.clone()) } else { q.agent };
-    let filter = WriteFilter { status, agent, limit: q.limit };
+    let agent = if caller.role == Role::Agent {
+        Some(caller.name.clone())
+    } else {
+        q.agent
+    };
+    let filter = WriteFilter {
+        status,
+        agent,
+        limit: q.limit,
+    };
     if status == Some(WriteStatus::Held) {
         gate.expire_due().await?;
     }
     Ok(Json(gate.store().summaries(&filter).await?))
 }
 
-async fn show(State(gate): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> Result<Json<WriteRecord>, ApiError> {
+async fn show(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<WriteRecord>, ApiError> {
     Ok(Json(gate.get(&caller, &id).await?))
 }
 
@@ -102,5 +123,7 @@ async fn rollback(
     Path(id): Path<String>,
     Body(req): Body<RollbackRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    Ok(Json(gate.rollback(&caller, &id, req.reason, req.force).await?))
+    Ok(Json(
+        gate.rollback(&caller, &id, req.reason, req.force).await?,
+    ))
 }

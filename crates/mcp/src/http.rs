@@ -1,0 +1,77 @@
+//! `/mcp` on `recourse serve`: streamable HTTP, authenticated by the same
+//! bearer token as the API. The session acts as that token's agent.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use recourse_gate::api::Auth;
+use recourse_gate::Gate;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::server::McpServer;
+
+/// The path of the endpoint.
+pub const PATH: &str = "/mcp";
+
+/// The MCP endpoint as a router to merge beside the API. Cancelling `stop`
+/// ends its sessions and open streams (graceful shutdown waits for them).
+pub fn router(gate: Arc<Gate>, stop: CancellationToken) -> Router {
+    // The `Host` check guards unauthenticated local servers against DNS
+    // rebinding; here every request needs the bearer token, which a page
+    // in a browser does not have, and the gate may listen on any address.
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_cancellation_token(stop);
+    let sessions = gate.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(McpServer::in_gate(sessions.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .route_service(PATH, service)
+        .layer(axum::middleware::from_fn_with_state(gate, authenticate))
+}
+
+/// Puts the token's [`recourse_gate::auth::Caller`] into the request's
+/// extensions, where the MCP handler finds it; answers 401 without one.
+async fn authenticate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match Auth::from_request_parts(&mut parts, &gate).await {
+        Ok(Auth(caller)) => {
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(e) => {
+            let mut resp = e.into_response();
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            resp
+        }
+    }
+}
+
+/// Serves the gate's API and `/mcp` on `listener` until `shutdown`
+/// resolves: [`recourse_gate::serve_with`] with this endpoint merged in.
+pub async fn serve_gate(
+    listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = CancellationToken::new();
+    let mcp = router(gate.clone(), stop.clone());
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
+    recourse_gate::serve_with(listener, gate, mcp, shutdown).await
+}

@@ -1,0 +1,152 @@
+//! The Tauri commands: one line each over [`Console`]. Their signatures are
+//! what `ui/src/bindings.ts` is generated from.
+
+use recourse_client::{
+    AuditEntry, AuditVerification, FreezeState, ResourceView, RewindReport, RewindRequest,
+    WriteRecord, WriteStatus, WriteSummary,
+};
+use recourse_core::Catalog;
+use tauri::State;
+
+use crate::console::{Connected, Console};
+use crate::error::ConsoleResult;
+use crate::sse::LinkState;
+
+/// Connects from `RECOURSE_GATE_URL`/`RECOURSE_TOKEN` or the saved gate;
+/// `null` when there is neither.
+#[tauri::command]
+#[specta::specta]
+pub async fn auto_connect(console: State<'_, Console>) -> ConsoleResult<Option<Connected>> {
+    console.auto_connect().await
+}
+
+/// Checks the token against the gate; `remember` saves it (keyring, else a
+/// private file).
+#[tauri::command]
+#[specta::specta]
+pub async fn connect(
+    console: State<'_, Console>,
+    url: String,
+    token: String,
+    remember: bool,
+) -> ConsoleResult<Connected> {
+    console.connect(&url, &token, remember).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn disconnect(console: State<'_, Console>, forget: bool) -> ConsoleResult<()> {
+    console.disconnect(forget).await;
+    Ok(())
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn session(console: State<'_, Console>) -> ConsoleResult<Option<Connected>> {
+    Ok(console.session().await)
+}
+
+/// Whether live updates flow (the last `LinkChanged`, for late listeners).
+#[tauri::command]
+#[specta::specta]
+pub async fn link_state(console: State<'_, Console>) -> ConsoleResult<Option<LinkState>> {
+    Ok(console.link_state())
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn list_writes(
+    console: State<'_, Console>,
+    status: Option<WriteStatus>,
+) -> ConsoleResult<Vec<WriteSummary>> {
+    console.list_writes(status).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn get_write(console: State<'_, Console>, id: String) -> ConsoleResult<WriteRecord> {
+    console.get_write(&id).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn approve(
+    console: State<'_, Console>,
+    id: String,
+    comment: Option<String>,
+) -> ConsoleResult<WriteRecord> {
+    console.approve(&id, comment).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn reject(
+    console: State<'_, Console>,
+    id: String,
+    reason: String,
+) -> ConsoleResult<WriteRecord> {
+    console.reject(&id, &reason).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn rollback(
+    console: State<'_, Console>,
+    id: String,
+    reason: String,
+    force: bool,
+) -> ConsoleResult<WriteRecord> {
+    console.rollback(&id, &reason, force).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn freeze_state(console: State<'_, Console>) -> ConsoleResult<FreezeState> {
+    console.freeze_state().await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn freeze(console: State<'_, Console>, reason: String) -> ConsoleResult<FreezeState> {
+    console.freeze(&reason).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn resume(console: State<'_, Console>) -> ConsoleResult<FreezeState> {
+    console.resume().await
+}
+
+/// `request.preview` lists what would be undone without undoing it.
+#[tauri::command]
+#[specta::specta]
+pub async fn rewind(
+    console: State<'_, Console>,
+    request: RewindRequest,
+) -> ConsoleResult<RewindReport> {
+    console.rewind(request).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn catalog(console: State<'_, Console>) -> ConsoleResult<Catalog> {
+    console.catalog().await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn resource(console: State<'_, Console>, id: String) -> ConsoleResult<ResourceView> {
+    console.resource(&id).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn audit(console: State<'_, Console>) -> ConsoleResult<Vec<AuditEntry>> {
+    console.audit().await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn verify_audit(console: State<'_, Console>) -> ConsoleResult<AuditVerification> {
+    console.verify_audit().await
+}

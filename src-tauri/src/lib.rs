@@ -1,0 +1,89 @@
+//! The review console's Tauri host. It owns no logic of the gate: every
+//! command is a call on [`console::Console`], which wraps
+//! `recourse_client::GateClient`; the token never reaches the webview.
+
+pub mod commands;
+pub mod console;
+pub mod error;
+pub mod sse;
+pub mod store;
+
+use std::sync::Arc;
+
+use recourse_client::GateEvent;
+use serde::{Deserialize, Serialize};
+use tauri::Manager;
+use tauri_specta::Event;
+
+use crate::console::Console;
+use crate::sse::{EventSink, LinkState};
+use crate::store::Tokens;
+
+/// A write (or the gate) changed state: the queue refreshes.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct GateChanged(pub GateEvent);
+
+/// The live event stream came up or went down.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct LinkChanged(pub LinkState);
+
+/// The commands and events the webview sees, in one place: the app and the
+/// bindings test both build from it.
+pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
+    tauri_specta::Builder::<tauri::Wry>::new()
+        .commands(tauri_specta::collect_commands![
+            commands::auto_connect,
+            commands::connect,
+            commands::disconnect,
+            commands::session,
+            commands::link_state,
+            commands::list_writes,
+            commands::get_write,
+            commands::approve,
+            commands::reject,
+            commands::rollback,
+            commands::freeze_state,
+            commands::freeze,
+            commands::resume,
+            commands::rewind,
+            commands::catalog,
+            commands::resource,
+            commands::audit,
+            commands::verify_audit,
+        ])
+        .events(tauri_specta::collect_events![GateChanged, LinkChanged])
+}
+
+/// The TypeScript the webview imports (`ui/src/bindings.ts`).
+pub fn typescript_bindings() -> Result<String, String> {
+    let ts = specta_typescript::Typescript::default()
+        .bigint(specta_typescript::BigIntExportBehavior::Number)
+        .header("// Generated from src-tauri by `UPDATE_BINDINGS=1 cargo test -p recourse-console --test bindings`. Do not edit.\n// @ts-nocheck: the generator emits helpers this app does not use.\n");
+    specta_builder().export_str(ts).map_err(|e| e.to_string())
+}
+
+struct TauriSink(tauri::AppHandle);
+
+impl EventSink for TauriSink {
+    fn gate_event(&self, event: GateEvent) {
+        let _ = GateChanged(event).emit(&self.0);
+    }
+
+    fn link(&self, state: LinkState) {
+        let _ = LinkChanged(state).emit(&self.0);
+    }
+}
+
+pub fn run() -> Result<(), tauri::Error> {
+    let builder = specta_builder();
+    tauri::Builder::default()
+        .invoke_handler(builder.invoke_handler())
+        .setup(move |app| {
+            builder.mount_events(app);
+            let dir = app.path().app_config_dir().ok();
+            let sink: Arc<dyn EventSink> = Arc::new(TauriSink(app.handle().clone()));
+            app.manage(Console::new(Tokens::new(dir), Some(sink)));
+            Ok(())
+        })
+        .run(tauri::generate_context!("../tauri.conf.json"))
+}

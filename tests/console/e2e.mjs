@@ -1,0 +1,186 @@
+// Drives the real console (custom-protocol build) through tauri-driver.
+// Everything it needs comes from the environment (run.sh sets it):
+//   E2E_APP            absolute path of the recourse-console binary
+//   E2E_GATE_URL       the gate the app was started against (RECOURSE_GATE_URL)
+//   E2E_INCIDENT_TOKEN an incident_lead token (typed into the connect form)
+//   E2E_HELD_APPROVE, E2E_HELD_REJECT, E2E_EXECUTED   write ids
+//   E2E_RESTORED       JSON list of paths that must exist after the rollback
+//   E2E_SHOTS          directory for screenshots
+// The app itself starts with RECOURSE_TOKEN = a reviewer token.
+import { remote } from "webdriverio";
+import fs from "node:fs";
+import path from "node:path";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const shots = env("E2E_SHOTS");
+fs.mkdirSync(shots, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+async function step(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e?.message ?? e}`);
+    await shot(`FAIL-${name.replace(/\W+/g, "-")}`).catch(() => {});
+  }
+}
+
+const browser = await remote({
+  hostname: "127.0.0.1",
+  port: 4444,
+  logLevel: "error",
+  capabilities: {
+    browserName: "wry",
+    "wdio:enforceWebDriverClassic": true,
+    "tauri:options": { application: env("E2E_APP") },
+  },
+});
+
+async function shot(name) {
+  const file = path.join(shots, `${name}.png`);
+  await browser.saveScreenshot(file);
+  console.log(`     screenshot ${file}`);
+}
+const tid = (id) => `[data-testid="${id}"]`;
+async function waitText(sel, re, timeout = 15000) {
+  const el = await browser.$(sel);
+  await el.waitForExist({ timeout });
+  await browser.waitUntil(async () => re.test(await el.getText()), { timeout, timeoutMsg: `${sel} never matched ${re}` });
+  return el;
+}
+async function openWrite(tab, id) {
+  await (await browser.$(tid("nav-queue"))).click();
+  await (await browser.$(tid(`tab-${tab}`))).click();
+  const row = await browser.$(`${tid("queue-row")}[data-write-id="${id}"] button.intent`);
+  await row.waitForExist({ timeout: 15000 });
+  await row.click();
+  await (await browser.$(tid("write-page"))).waitForExist({ timeout: 15000 });
+}
+async function setText(sel, text) {
+  const el = await browser.$(sel);
+  await el.waitForExist({ timeout: 10000 });
+  await el.setValue(text);
+}
+
+try {
+  await browser.setWindowSize(1280, 800).catch(() => {});
+
+  await step("starts connected from RECOURSE_GATE_URL/RECOURSE_TOKEN as a reviewer", async () => {
+    await waitText(tid("who"), /Reviewer/, 30000);
+    await (await browser.$(tid("queue-row"))).waitForExist({ timeout: 15000 });
+    await shot("01-queue-reviewer");
+  });
+
+  await step("reviewer sees the held write's page (graph, evidence, plan, who pays)", async () => {
+    await openWrite("held", env("E2E_HELD_APPROVE"));
+    await (await browser.$(tid("blast-graph"))).waitForExist();
+    await (await browser.$(tid("who-pays"))).waitForExist();
+    // A reason's subject selects its node: the panel shows its path and restoring step.
+    const about = await browser.$$(".reasons button.link");
+    if (about.length) await about[about.length - 1].click();
+    await browser.pause(800);
+    await shot("02-write-held");
+    await (await browser.$(tid("node-path"))).waitForExist({ timeout: 5000 });
+    await (await browser.$(tid("blast-graph"))).scrollIntoView();
+    await browser.pause(500);
+    await shot("02b-blast-graph");
+  });
+
+  await step("reviewer approves a held write and sees the gate's new status", async () => {
+    await (await browser.$(tid("approve"))).click();
+    await setText(tid("decide-text"), "checked with the integrity team");
+    await (await browser.$(tid("decide-submit"))).click();
+    await waitText(tid("decide-result"), /recorded/i);
+    await shot("03-approved");
+    await (await browser.$(tid("decide-close"))).click();
+    const st = await (await browser.$(tid("write-status"))).getText();
+    if (/^held$/.test(st) && !/approval/.test(st)) console.log(`     status after approve: ${st}`);
+  });
+
+  await step("reviewer rejects another held write with a reason", async () => {
+    await openWrite("held", env("E2E_HELD_REJECT"));
+    await (await browser.$(tid("reject"))).click();
+    await setText(tid("decide-text"), "patient data: keep until the retention review");
+    await (await browser.$(tid("decide-submit"))).click();
+    await waitText(tid("decide-result"), /rejected/);
+    await (await browser.$(tid("decide-close"))).click();
+    await waitText(tid("write-status"), /rejected/);
+    await shot("04-rejected");
+  });
+
+  await step("reviewer is not offered rollback, and the gate refuses it through the host", async () => {
+    await openWrite("executed", env("E2E_EXECUTED"));
+    if (await (await browser.$(tid("rollback"))).isExisting()) throw new Error("rollback offered to a reviewer");
+    const res = await browser.executeAsync((id, done) => {
+      window.__TAURI_INTERNALS__
+        .invoke("rollback", { id, reason: "e2e: reviewer tries", force: false })
+        .then((v) => done({ ok: v }), (e) => done({ err: e }));
+    }, env("E2E_EXECUTED"));
+    if (!res.err || res.err.kind !== "api" || res.err.status !== 403) throw new Error(`expected an api 403, got ${JSON.stringify(res)}`);
+    console.log(`     gate said: ${res.err.status} ${res.err.code}: ${res.err.message}`);
+    await shot("05-executed-reviewer");
+  });
+
+  await step("disconnect and connect as an incident lead through the form", async () => {
+    const btns = await browser.$$("header button");
+    for (const b of btns) if ((await b.getText()) === "Disconnect") await b.click();
+    await setText(tid("connect-url"), env("E2E_GATE_URL"));
+    await setText(tid("connect-token"), env("E2E_INCIDENT_TOKEN"));
+    const remember = await browser.$('input[type="checkbox"]');
+    if (await remember.isSelected()) await remember.click();
+    await shot("06-connect-form");
+    await (await browser.$(tid("connect-submit"))).click();
+    await waitText(tid("who"), /Incident lead/);
+    await (await browser.$(tid("freeze-switch"))).waitForExist();
+  });
+
+  await step("incident lead rolls back the executed delete; verified; files are back on disk", async () => {
+    await openWrite("executed", env("E2E_EXECUTED"));
+    await (await browser.$(tid("rollback"))).click();
+    await setText(tid("rollback-reason"), "e2e: the Q3 folder was still in use");
+    await (await browser.$(tid("rollback-confirm"))).click();
+    await shot("07-rollback-plan");
+    await (await browser.$(tid("rollback-submit"))).click();
+    await waitText(tid("rollback-verdict"), /verified/i, 30000);
+    await shot("08-rollback-verified");
+    const verdict = await (await browser.$(tid("rollback-verdict"))).getText();
+    if (/NOT/.test(verdict)) throw new Error(verdict);
+    await (await browser.$(tid("rollback-close"))).click();
+    const missing = JSON.parse(env("E2E_RESTORED")).filter((p) => !fs.existsSync(p));
+    if (missing.length) throw new Error(`not back on disk: ${missing.join(", ")}`);
+  });
+
+  await step("dark theme, audit chain verification", async () => {
+    await (await browser.$(tid("theme"))).click();
+    await (await browser.$(tid("nav-audit"))).click();
+    await (await browser.$(tid("audit-verify"))).click();
+    await waitText(tid("audit-result"), /intact|broken/);
+    await shot("09-audit-dark");
+    await openWrite("all", env("E2E_HELD_APPROVE"));
+    await browser.pause(800);
+    await shot("10-write-dark");
+  });
+
+  if (process.env.E2E_STOP_GATE_CMD) {
+    await step("an unreachable gate is said plainly", async () => {
+      const { execSync } = await import("node:child_process");
+      execSync(process.env.E2E_STOP_GATE_CMD);
+      await (await browser.$(tid("nav-queue"))).click();
+      await (await browser.$(tid("tab-held"))).click();
+      await waitText(tid("unreachable"), /cannot be reached/, 20000);
+      await shot("11-unreachable");
+    });
+  }
+} finally {
+  await browser.deleteSession().catch(() => {});
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}

@@ -1,0 +1,69 @@
+// Plain-language wording for codes and statuses, and for errors.
+import type { ConsoleError, EvidenceStatus, ReasonCode, WriteStatus } from "../bindings";
+
+export const REASON_TITLE: Record<ReasonCode, string> = {
+  external: "Reaches something outside every system we run",
+  uncovered: "No verified way to put it back",
+  third_party_bearer: "Someone outside the institution pays if this goes wrong",
+  evidence_in_blast_radius: "The rollback depends on something this write changes",
+  evidence_missing: "Rollback evidence is missing",
+  evidence_unverifiable: "Rollback evidence could not be checked",
+  evidence_expired: "A time window for undoing it has closed",
+  evidence_window_closing: "A time window for undoing it closes soon",
+  evidence_stale: "Rollback evidence is too old",
+  manual_step: "Undoing it needs a person",
+  unknown_resource: "Touches something not in the catalog",
+  outside_roots: "Outside the paths the gate may write",
+  unknown_connector: "The gate has no such connector",
+  invalid_action: "The action is malformed",
+  frozen: "The gate is frozen",
+  unmodelled: "A change the connector cannot model",
+};
+
+export const EVIDENCE_TEXT: Record<EvidenceStatus, string> = {
+  verified: "verified",
+  in_blast_radius: "inside the blast radius",
+  missing: "missing",
+  unverifiable: "not checked",
+  expired: "expired",
+  window_closing: "closing soon",
+  stale: "stale",
+};
+
+export const STATUS_TEXT: Record<WriteStatus, string> = {
+  held: "held",
+  approved: "approved",
+  executing: "executing",
+  executed: "executed",
+  rejected: "rejected",
+  refused: "refused",
+  expired: "expired",
+  failed: "failed",
+  rolling_back: "rolling back",
+  rolled_back: "rolled back",
+};
+
+/** What to tell a person about a failed command. Says plainly whether the
+ * gate got the request at all. */
+export function describeError(e: ConsoleError): string {
+  switch (e.kind) {
+    case "not_connected":
+      return "Not connected to a gate. Nothing was sent.";
+    case "unreachable":
+      return `The gate at ${e.url} cannot be reached (${e.message}). Nothing was done.`;
+    case "api":
+      if (e.status === 401) return `The gate did not accept this token: ${e.message}`;
+      if (e.status === 403) return `The gate refused: your role may not do this. ${e.message}`;
+      return `The gate refused (${e.status} ${e.code}): ${e.message}${e.field ? ` [${e.field}]` : ""}`;
+    case "protocol":
+      return `The gate's answer could not be read: ${e.message}. It may or may not have acted; reload to see.`;
+    case "invalid":
+      return `${e.field}: ${e.message}. Nothing was sent.`;
+    case "token_store":
+      return `The token could not be stored: ${e.message}`;
+  }
+}
+
+export function isUnreachable(e: ConsoleError): boolean {
+  return e.kind === "unreachable";
+}

@@ -1,0 +1,90 @@
+import { useState } from "react";
+import { call, commands } from "../api";
+import type { ConsoleError, RewindReport } from "../api";
+import { describeError, STATUS_TEXT } from "../logic/text";
+
+/** Rewind: preview what would be undone since a time (optionally one
+ * agent's writes), then run it. */
+export function IncidentView(props: { onError: (e: ConsoleError) => void; onChanged: () => void }) {
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const local = new Date(hourAgo.getTime() - hourAgo.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  const [since, setSince] = useState(local);
+  const [agent, setAgent] = useState("");
+  const [reason, setReason] = useState("");
+  const [preview, setPreview] = useState<RewindReport | null>(null);
+  const [result, setResult] = useState<RewindReport | null>(null);
+  const [confirm, setConfirm] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ConsoleError | null>(null);
+
+  const send = async (isPreview: boolean) => {
+    const t = new Date(since);
+    if (Number.isNaN(t.getTime())) {
+      setError({ kind: "invalid", field: "since", message: "not a time" });
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    const r = await call(
+      commands.rewind({ since: t.toISOString(), agent: agent.trim() || null, reason: reason || "preview", preview: isPreview, force: false }),
+    );
+    setBusy(false);
+    if (r.status === "ok") {
+      if (isPreview) {
+        setPreview(r.data);
+        setResult(null);
+      } else {
+        setResult(r.data);
+        props.onChanged();
+      }
+    } else {
+      setError(r.error);
+      props.onError(r.error);
+    }
+  };
+
+  const report = result ?? preview;
+  return (
+    <div className="page">
+      <h2>Rewind</h2>
+      <p className="muted">Roll back every write executed since a time, newest first. Preview first: nothing is undone until you run it.</p>
+      <div className="card form">
+        <label>
+          Since <input type="datetime-local" value={since} onChange={(e) => setSince(e.target.value)} />
+        </label>
+        <label>
+          Agent (optional) <input value={agent} onChange={(e) => setAgent(e.target.value)} placeholder="all agents" />
+        </label>
+        <label>
+          Reason <input value={reason} onChange={(e) => setReason(e.target.value)} placeholder="required to run" />
+        </label>
+        <div className="row">
+          <button onClick={() => send(true)} disabled={busy}>
+            Preview
+          </button>
+          <label className="check">
+            <input type="checkbox" checked={confirm} onChange={(e) => setConfirm(e.target.checked)} disabled={!preview} /> I have read the preview
+          </label>
+          <button className="danger" disabled={busy || !preview || !confirm || !reason.trim()} onClick={() => send(false)}>
+            Rewind now
+          </button>
+        </div>
+      </div>
+      {error && <div className="banner error">{describeError(error)}</div>}
+      {report && (
+        <div className="card">
+          <h3>{report.preview ? `Would undo ${report.items.length} writes` : `Undid ${report.items.length} writes`}</h3>
+          <ol className="small">
+            {report.items.map((i) => (
+              <li key={i.write.id}>
+                {i.write.intent || i.write.id} — {i.write.agent} · {STATUS_TEXT[i.write.status]}
+                {i.rollback ? ` · ${i.rollback.verified ? "verified" : "NOT verified"}` : ""}
+                {i.error ? <span className="warn"> · {i.error}</span> : null}
+              </li>
+            ))}
+          </ol>
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,195 @@
+import { useEffect, useMemo, useRef, useState } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import type { Bearer, ConsoleError, Role, WriteSummary } from "../api";
+import { countQueue, emptyFilter, facets, filterQueue, moveSelection, relative, sortQueue, type QueueFilter } from "../logic/queue";
+import { actionsFor } from "../logic/roles";
+import { describeError, REASON_TITLE, STATUS_TEXT } from "../logic/text";
+import { DecideDialog, type DecideKind } from "./DecideDialog";
+
+export type StatusTab = "held" | "executed" | "all";
+
+const ROW = 64;
+
+export function QueueView(props: {
+  writes: WriteSummary[];
+  error: ConsoleError | null;
+  statusTab: StatusTab;
+  onStatusTab: (t: StatusTab) => void;
+  role: Role;
+  onOpen: (id: string) => void;
+  onVisibleIds: (ids: string[]) => void;
+  onChanged: () => void;
+  onError: (e: ConsoleError) => void;
+}) {
+  const [filter, setFilter] = useState<QueueFilter>(emptyFilter);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [decide, setDecide] = useState<{ kind: DecideKind; write: WriteSummary } | null>(null);
+  const searchRef = useRef<HTMLInputElement>(null);
+  const scrollRef = useRef<HTMLDivElement>(null);
+
+  const sorted = useMemo(() => sortQueue(props.writes), [props.writes]);
+  const shown = useMemo(() => filterQueue(sorted, filter), [sorted, filter]);
+  const counts = useMemo(() => countQueue(props.writes, shown), [props.writes, shown]);
+  const f = useMemo(() => facets(props.writes), [props.writes]);
+  const ids = useMemo(() => shown.map((w) => w.id), [shown]);
+  const { onVisibleIds } = props;
+  useEffect(() => onVisibleIds(ids), [ids, onVisibleIds]);
+
+  const virt = useVirtualizer({ count: shown.length, getScrollElement: () => scrollRef.current, estimateSize: () => ROW, overscan: 8 });
+
+  // Keyboard triage: j/k move, Enter opens, a/r decide, / searches.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement | null;
+      if (decide || e.ctrlKey || e.metaKey || e.altKey) return;
+      if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) {
+        if (e.key === "Escape") t.blur();
+        return;
+      }
+      const sel = shown.find((w) => w.id === selected) ?? null;
+      if (e.key === "j" || e.key === "k") {
+        const next = moveSelection(ids, selected, e.key === "j" ? 1 : -1);
+        setSelected(next);
+        const at = next ? ids.indexOf(next) : -1;
+        if (at >= 0) virt.scrollToIndex(at, { align: "auto" });
+        e.preventDefault();
+      } else if (e.key === "Enter" && sel) {
+        props.onOpen(sel.id);
+      } else if (e.key === "/") {
+        searchRef.current?.focus();
+        e.preventDefault();
+      } else if ((e.key === "a" || e.key === "r") && sel) {
+        const acts = actionsFor(props.role, sel.status);
+        if (e.key === "a" && acts.approve) setDecide({ kind: "approve", write: sel });
+        if (e.key === "r" && acts.reject) setDecide({ kind: "reject", write: sel });
+        e.preventDefault();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [ids, selected, shown, decide, props, virt]);
+
+  const acts = actionsFor(props.role, "held");
+
+  return (
+    <div className="queue">
+      <div className="toolbar">
+        <div className="segmented" role="tablist">
+          {(["held", "executed", "all"] as StatusTab[]).map((t) => (
+            <button key={t} className={props.statusTab === t ? "active" : ""} onClick={() => props.onStatusTab(t)} data-testid={`tab-${t}`}>
+              {t === "held" ? "Held" : t === "executed" ? "Executed" : "All"}
+            </button>
+          ))}
+        </div>
+        <input
+          ref={searchRef}
+          className="search"
+          placeholder="Search id, intent, resource  ( / )"
+          value={filter.text}
+          onChange={(e) => setFilter({ ...filter, text: e.target.value })}
+          data-testid="search"
+        />
+        <select value={filter.bearer} onChange={(e) => setFilter({ ...filter, bearer: e.target.value as Bearer | "" })} data-testid="filter-bearer">
+          <option value="">All bearers</option>
+          {f.bearers.map((b) => (
+            <option key={b} value={b}>
+              {b} ({counts.byBearer[b] ?? 0})
+            </option>
+          ))}
+        </select>
+        <select value={filter.agent} onChange={(e) => setFilter({ ...filter, agent: e.target.value })} data-testid="filter-agent">
+          <option value="">All agents</option>
+          {f.agents.map((a) => (
+            <option key={a}>{a}</option>
+          ))}
+        </select>
+        <select value={filter.connector} onChange={(e) => setFilter({ ...filter, connector: e.target.value })} data-testid="filter-connector">
+          <option value="">All connectors</option>
+          {f.connectors.map((c) => (
+            <option key={c}>{c}</option>
+          ))}
+        </select>
+      </div>
+      <div className="counts" data-testid="counts">
+        {props.error && props.writes.length === 0 ? (
+          <span className="warn">The list is unavailable: the gate did not answer.</span>
+        ) : (
+        <span>
+          <strong>{counts.shown}</strong> shown of {counts.total} {props.statusTab === "all" ? "writes" : props.statusTab}
+        </span>
+        )}
+        <span className={counts.closingSoon ? "warn" : "muted"}>{counts.closingSoon} with a window closing within the hour</span>
+        <span className={counts.thirdParty ? "warn" : "muted"}>{counts.thirdParty} where a third party pays if reversal fails</span>
+        <span className="muted small keys">j/k move · Enter open{acts.approve ? " · a approve · r reject" : ""} · / search</span>
+      </div>
+      {props.error && props.error.kind !== "unreachable" && <div className="banner error">{describeError(props.error)}</div>}
+      {props.error && props.writes.length > 0 && (
+        <div className="muted small" data-testid="queue-stale">
+          Showing the last list the gate sent; it may be out of date.
+        </div>
+      )}
+      {shown.length === 0 && !props.error && (
+        <div className="empty muted" data-testid="queue-empty">
+          {props.writes.length === 0 ? `No ${props.statusTab === "all" ? "" : props.statusTab + " "}writes.` : "Nothing matches the filters."}
+        </div>
+      )}
+      <div className="list" ref={scrollRef} data-testid="queue-list">
+        <div style={{ height: virt.getTotalSize(), position: "relative" }}>
+          {virt.getVirtualItems().map((item) => {
+            const w = shown[item.index];
+            const third = w.bearers.filter((b) => b !== "institution");
+            return (
+              <div
+                key={w.id}
+                className={w.id === selected ? "qrow selected" : "qrow"}
+                style={{ transform: `translateY(${item.start}px)`, height: ROW }}
+                onClick={() => setSelected(w.id)}
+                onDoubleClick={() => props.onOpen(w.id)}
+                data-testid="queue-row"
+                data-write-id={w.id}
+              >
+                <div className="qmain">
+                  <button className="link intent" onClick={() => props.onOpen(w.id)} title={w.intent}>
+                    {w.intent || "(no intent given)"}
+                  </button>
+                  <div className="muted small ellipsis">
+                    <span className={`status s-${w.status}`}>{STATUS_TEXT[w.status]}</span> {w.agent} · {w.connector} · {w.touches.join(", ")}
+                  </div>
+                </div>
+                <div className="qreasons">
+                  {w.reason_codes.slice(0, 3).map((c) => (
+                    <span key={c} className="chip" title={REASON_TITLE[c]}>
+                      {c.replace(/_/g, " ")}
+                    </span>
+                  ))}
+                  {third.map((b) => (
+                    <span key={b} className="badge bearer">
+                      ⚑ {b}
+                    </span>
+                  ))}
+                </div>
+                <div className="qtime small">
+                  {w.nearest_window ? <div className={Date.parse(w.nearest_window) - Date.now() < 3600_000 ? "warn" : ""}>window closes {relative(w.nearest_window)}</div> : <div className="muted">no window</div>}
+                  <div className="muted">{relative(w.created_at)}</div>
+                </div>
+              </div>
+            );
+          })}
+        </div>
+      </div>
+      {decide && (
+        <DecideDialog
+          kind={decide.kind}
+          writeId={decide.write.id}
+          intent={decide.write.intent}
+          onClose={() => setDecide(null)}
+          onDone={() => {
+            setDecide(null);
+            props.onChanged();
+          }}
+          onError={props.onError}
+        />
+      )}
+    </div>
+  );
+}
