@@ -267,8 +267,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // The catalog: the seed's institutional state, plus the local systems.
     let dev_id = format!("fs:{}", dev.display());
+    let app_git = format!("fs:{}/app/.git", dev.display());
     let mut catalog = json!({"resources": [
         {"id": dev_id, "title": "a developer's home"},
+        {"id": format!("{dev_id}/app"), "title": "the production service's working tree"},
+        {"id": app_git, "title": "the production service's git history (local commits, stash, hooks)"},
+        {"id": format!("{dev_id}/projects"), "title": "projects"},
+        {"id": format!("{dev_id}/projects/old-demo"), "title": "the old demo the agent meant to delete"},
         {"id": "sql:consult/system_prompts", "title": "the assistant's behaviour", "kind": "sql.table"},
         {"id": "answers:consultants", "title": "answers already given to 40,000 consultants", "reach": "external", "bearer": "employee"}
     ], "edges": [
@@ -302,7 +307,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // The wrong directory: the agent meant projects/old-demo and deleted
     // its whole home, counting on git for the way back.
-    let app_git = format!("fs:{}/app/.git", dev.display());
     writes.push((
         "wrong working directory",
         "coding-agent",
