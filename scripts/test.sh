@@ -42,6 +42,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "unit, property and end-to-end tests (cargo nextest)"
 cargo nextest run --workspace --locked --no-fail-fast
 
+say "MCP: the official Python SDK as the client, over stdio and HTTP"
+if bash tests/mcp/run.sh; then :; else
+  status=$?
+  if [ "$status" -eq 77 ]; then
+    skipped+=("MCP suite (tests/mcp/run.sh said why above)")
+  else
+    exit "$status"
+  fi
+fi
+
 if [ "${SKIP_CONSOLE:-0}" = "1" ]; then
   skipped+=("console E2E (SKIP_CONSOLE=1)")
 else

@@ -267,7 +267,14 @@ async fn bad_requests_get_clear_4xx_and_change_nothing() {
     let writes = gate.write_count().await;
     let big = vec![b' '; 9 * 1024 * 1024];
     // (method, path, token, body, expected status, expected field)
-    type Case<'a> = (Method, String, &'a str, Option<Vec<u8>>, u16, Option<&'a str>);
+    type Case<'a> = (
+        Method,
+        String,
+        &'a str,
+        Option<Vec<u8>>,
+        u16,
+        Option<&'a str>,
+    );
     let cases: Vec<Case> = vec![
         (
             Method::POST,

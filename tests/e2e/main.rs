@@ -6,5 +6,6 @@
 
 mod gate_api;
 mod gate_fs;
+mod gate_sql_http;
 mod harness;
 mod scenarios;

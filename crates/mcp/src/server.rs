@@ -585,8 +585,14 @@ mod tests {
 
     #[test]
     fn reasons_read_as_sentences() {
-        assert_eq!(sentence("if reversal fails, the customer pays"), "If reversal fails, the customer pays.");
-        assert_eq!(sentence("action.path: `/etc` is outside the roots"), "action.path: `/etc` is outside the roots.");
+        assert_eq!(
+            sentence("if reversal fails, the customer pays"),
+            "If reversal fails, the customer pays."
+        );
+        assert_eq!(
+            sentence("action.path: `/etc` is outside the roots"),
+            "action.path: `/etc` is outside the roots."
+        );
         assert_eq!(sentence("Done."), "Done.");
     }
 }

@@ -11,7 +11,7 @@ use crate::server::McpServer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
-    #[error("the gate at {gate}: {message}")]
+    #[error("{message}")]
     Gate { gate: String, message: String },
     #[error("mcp: {0}")]
     Mcp(String),
@@ -38,9 +38,12 @@ pub async fn serve_stdio(gate_url: &str, token: &str) -> Result<(), StdioError> 
             me.role.as_str()
         );
     }
-    let server = McpServer::over(Arc::new(backend))
-        .await
-        .map_err(|e| gate_err(e.message))?;
+    let server = McpServer::over(Arc::new(backend)).await.map_err(|e| {
+        gate_err(format!(
+            "asking the gate at {gate_url} for its connectors: {}",
+            e.message
+        ))
+    })?;
     let running = server
         .serve(rmcp::transport::stdio())
         .await
