@@ -471,3 +471,29 @@ fn rand_suffix() -> String {
             .subsec_nanos()
     )
 }
+
+#[tokio::test]
+async fn import_sql_shows_foreign_keys_as_edges_and_loads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shop.db");
+    sqlite(
+        &db,
+        "CREATE TABLE sellers (id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE listings (id INTEGER PRIMARY KEY, seller_id INTEGER REFERENCES sellers(id) ON DELETE CASCADE);",
+    );
+    let gate = TestGate::start(&[]);
+    let url = format!("sqlite:{}", db.display());
+    let out = Command::new(crate::harness::BIN)
+        .args(["catalog", "import-sql", "shop", "--url", &url, "--gate", &gate.url, "--token", &gate.tokens.risk])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let edges = shown["edges"].as_array().unwrap();
+    assert!(
+        edges.iter().any(|e| e["from"] == "sql:shop/sellers" && e["to"] == "sql:shop/listings"),
+        "{edges:?}"
+    );
+    let loaded = gate.client(&gate.tokens.risk).catalog().await.unwrap();
+    assert!(loaded.resources.iter().any(|r| r.id == "sql:shop/listings"));
+}

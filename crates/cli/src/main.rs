@@ -42,6 +42,9 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The catalog of institutional state.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// An MCP server on stdio, acting as the agent whose token it holds.
     Mcp(Remote),
     /// Start a demo gate with the seed's seven cases as live writes (the
@@ -167,6 +170,24 @@ enum WritesCommand {
 }
 
 #[derive(Subcommand)]
+enum CatalogCommand {
+    /// Show a database's tables, rows' containment and foreign keys as
+    /// catalog resources and edges; with --gate, load them into the gate.
+    ImportSql {
+        /// The database's name in the gate (`--sql NAME=URL`).
+        name: String,
+        /// `sqlite:/path/db` or `postgres://…`.
+        #[arg(long)]
+        url: String,
+        /// Load into this gate (needs a risk officer's token).
+        #[arg(long)]
+        gate: Option<String>,
+        #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain: from the data directory directly (no gate
     /// needed), or through a gate.
@@ -222,7 +243,9 @@ fn check(path: &Path) -> ExitCode {
     };
     match recourse_core::scenario::check_bytes(&bytes, chrono::Utc::now()) {
         Ok(json) => {
-            println!("{json}");
+            // A closed pipe (`recourse check x.json | head`) is not a crash.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -259,6 +282,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Writes(cmd) => writes(cmd).await,
+        Command::Catalog(CatalogCommand::ImportSql { name, url, gate, token }) => import_sql(&name, &url, gate, token).await,
         Command::Mcp(r) => recourse_mcp::serve_stdio(&r.gate, &r.token)
             .await
             .map(|()| ExitCode::SUCCESS)
@@ -325,6 +349,30 @@ async fn writes(cmd: WritesCommand) -> anyhow::Result<ExitCode> {
     };
     println!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "sql")]
+async fn import_sql(name: &str, url: &str, gate: Option<String>, token: Option<String>) -> anyhow::Result<ExitCode> {
+    let catalog = recourse_connector_sql::import_catalog(name, url)
+        .await
+        .with_context(|| format!("reading the schema of `{name}`"))?;
+    println!("{}", serde_json::to_string_pretty(&catalog)?);
+    if let Some(gate) = gate {
+        let token = token.context("--token (or RECOURSE_TOKEN) is needed with --gate")?;
+        let after = GateClient::new(gate, token).upsert_catalog(&catalog).await?;
+        eprintln!(
+            "loaded {} resources and {} edges; the gate's catalog now holds {} resources",
+            catalog.resources.len(),
+            catalog.edges.len(),
+            after.resources.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "sql"))]
+async fn import_sql(_: &str, _: &str, _: Option<String>, _: Option<String>) -> anyhow::Result<ExitCode> {
+    bail!("this build has no sql connector (built without the `sql` feature)")
 }
 
 fn parse_pairs<'a>(flag: &str, items: &'a [String]) -> anyhow::Result<Vec<(&'a str, &'a str)>> {
