@@ -129,6 +129,7 @@ enum Planned {
         connector: Arc<dyn Connector>,
         proposal: Proposal,
         additions: Catalog,
+        graph: Arc<CatalogGraph>,
     },
     Refused {
         name: String,
@@ -274,13 +275,14 @@ impl Gate {
         }
         let id = new_write_id();
         let started = Instant::now();
-        let (name, connector, proposal, additions) = match self.plan_write(&id, proposal).await? {
+        let (name, connector, proposal, additions, graph) = match self.plan_write(&id, proposal).await? {
             Planned::Ready {
                 name,
                 connector,
                 proposal,
                 additions,
-            } => (name, connector, proposal, additions),
+                graph,
+            } => (name, connector, proposal, additions, graph),
             Planned::Refused {
                 name,
                 proposal,
@@ -293,7 +295,7 @@ impl Gate {
         };
         // What the connector knows and the catalog lacks joins it.
         let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
-            self.catalog_graph().await?
+            graph
         } else {
             let draft = AuditDraft::new(
                 &caller.name,
@@ -413,9 +415,9 @@ impl Gate {
                 connector,
                 proposal,
                 additions,
+                graph: current,
                 ..
             } => {
-                let current = self.catalog_graph().await?;
                 let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
                     current
                 } else {
@@ -541,6 +543,7 @@ impl Gate {
             connector,
             proposal,
             additions,
+            graph,
         })
     }
 

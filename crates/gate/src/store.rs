@@ -508,10 +508,11 @@ impl Store for SqliteStore {
     }
 
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
-        // From the writer: a compare-and-set must start from the newest version.
+        // Any committed version will do: the compare-and-set in `update_write`
+        // refuses a stale one.
         let row = sqlx::query("SELECT record, version FROM writes WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|r| Ok((Self::record_row(&r)?, r.try_get::<i64, _>("version")?)))
             .transpose()
@@ -525,7 +526,7 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT record FROM writes WHERE agent = ? AND idempotency_key = ?")
             .bind(agent)
             .bind(key)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|r| Self::record_row(&r)).transpose()
     }
@@ -551,7 +552,7 @@ impl Store for SqliteStore {
         .bind(filter.status.map(|s| s.as_str()))
         .bind(&filter.agent)
         .bind(filter.limit.unwrap_or(-1))
-        .fetch_all(&self.writer)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter().map(Self::record_row).collect()
     }
@@ -603,7 +604,7 @@ impl Store for SqliteStore {
     async fn state(&self, key: &str) -> Result<Option<Value>, StoreError> {
         let row = sqlx::query("SELECT value FROM state WHERE key = ?")
             .bind(key)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|r| json(&r.try_get::<String, _>(0)?)).transpose()
     }
