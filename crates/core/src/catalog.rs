@@ -1,7 +1,7 @@
 //! The institution's state as a directed graph: resources, and edges that say
 //! a change to one reaches another (section 1 of the contract).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
@@ -168,7 +168,8 @@ impl CatalogGraph {
     /// shortest path from `fs:/` to `fs:/a/b` is one step, as the contract's
     /// "reached by a change to any ancestor" says).
     pub fn new(catalog: Catalog) -> Result<Self, InputError> {
-        let mut index = HashMap::with_capacity(catalog.resources.len());
+        let mut index =
+            HashMap::with_capacity_and_hasher(catalog.resources.len(), Default::default());
         let mut graph = DiGraph::with_capacity(catalog.resources.len(), catalog.edges.len());
         for (i, resource) in catalog.resources.iter().enumerate() {
             let field = || format!("catalog.resources[{i}].id");

@@ -342,11 +342,13 @@ pub fn decide<'a>(
         });
     }
 
-    // Steps, and what the available ones restore.
+    // Steps, and what they restore: one bitset over the catalog per step
+    // (steps are few, resources many), so coverage costs a bit test per
+    // resource and no hashing. `fs:` ids also restore what they contain,
+    // catalogued or not, so those are kept by id as well.
     let mut steps = Vec::with_capacity(proposal.rollback.steps.len());
-    let mut restoring = FixedBitSet::with_capacity(catalog.len());
-    let mut restorers: HashMap<&str, Vec<(usize, bool)>> = HashMap::new();
-    let mut fs_restorers = false;
+    let mut restores_node: Vec<FixedBitSet> = Vec::with_capacity(proposal.rollback.steps.len());
+    let mut fs_restorers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, step) in proposal.rollback.steps.iter().enumerate() {
         let manual = step.is_manual();
         let available = !manual
@@ -360,16 +362,22 @@ pub fn decide<'a>(
             manual,
             available,
         });
+        let mut set = FixedBitSet::new();
         for r in &step.restores {
-            let entry = restorers.entry(r.as_str()).or_default();
-            if !entry.iter().any(|(s, _)| *s == i) {
-                entry.push((i, available));
-            }
             if let Some(n) = catalog.node(r) {
-                restoring.insert(n.index());
+                if set.len() == 0 {
+                    set.grow(catalog.len());
+                }
+                set.insert(n.index());
             }
-            fs_restorers |= r.starts_with("fs:");
+            if r.starts_with("fs:") {
+                let entry = fs_restorers.entry(r.as_str()).or_default();
+                if !entry.contains(&i) {
+                    entry.push(i);
+                }
+            }
         }
+        restores_node.push(set);
     }
 
     // Coverage and the resource reasons, over the blast radius.
@@ -383,13 +391,14 @@ pub fn decide<'a>(
             continue;
         };
         let mut restored_by = Vec::new();
-        let direct = restoring.contains(visit.node.index());
-        let contained = fs_restorers && res.id.starts_with("fs:");
-        if direct || contained {
-            let own = std::iter::once(res.id.as_str());
-            let ups = id::fs_ancestors(&res.id).filter(|_| contained);
-            for key in own.chain(ups) {
-                for &(s, _) in restorers.get(key).into_iter().flatten() {
+        for (s, set) in restores_node.iter().enumerate() {
+            if set.contains(visit.node.index()) {
+                restored_by.push(s);
+            }
+        }
+        if !fs_restorers.is_empty() && res.id.starts_with("fs:") {
+            for up in id::fs_ancestors(&res.id) {
+                for &s in fs_restorers.get(up).into_iter().flatten() {
                     if !restored_by.contains(&s) {
                         restored_by.push(s);
                     }
