@@ -365,7 +365,7 @@ pub fn decide<'a>(
         let mut set = FixedBitSet::new();
         for r in &step.restores {
             if let Some(n) = catalog.node(r) {
-                if set.len() == 0 {
+                if set.is_empty() {
                     set.grow(catalog.len());
                 }
                 set.insert(n.index());
