@@ -91,7 +91,11 @@ async fn writable_prompts_user_rows_roll_back_exactly_the_system_prompt_is_held(
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(tables(sqlite(&db, ".dump")), tables(before.clone()), "the rows came back exactly");
+    assert_eq!(
+        tables(sqlite(&db, ".dump")),
+        tables(before.clone()),
+        "the rows came back exactly"
+    );
 
     // The prompt row shapes every answer 40,000 consultants get.
     catalog(
@@ -484,14 +488,30 @@ async fn import_sql_shows_foreign_keys_as_edges_and_loads_them() {
     let gate = TestGate::start(&[]);
     let url = format!("sqlite:{}", db.display());
     let out = Command::new(crate::harness::BIN)
-        .args(["catalog", "import-sql", "shop", "--url", &url, "--gate", &gate.url, "--token", &gate.tokens.risk])
+        .args([
+            "catalog",
+            "import-sql",
+            "shop",
+            "--url",
+            &url,
+            "--gate",
+            &gate.url,
+            "--token",
+            &gate.tokens.risk,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     let edges = shown["edges"].as_array().unwrap();
     assert!(
-        edges.iter().any(|e| e["from"] == "sql:shop/sellers" && e["to"] == "sql:shop/listings"),
+        edges
+            .iter()
+            .any(|e| e["from"] == "sql:shop/sellers" && e["to"] == "sql:shop/listings"),
         "{edges:?}"
     );
     let loaded = gate.client(&gate.tokens.risk).catalog().await.unwrap();

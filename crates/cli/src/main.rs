@@ -282,7 +282,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Writes(cmd) => writes(cmd).await,
-        Command::Catalog(CatalogCommand::ImportSql { name, url, gate, token }) => import_sql(&name, &url, gate, token).await,
+        Command::Catalog(CatalogCommand::ImportSql {
+            name,
+            url,
+            gate,
+            token,
+        }) => import_sql(&name, &url, gate, token).await,
         Command::Mcp(r) => recourse_mcp::serve_stdio(&r.gate, &r.token)
             .await
             .map(|()| ExitCode::SUCCESS)
@@ -352,14 +357,21 @@ async fn writes(cmd: WritesCommand) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(feature = "sql")]
-async fn import_sql(name: &str, url: &str, gate: Option<String>, token: Option<String>) -> anyhow::Result<ExitCode> {
+async fn import_sql(
+    name: &str,
+    url: &str,
+    gate: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let catalog = recourse_connector_sql::import_catalog(name, url)
         .await
         .with_context(|| format!("reading the schema of `{name}`"))?;
     println!("{}", serde_json::to_string_pretty(&catalog)?);
     if let Some(gate) = gate {
         let token = token.context("--token (or RECOURSE_TOKEN) is needed with --gate")?;
-        let after = GateClient::new(gate, token).upsert_catalog(&catalog).await?;
+        let after = GateClient::new(gate, token)
+            .upsert_catalog(&catalog)
+            .await?;
         eprintln!(
             "loaded {} resources and {} edges; the gate's catalog now holds {} resources",
             catalog.resources.len(),
@@ -371,7 +383,12 @@ async fn import_sql(name: &str, url: &str, gate: Option<String>, token: Option<S
 }
 
 #[cfg(not(feature = "sql"))]
-async fn import_sql(_: &str, _: &str, _: Option<String>, _: Option<String>) -> anyhow::Result<ExitCode> {
+async fn import_sql(
+    _: &str,
+    _: &str,
+    _: Option<String>,
+    _: Option<String>,
+) -> anyhow::Result<ExitCode> {
     bail!("this build has no sql connector (built without the `sql` feature)")
 }
 

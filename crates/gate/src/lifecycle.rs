@@ -275,24 +275,25 @@ impl Gate {
         }
         let id = new_write_id();
         let started = Instant::now();
-        let (name, connector, proposal, additions, graph) = match self.plan_write(&id, proposal).await? {
-            Planned::Ready {
-                name,
-                connector,
-                proposal,
-                additions,
-                graph,
-            } => (name, connector, proposal, additions, graph),
-            Planned::Refused {
-                name,
-                proposal,
-                reason,
-            } => {
-                return self
-                    .record_refusal(caller, id, name, proposal, submitted_hash, reason)
-                    .await;
-            }
-        };
+        let (name, connector, proposal, additions, graph) =
+            match self.plan_write(&id, proposal).await? {
+                Planned::Ready {
+                    name,
+                    connector,
+                    proposal,
+                    additions,
+                    graph,
+                } => (name, connector, proposal, additions, graph),
+                Planned::Refused {
+                    name,
+                    proposal,
+                    reason,
+                } => {
+                    return self
+                        .record_refusal(caller, id, name, proposal, submitted_hash, reason)
+                        .await;
+                }
+            };
         // What the connector knows and the catalog lacks joins it.
         let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
             graph
