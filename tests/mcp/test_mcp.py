@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import tempfile
 import urllib.error
@@ -30,7 +31,8 @@ TRANSPORTS = ["stdio", "http"]
 
 
 class Gate:
-    """One `recourse serve` with tokens for each role and one fs root."""
+    """One `recourse serve` with tokens for each role, one fs root and one
+    SQLite database (`shop`)."""
 
     def __init__(self) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="recourse-mcp-")
@@ -39,6 +41,13 @@ class Gate:
         self.root = (base / "root").resolve()
         self.data.mkdir()
         self.root.mkdir()
+        self.db = base / "shop.db"
+        with sqlite3.connect(self.db) as db:
+            db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, seller TEXT NOT NULL, status TEXT NOT NULL)")
+            db.executemany(
+                "INSERT INTO accounts VALUES (?, ?, ?)",
+                [(1, "seller-4411", "open"), (2, "seller-4412", "open"), (3, "seller-4413", "open"), (4, "seller-4414", "open")],
+            )
         self.tokens = {
             role: self._token(name, role)
             for name, role in [
@@ -49,7 +58,10 @@ class Gate:
             ]
         }
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--data-dir", str(self.data), "--listen", "127.0.0.1:0", "--fs-root", str(self.root)],
+            [
+                BIN, "serve", "--data-dir", str(self.data), "--listen", "127.0.0.1:0",
+                "--fs-root", str(self.root), "--sql", f"shop=sqlite:{self.db}",
+            ],
             stdout=subprocess.PIPE,
             stderr=None,
             env={**os.environ, "RUST_LOG": "warn"},
@@ -141,15 +153,19 @@ def test_lists_the_tools_of_the_gates_connectors(gate, transport):
     async def go():
         async with session(gate, transport) as s:
             tools = {t.name: t for t in (await s.list_tools()).tools}
-            # This gate has the fs connector only.
-            assert set(tools) == {"fs_delete", "fs_write", "fs_move", "write_status", "explain"}
+            # This gate has the fs and sql connectors, not http.
+            assert set(tools) == {
+                "fs_delete", "fs_write", "fs_move", "sql_update", "sql_delete", "sql_insert", "write_status", "explain",
+            }
             delete = tools["fs_delete"]
             assert set(delete.input_schema["required"]) == {"path", "intent"}
             assert "idempotency_key" in delete.input_schema["properties"]
             assert delete.annotations.destructive_hint is True
             assert delete.annotations.idempotent_hint is True
             assert tools["write_status"].annotations.read_only_hint is True
-            assert tools["explain"].input_schema["properties"]["tool"]["enum"] == ["fs_delete", "fs_write", "fs_move"]
+            assert set(tools["explain"].input_schema["properties"]["tool"]["enum"]) == {
+                "fs_delete", "fs_write", "fs_move", "sql_update", "sql_delete", "sql_insert",
+            }
 
     run(go())
 
@@ -230,6 +246,44 @@ def test_a_write_a_customer_bears_is_held_and_the_waiting_call_returns_executed(
     assert done.structured_content["id"] == wid
     assert "waiting for reviewers" in (progress[0][1] or "")
     assert not target.exists(), "the approved delete ran"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_row_a_customer_bears_is_held_and_the_waiting_call_returns_executed(gate, transport):
+    row = 1 if transport == "stdio" else 2
+    status, body = gate.api(
+        "POST", "/v1/catalog", "risk_officer", {"resources": [{"id": "sql:shop/accounts", "bearer": "customer"}]}
+    )
+    assert status == 200, body
+
+    def row_status() -> str:
+        with sqlite3.connect(gate.db) as db:
+            return db.execute("SELECT status FROM accounts WHERE id = ?", (row,)).fetchone()[0]
+
+    async def go():
+        async with session(gate, transport) as s:
+            held = await s.call_tool(
+                "sql_update",
+                {"database": "shop", "table": "accounts", "where": {"id": row}, "set": {"status": "closed"},
+                 "intent": "close the seller account flagged by the integrity model"},
+            )
+            assert not held.is_error, text_of(held)
+            sc = held.structured_content
+            assert sc["outcome"] == "held", text_of(held)
+            assert "customer" in sc["bearers"]
+            assert row_status() == "open", "a held write has not run"
+            waiting = asyncio.create_task(s.call_tool("write_status", {"id": sc["id"], "wait_s": 60}))
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+            code, rec = await asyncio.to_thread(
+                gate.api, "POST", f"/v1/writes/{sc['id']}/approve", "reviewer", {"comment": "appeal lost"}
+            )
+            assert code == 200, rec
+            return await waiting
+
+    done = run(go())
+    assert done.structured_content["outcome"] == "executed", text_of(done)
+    assert row_status() == "closed"
 
 
 def assert_names(result_or_error, arg: str) -> None:
