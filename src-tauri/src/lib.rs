@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod console;
 pub mod error;
+pub mod notify;
 pub mod sse;
 pub mod store;
 
@@ -62,26 +63,88 @@ pub fn typescript_bindings() -> Result<String, String> {
     specta_builder().export_str(ts).map_err(|e| e.to_string())
 }
 
-struct TauriSink(tauri::AppHandle);
+struct TauriSink {
+    app: tauri::AppHandle,
+    notices: Arc<std::sync::Mutex<notify::HeldNotices>>,
+}
+
+/// Shows a desktop notification. Where none can be shown (no notification
+/// server, as under Xvfb) the failure is logged and the console goes on.
+fn show_notification(app: &tauri::AppHandle, (title, body): (String, String)) {
+    use tauri_plugin_notification::NotificationExt;
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        eprintln!("recourse-console: could not show a notification: {e}");
+    }
+}
+
+impl TauriSink {
+    fn notice(&self, event: &GateEvent) {
+        let decided = match self.notices.lock() {
+            Ok(mut n) => n.on_event(event, std::time::Instant::now()),
+            Err(_) => return,
+        };
+        match decided {
+            None => {}
+            Some(notify::Notice::Held { write_id }) => {
+                let app = self.app.clone();
+                tauri::async_runtime::spawn(async move {
+                    // The intent makes the bubble worth reading; do not wait long for it.
+                    let intent = match app.try_state::<Console>() {
+                        Some(console) => tokio::time::timeout(
+                            std::time::Duration::from_secs(2),
+                            console.get_write(&write_id),
+                        )
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .map(|w| w.proposal.intent),
+                        None => None,
+                    };
+                    show_notification(&app, notify::held_text(&write_id, intent.as_deref()));
+                });
+            }
+            Some(notify::Notice::SummaryAfter(wait)) => {
+                let app = self.app.clone();
+                let notices = self.notices.clone();
+                tauri::async_runtime::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let n = match notices.lock() {
+                        Ok(mut n) => n.summary(std::time::Instant::now()),
+                        Err(_) => 0,
+                    };
+                    if n > 0 {
+                        show_notification(&app, notify::summary_text(n));
+                    }
+                });
+            }
+        }
+    }
+}
 
 impl EventSink for TauriSink {
     fn gate_event(&self, event: GateEvent) {
-        let _ = GateChanged(event).emit(&self.0);
+        self.notice(&event);
+        let _ = GateChanged(event).emit(&self.app);
     }
 
     fn link(&self, state: LinkState) {
-        let _ = LinkChanged(state).emit(&self.0);
+        let _ = LinkChanged(state).emit(&self.app);
     }
 }
 
 pub fn run() -> Result<(), tauri::Error> {
     let builder = specta_builder();
     tauri::Builder::default()
+        // Shown from the Rust side only: the window gets no notification permission.
+        .plugin(tauri_plugin_notification::init())
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);
             let dir = app.path().app_config_dir().ok();
-            let sink: Arc<dyn EventSink> = Arc::new(TauriSink(app.handle().clone()));
+            let sink: Arc<dyn EventSink> = Arc::new(TauriSink {
+                app: app.handle().clone(),
+                notices: Arc::default(),
+            });
             app.manage(Console::new(Tokens::new(dir), Some(sink)));
             Ok(())
         })

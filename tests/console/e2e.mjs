@@ -3,7 +3,10 @@
 //   E2E_APP            absolute path of the recourse-console binary
 //   E2E_GATE_URL       the gate the app was started against (RECOURSE_GATE_URL)
 //   E2E_INCIDENT_TOKEN an incident_lead token (typed into the connect form)
-//   E2E_HELD_APPROVE, E2E_HELD_REJECT, E2E_EXECUTED   write ids
+//   E2E_REVIEWER_TOKEN, E2E_RISK_TOKEN   reviewer and risk_officer tokens
+//   E2E_HELD_APPROVE, E2E_HELD_REJECT, E2E_EXECUTED, E2E_HELD_FROZEN   write ids
+//   E2E_CATALOG_SEARCH, E2E_CATALOG_RESOURCE, E2E_CATALOG_REACHED_BY,
+//   E2E_CATALOG_REACHES   what the catalog browser is asked and must show
 //   E2E_RESTORED       JSON list of paths that must exist after the rollback
 //   E2E_SHOTS          directory for screenshots
 // The app itself starts with RECOURSE_TOKEN = a reviewer token.
@@ -69,6 +72,24 @@ async function setText(sel, text) {
   await el.waitForExist({ timeout: 10000 });
   await el.setValue(text);
 }
+async function disconnect() {
+  const btns = await browser.$$("header button");
+  for (const b of btns) if ((await b.getText()) === "Disconnect") await b.click();
+  await (await browser.$(tid("connect-url"))).waitForExist({ timeout: 10000 });
+}
+/** Disconnects and connects through the form; returns the token's name. */
+async function connectAs(token, roleRe, shotName) {
+  await disconnect();
+  await setText(tid("connect-url"), env("E2E_GATE_URL"));
+  await setText(tid("connect-token"), token);
+  const remember = await browser.$('input[type="checkbox"]');
+  if (await remember.isSelected()) await remember.click();
+  if (shotName) await shot(shotName);
+  await (await browser.$(tid("connect-submit"))).click();
+  const who = await waitText(tid("who"), roleRe);
+  return (await who.getText()).split(" · ")[0].trim();
+}
+let incidentName = "";
 
 try {
   await browser.setWindowSize(1280, 800).catch(() => {});
@@ -130,15 +151,7 @@ try {
   });
 
   await step("disconnect and connect as an incident lead through the form", async () => {
-    const btns = await browser.$$("header button");
-    for (const b of btns) if ((await b.getText()) === "Disconnect") await b.click();
-    await setText(tid("connect-url"), env("E2E_GATE_URL"));
-    await setText(tid("connect-token"), env("E2E_INCIDENT_TOKEN"));
-    const remember = await browser.$('input[type="checkbox"]');
-    if (await remember.isSelected()) await remember.click();
-    await shot("06-connect-form");
-    await (await browser.$(tid("connect-submit"))).click();
-    await waitText(tid("who"), /Incident lead/);
+    incidentName = await connectAs(env("E2E_INCIDENT_TOKEN"), /Incident lead/, "06-connect-form");
     await (await browser.$(tid("freeze-switch"))).waitForExist();
   });
 
@@ -158,15 +171,74 @@ try {
     if (missing.length) throw new Error(`not back on disk: ${missing.join(", ")}`);
   });
 
+  await step("incident lead freezes the gate; the banner says who froze it", async () => {
+    await (await browser.$(tid("nav-queue"))).click();
+    await (await browser.$(tid("freeze-switch"))).click();
+    await setText(tid("freeze-reason"), "e2e: incident 42, stop everything");
+    await (await browser.$(tid("freeze-submit"))).click();
+    const banner = await waitText(tid("frozen-banner"), new RegExp(`Frozen by ${incidentName}\\b`));
+    if (!/incident 42/.test(await banner.getText())) throw new Error(`the banner lacks the reason: ${await banner.getText()}`);
+    await waitText(tid("freeze-switch"), /FROZEN/);
+    await browser.pause(300);
+    await shot("09-frozen-incident-lead");
+  });
+
+  await step("a reviewer sees who froze it, and the gate refuses their approve while frozen", async () => {
+    await connectAs(env("E2E_REVIEWER_TOKEN"), /Reviewer/);
+    await waitText(tid("frozen-banner"), new RegExp(`Frozen by ${incidentName}\\b`));
+    await (await browser.$(tid("frozen"))).waitForExist();
+    await openWrite("held", env("E2E_HELD_FROZEN"));
+    await (await browser.$(tid("approve"))).click();
+    await setText(tid("decide-text"), "e2e: approving during a freeze");
+    await (await browser.$(tid("decide-submit"))).click();
+    await waitText(tid("decide-error"), /frozen/i);
+    await browser.pause(300);
+    await shot("10-approve-refused-frozen");
+    if (await (await browser.$(tid("decide-result"))).isExisting()) throw new Error("the refused approve was shown as done");
+    await (await browser.$(tid("decide-cancel"))).click();
+    await waitText(tid("write-status"), /held/);
+  });
+
+  await step("incident lead resumes the gate; the banner goes", async () => {
+    await connectAs(env("E2E_INCIDENT_TOKEN"), /Incident lead/);
+    await (await browser.$(tid("frozen-banner"))).waitForExist();
+    await (await browser.$(tid("freeze-switch"))).click();
+    await (await browser.$(tid("freeze-submit"))).click();
+    await (await browser.$(tid("frozen-banner"))).waitForExist({ reverse: true, timeout: 10000 });
+    await waitText(tid("freeze-switch"), /^\s*Freeze\s*$/);
+    await shot("11-resumed");
+  });
+
+  await step("risk officer searches the catalog and sees what reaches a resource", async () => {
+    await connectAs(env("E2E_RISK_TOKEN"), /Risk officer/);
+    if (await (await browser.$(tid("freeze-switch"))).isExisting()) throw new Error("freeze switch offered to a risk officer");
+    await (await browser.$(tid("nav-catalog"))).click();
+    await setText(tid("catalog-search"), env("E2E_CATALOG_SEARCH"));
+    const row = await browser.$(`${tid("catalog-row")}[data-resource-id="${env("E2E_CATALOG_RESOURCE")}"]`);
+    await row.waitForExist({ timeout: 10000 });
+    const rows = await browser.$$(tid("catalog-row"));
+    for (const r of rows) {
+      const id = await r.getAttribute("data-resource-id");
+      if (!id.toLowerCase().includes(env("E2E_CATALOG_SEARCH").toLowerCase()) && !(await r.getText()).toLowerCase().includes(env("E2E_CATALOG_SEARCH").toLowerCase()))
+        throw new Error(`search kept a row that does not match: ${id}`);
+    }
+    await row.click();
+    await (await browser.$(`${tid("catalog-title")}[data-resource-id="${env("E2E_CATALOG_RESOURCE")}"]`)).waitForExist({ timeout: 10000 });
+    await waitText(tid("catalog-reached-by"), new RegExp(env("E2E_CATALOG_REACHED_BY").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    await waitText(tid("catalog-reaches"), new RegExp(env("E2E_CATALOG_REACHES").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    await browser.pause(300);
+    await shot("12-catalog-risk-officer");
+  });
+
   await step("dark theme, audit chain verification", async () => {
     await (await browser.$(tid("theme"))).click();
     await (await browser.$(tid("nav-audit"))).click();
     await (await browser.$(tid("audit-verify"))).click();
     await waitText(tid("audit-result"), /intact|broken/);
-    await shot("09-audit-dark");
+    await shot("13-audit-dark");
     await openWrite("all", env("E2E_HELD_APPROVE"));
     await browser.pause(800);
-    await shot("10-write-dark");
+    await shot("14-write-dark");
   });
 
   if (process.env.E2E_STOP_GATE_CMD) {
@@ -176,7 +248,7 @@ try {
       await (await browser.$(tid("nav-queue"))).click();
       await (await browser.$(tid("tab-held"))).click();
       await waitText(tid("unreachable"), /cannot be reached/, 20000);
-      await shot("11-unreachable");
+      await shot("15-unreachable");
     });
   }
 } finally {

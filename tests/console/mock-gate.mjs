@@ -153,6 +153,14 @@ add(record({
   },
 }));
 
+// A third held write, for the freeze test (approve refused while frozen).
+{
+  const w = structuredClone(writes.get("w-purge-intake"));
+  w.id = "w-purge-intake-2";
+  w.proposal.intent = "Delete stale patient intake form 0933";
+  add(w);
+}
+
 const reportsId = `fs:${reportsDir}`;
 add(record({
   id: "w-exec-1", agent: "cleanup-bot", status: "executed", connector: "fs",
@@ -272,6 +280,7 @@ const server = http.createServer((req, res) => {
       if (op === "approve" || op === "reject") {
         if (!may("reviewer")) return err(res, 403, "forbidden", `the ${who.role} role may not ${op}`);
         if (w.status !== "held") return err(res, 409, "conflict", `the write is ${w.status}, not held`);
+        if (op === "approve" && freeze.frozen) return err(res, 409, "frozen", `the gate is frozen by \`${freeze.by}\`: nothing runs until an incident lead resumes it`);
         if (op === "approve") {
           w.approvals.push({ by: who.name, at: new Date().toISOString(), ...(json.comment ? { comment: json.comment } : {}), proposal_hash: w.proposal_hash, decision_hash: w.decision_hash });
           transition(w, "approved", who.name, json.comment);
@@ -336,7 +345,8 @@ server.listen(port, "127.0.0.1", () => {
   console.log(JSON.stringify({
     url: `http://127.0.0.1:${port}`,
     tokens: { reviewer: "tok-reviewer", incident_lead: "tok-incident", risk_officer: "tok-risk", agent: "tok-agent" },
-    ids: { approve: "w-close-4411", reject: "w-purge-intake", executed: "w-exec-1" },
+    ids: { approve: "w-close-4411", reject: "w-purge-intake", executed: "w-exec-1", frozen: "w-purge-intake-2" },
+    catalog: { search: "seller-4411", resource: "payouts:seller-4411", reached_by: "account:seller-4411", reaches: "bureau:seller-4411" },
     restored: [path.join(reportsDir, "summary.csv"), path.join(reportsDir, "notes.txt")],
   }));
 });

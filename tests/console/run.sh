@@ -11,6 +11,11 @@
 #   E2E_GATE=mock tests/console/run.sh   # force the mock
 #   E2E_GATE=real tests/console/run.sh   # fail instead of falling back
 #   E2E_REQUIRE=1 ...                    # a missing prerequisite fails (CI)
+#   E2E_PERF=1 ...                       # then the performance figures (perf.mjs):
+#       a second real gate with 10,000 held writes and a 2,000-resource blast
+#       radius; prints a table and writes it to $E2E_OUT/perf.md. Slow: filling
+#       the debug gate took 16 min on 2 cores (E2E_PERF_N=2000 for a quick look).
+#       Printed, not asserted. Needs the real gate (skipped on the mock).
 # Screenshots: $E2E_OUT (default .e2e-out/console/shots).
 set -uo pipefail
 
@@ -76,6 +81,7 @@ start_real_gate() {
   printf 'region,total\nnorth,42\n' >"$fsroot/reports/q3/summary.csv"
   printf 'quarterly notes\n' >"$fsroot/reports/q3/notes.txt"
   printf '{"account":"acct-1"}\n' >"$fsroot/customers/acct-1.json"
+  printf '{"account":"acct-2"}\n' >"$fsroot/customers/acct-2.json"
   printf '{"intake":"0932"}\n' >"$fsroot/patients/intake-0932.json"
   local t
   for role in reviewer incident_lead risk_officer agent; do
@@ -103,15 +109,17 @@ start_real_gate() {
       -d "{\"intent\": \"$3\", \"idempotency_key\": \"e2e-$1\", \"action\": {\"connector\": \"fs\", \"op\": \"delete\", \"path\": \"$2\"}}" >"$TMP/$1.json"
     node -e 'const w=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(!w.id){console.error(JSON.stringify(w));process.exit(1)}; console.log(w.id+" "+w.status)' "$TMP/$1.json"
   }
-  local a r x
+  local a r x f
   a="$(submit approve "$fsroot/customers/acct-1.json" "Delete closed customer account file acct-1")" || return 1
   r="$(submit reject "$fsroot/patients/intake-0932.json" "Delete stale patient intake form 0932")" || return 1
   x="$(submit exec "$fsroot/reports/q3" "Delete the Q3 report folder (superseded)")" || return 1
-  say "gate writes: approve=[$a] reject=[$r] executed=[$x]"
-  [[ "$a" == *" held" && "$r" == *" held" && "$x" == *" executed" ]] || { say "the gate did not hold/execute as the test expects"; return 1; }
+  f="$(submit frozen "$fsroot/customers/acct-2.json" "Delete closed customer account file acct-2")" || return 1
+  say "gate writes: approve=[$a] reject=[$r] executed=[$x] frozen=[$f]"
+  [[ "$a" == *" held" && "$r" == *" held" && "$x" == *" executed" && "$f" == *" held" ]] || { say "the gate did not hold/execute as the test expects"; return 1; }
   [ ! -e "$fsroot/reports/q3" ] || { say "the executed delete left $fsroot/reports/q3 on disk"; return 1; }
-  export E2E_GATE_URL="$GATE_URL" E2E_REVIEWER_TOKEN="$TOK_reviewer" E2E_INCIDENT_TOKEN="$TOK_incident_lead"
-  export E2E_HELD_APPROVE="${a%% *}" E2E_HELD_REJECT="${r%% *}" E2E_EXECUTED="${x%% *}"
+  export E2E_GATE_URL="$GATE_URL" E2E_REVIEWER_TOKEN="$TOK_reviewer" E2E_INCIDENT_TOKEN="$TOK_incident_lead" E2E_RISK_TOKEN="$TOK_risk_officer"
+  export E2E_HELD_APPROVE="${a%% *}" E2E_HELD_REJECT="${r%% *}" E2E_EXECUTED="${x%% *}" E2E_HELD_FROZEN="${f%% *}"
+  export E2E_CATALOG_SEARCH="acct-1" E2E_CATALOG_RESOURCE="crm:acct-1" E2E_CATALOG_REACHED_BY="fs:$fsroot/customers/acct-1.json" E2E_CATALOG_REACHES="mail:acct-1-closure"
   export E2E_RESTORED="[\"$fsroot/reports/q3/summary.csv\", \"$fsroot/reports/q3/notes.txt\"]"
   export E2E_STOP_GATE_CMD="kill -TERM $GATE_PID"
   GATE_KIND="the real gate (recourse serve)"
@@ -123,10 +131,11 @@ start_mock_gate() {
   GATE_PID=$!; PIDS+=("$GATE_PID")
   for _ in $(seq 1 50); do [ -s "$TMP/mock.json" ] && break; sleep 0.1; done
   local j; j="$(cat "$TMP/mock.json")"
-  q() { node -e 'const o=JSON.parse(process.argv[1]); console.log(eval("o."+process.argv[2]))' "$j" "$1"; }
-  export E2E_GATE_URL="$(q url)" E2E_REVIEWER_TOKEN="$(q tokens.reviewer)" E2E_INCIDENT_TOKEN="$(q tokens.incident_lead)"
-  export E2E_HELD_APPROVE="$(q ids.approve)" E2E_HELD_REJECT="$(q ids.reject)" E2E_EXECUTED="$(q ids.executed)"
-  export E2E_RESTORED="$(q 'restored' | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.stringify(s.trim().split(","))))')"
+  q() { node -e 'const v=JSON.parse(process.argv[1])[process.argv[2].split(".")[0]]; const w=process.argv[2].split(".").slice(1).reduce((x,k)=>x[k],v); console.log(typeof w==="string"?w:JSON.stringify(w))' "$j" "$1"; }
+  export E2E_GATE_URL="$(q url)" E2E_REVIEWER_TOKEN="$(q tokens.reviewer)" E2E_INCIDENT_TOKEN="$(q tokens.incident_lead)" E2E_RISK_TOKEN="$(q tokens.risk_officer)"
+  export E2E_HELD_APPROVE="$(q ids.approve)" E2E_HELD_REJECT="$(q ids.reject)" E2E_EXECUTED="$(q ids.executed)" E2E_HELD_FROZEN="$(q ids.frozen)"
+  export E2E_CATALOG_SEARCH="$(q catalog.search)" E2E_CATALOG_RESOURCE="$(q catalog.resource)" E2E_CATALOG_REACHED_BY="$(q catalog.reached_by)" E2E_CATALOG_REACHES="$(q catalog.reaches)"
+  export E2E_RESTORED="$(q restored)"
   export E2E_STOP_GATE_CMD="kill -TERM $GATE_PID"
   wait_http "$E2E_GATE_URL" "$E2E_REVIEWER_TOKEN" || { say "the mock gate did not start"; exit 1; }
   GATE_KIND="the MOCK gate (tests/console/mock-gate.mjs)"
@@ -144,14 +153,49 @@ export E2E_APP="$APP" E2E_SHOTS="$SHOTS"
 export RECOURSE_GATE_URL="$E2E_GATE_URL" RECOURSE_TOKEN="$E2E_REVIEWER_TOKEN"
 export RECOURSE_CONSOLE_NO_KEYRING=1 XDG_CONFIG_HOME="$TMP/config" XDG_DATA_HOME="$TMP/data" XDG_CACHE_HOME="$TMP/cache"
 
-xvfb-run -a -s '-screen 0 1280x800x24' bash -c '
-  tauri-driver >"'"$OUT"'/tauri-driver.log" 2>&1 &
-  TD=$!
-  for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:4444/status && break; sleep 0.1; done
-  node "'"$HERE"'/e2e.mjs"; rc=$?
-  kill -TERM $TD; wait $TD 2>/dev/null
-  exit $rc
-' 2>&1 | tee "$OUT/e2e.log"
-rc=${PIPESTATUS[0]}
+drive() { # script log
+  xvfb-run -a -s '-screen 0 1280x800x24' bash -c '
+    tauri-driver >>"'"$OUT"'/tauri-driver.log" 2>&1 &
+    TD=$!
+    for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:4444/status && break; sleep 0.1; done
+    node "'"$HERE/$1"'"; rc=$?
+    kill -TERM $TD; wait $TD 2>/dev/null
+    exit $rc
+  ' 2>&1 | tee "$OUT/$2"
+  return "${PIPESTATUS[0]}"
+}
+drive e2e.mjs e2e.log
+rc=$?
+
+# Performance figures: a fresh real gate, so the functional run above is not
+# disturbed and the queue holds exactly the writes made for it.
+run_perf() {
+  local bin="$TARGET/debug/recourse" data="$TMP/perf-data" root="$TMP/perf-root" port=$((PORT + 1)) t role
+  mkdir -p "$data" "$root"
+  for role in reviewer risk_officer agent; do
+    t="$("$bin" token create --data-dir "$data" --name "perf-$role" --role "$role" 2>>"$OUT/perf-gate.log" | tail -1)" || return 1
+    printf -v "PT_$role" '%s' "$t"
+  done
+  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" --fs-root "$root" >>"$OUT/perf-gate.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid")
+  wait_http "http://127.0.0.1:$port" "$PT_reviewer" || { say "the perf gate did not answer (see $OUT/perf-gate.log)"; return 1; }
+  say "perf: filling the gate (10,000 held writes, a 2,000-resource blast radius)"
+  local seed
+  seed="$(node "$HERE/perf-seed.mjs" --url "http://127.0.0.1:$port" --agent "$PT_agent" --risk "$PT_risk_officer" --dir "$root" --n "${E2E_PERF_N:-10000}")" || return 1
+  say "perf: $seed"
+  E2E_PERF_SEED="$seed" E2E_PERF_BLAST="$(node -e 'console.log(JSON.parse(process.argv[1]).blast)' "$seed")" \
+    E2E_PERF_OUT="$OUT/perf.md" RECOURSE_GATE_URL="http://127.0.0.1:$port" RECOURSE_TOKEN="$PT_reviewer" \
+    drive perf.mjs perf.log
+  local prc=$?
+  kill -TERM "$pid" 2>/dev/null
+  return "$prc"
+}
+if [ "${E2E_PERF:-0}" = 1 ]; then
+  if [ "$GATE_KIND" = "the real gate (recourse serve)" ]; then
+    run_perf || { say "the performance run failed (see $OUT/perf.log, $OUT/perf-gate.log)"; [ "$rc" = 0 ] && rc=1; }
+  else
+    say "SKIPPED the performance figures: they need the real gate"
+  fi
+fi
 say "screenshots in $SHOTS ($(ls "$SHOTS" | wc -l) files); gate: $GATE_KIND"
 exit "$rc"

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { call, commands, events } from "./api";
 import type { ConsoleError, Connected, FreezeState, LinkState, WriteSummary } from "./api";
 import { abilities, roleLabel } from "./logic/roles";
-import { describeError } from "./logic/text";
+import { describeError, frozenText } from "./logic/text";
 import { ConnectView } from "./views/ConnectView";
 import { QueueView, type StatusTab } from "./views/QueueView";
 import { WriteView } from "./views/WriteView";
@@ -198,6 +198,11 @@ export function App() {
           {linkDown ? "● live updates lost, retrying" : link?.state === "live" ? "● live" : "○ connecting to live updates"}
         </span>
       </div>
+      {freeze?.frozen && (
+        <div className="banner frozen" role="status" data-testid="frozen-banner">
+          <strong>The gate is frozen.</strong> {frozenText(freeze)}. Nothing runs and nothing can be approved until an incident lead resumes it.
+        </div>
+      )}
       {(gateDown || linkDown) && (
         <div className="banner error" role="alert" data-testid="unreachable">
           <strong>The gate cannot be reached.</strong> {gateDown ?? `Live updates stopped: ${linkDown}.`} Actions you take now do not reach the gate

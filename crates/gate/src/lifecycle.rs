@@ -227,6 +227,31 @@ impl Gate {
         Ok(graph)
     }
 
+    /// After this gate's own catalog addition moved the store from the
+    /// cached version to `new_version` (and nobody else's change came in
+    /// between), the new graph is the cached one plus `additions`: built in
+    /// memory instead of re-reading the whole catalog from the store.
+    fn extend_cached(
+        &self,
+        base: &Arc<CatalogGraph>,
+        new_version: i64,
+        additions: &Catalog,
+    ) -> Option<Arc<CatalogGraph>> {
+        let mut guard = self.catalog.lock().ok()?;
+        let (v, cached) = guard.as_ref()?;
+        if *v + 1 != new_version || !Arc::ptr_eq(cached, base) {
+            return None;
+        }
+        let mut catalog = base.catalog().clone();
+        catalog
+            .resources
+            .extend(additions.resources.iter().cloned());
+        catalog.edges.extend(additions.edges.iter().cloned());
+        let graph = Arc::new(CatalogGraph::new(catalog).ok()?);
+        *guard = Some((new_version, graph.clone()));
+        Some(graph)
+    }
+
     pub async fn freeze_state(&self) -> Result<FreezeState, GateError> {
         Ok(self
             .store
@@ -304,10 +329,14 @@ impl Gate {
                 Some(&id),
                 json!({"connector": name, "added": additions}),
             );
-            self.store
+            let version = self
+                .store
                 .upsert_catalog(&additions, false, Some(draft))
                 .await?;
-            self.catalog_graph().await?
+            match self.extend_cached(&graph, version, &additions) {
+                Some(graph) => graph,
+                None => self.catalog_graph().await?,
+            }
         };
 
         let (decision, frozen) = self

@@ -67,3 +67,19 @@ export function describeError(e: ConsoleError): string {
 export function isUnreachable(e: ConsoleError): boolean {
   return e.kind === "unreachable";
 }
+
+/** The frozen banner's line: who froze the gate, when, and why. */
+export function frozenText(s: { by?: string | null; at?: string | null; reason?: string | null }, now: number = Date.now()): string {
+  const who = s.by?.trim() ? s.by.trim() : "an unknown user";
+  const t = s.at ? Date.parse(s.at) : NaN;
+  const when = Number.isNaN(t) ? "" : ` at ${new Date(t).toLocaleString()} (${relativeAgo(t, now)})`;
+  const why = s.reason?.trim() ? `: “${s.reason.trim()}”` : "";
+  return `Frozen by ${who}${when}${why}`;
+}
+
+function relativeAgo(t: number, now: number): string {
+  const abs = Math.max(0, now - t);
+  const unit =
+    abs < 60_000 ? `${Math.round(abs / 1000)} s` : abs < 3600_000 ? `${Math.round(abs / 60_000)} min` : abs < 86400_000 ? `${Math.round(abs / 3600_000)} h` : `${Math.round(abs / 86400_000)} d`;
+  return `${unit} ago`;
+}

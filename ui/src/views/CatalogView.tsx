@@ -66,6 +66,7 @@ export function CatalogView(props: { initial?: string; onOpenWrite: (id: string)
                   style={{ transform: `translateY(${it.start}px)`, height: 44 }}
                   onClick={() => setSel(r.id)}
                   data-testid="catalog-row"
+                  data-resource-id={r.id}
                 >
                   <div className="ellipsis">{r.title ? `${r.title} — ` : ""}{r.id}</div>
                   <div className="muted small">
@@ -83,12 +84,14 @@ export function CatalogView(props: { initial?: string; onOpenWrite: (id: string)
         {!view && !viewError && <p className="muted">Pick a resource to see what reaches it, what it reaches and the writes that touched it.</p>}
         {view && (
           <>
-            <h2>{view.resource.title ?? view.resource.id}</h2>
+            <h2 data-testid="catalog-title" data-resource-id={view.resource.id}>
+              {view.resource.title ?? view.resource.id}
+            </h2>
             <p className="muted">
               {view.resource.id} · {view.resource.reach} · borne by {view.resource.bearer}
             </p>
             <h3>Reaches</h3>
-            <ul className="small">
+            <ul className="small" data-testid="catalog-reaches">
               {view.reaches.length === 0 && <li className="muted">nothing</li>}
               {view.reaches.map((n) => (
                 <li key={n.resource.id}>
@@ -97,7 +100,7 @@ export function CatalogView(props: { initial?: string; onOpenWrite: (id: string)
               ))}
             </ul>
             <h3>Reached by</h3>
-            <ul className="small">
+            <ul className="small" data-testid="catalog-reached-by">
               {view.reached_by.length === 0 && <li className="muted">nothing</li>}
               {view.reached_by.map((n) => (
                 <li key={n.resource.id}>

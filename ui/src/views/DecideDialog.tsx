@@ -71,7 +71,9 @@ export function DecideDialog(props: {
             </div>
           )}
           <div className="row end">
-            <button onClick={props.onClose}>Cancel</button>
+            <button onClick={props.onClose} data-testid="decide-cancel">
+              Cancel
+            </button>
             <button
               className={approve ? "primary" : "danger"}
               disabled={busy || (!approve && !text.trim())}

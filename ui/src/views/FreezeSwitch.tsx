@@ -62,13 +62,17 @@ export function FreezeSwitch(props: {
           ) : (
             <>
               <p>While frozen, nothing runs: new writes are held and approved ones wait.</p>
-              <textarea placeholder="Why (required)" value={reason} onChange={(e) => setReason(e.target.value)} />
+              <textarea placeholder="Why (required)" value={reason} onChange={(e) => setReason(e.target.value)} data-testid="freeze-reason" />
             </>
           )}
-          {error && <div className="banner error">{describeError(error)}</div>}
+          {error && (
+            <div className="banner error" data-testid="freeze-error">
+              {describeError(error)}
+            </div>
+          )}
           <div className="row end">
             <button onClick={() => setOpen(false)}>Cancel</button>
-            <button className={frozen ? "primary" : "danger"} disabled={busy || (!frozen && !reason.trim())} onClick={submit}>
+            <button className={frozen ? "primary" : "danger"} disabled={busy || (!frozen && !reason.trim())} onClick={submit} data-testid="freeze-submit">
               {busy ? "Sending…" : frozen ? "Resume" : "Freeze everything"}
             </button>
           </div>

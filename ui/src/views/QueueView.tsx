@@ -35,6 +35,16 @@ export function QueueView(props: {
   const { onVisibleIds } = props;
   useEffect(() => onVisibleIds(ids), [ids, onVisibleIds]);
 
+  // For the E2E harness's timing: a `queue-painted` performance mark once
+  // the first non-empty list is on screen (the frame after it rendered).
+  const painted = useRef(false);
+  useEffect(() => {
+    if (painted.current || props.writes.length === 0) return;
+    painted.current = true;
+    const rows = props.writes.length;
+    requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("queue-painted", { detail: { rows } })));
+  }, [props.writes]);
+
   const virt = useVirtualizer({ count: shown.length, getScrollElement: () => scrollRef.current, estimateSize: () => ROW, overscan: 8 });
 
   // Keyboard triage: j/k move, Enter opens, a/r decide, / searches.
