@@ -43,7 +43,9 @@ say "unit, property and end-to-end tests (cargo nextest)"
 cargo nextest run --workspace --locked --no-fail-fast
 
 say "MCP: the official Python SDK as the client, over stdio and HTTP"
-if bash tests/mcp/run.sh; then :; else
+# The `recourse` binary nextest just built (workspace features) is the one
+# under test; building it again with -p would only recompile for features.
+if MCP_NO_BUILD=1 bash tests/mcp/run.sh; then :; else
   status=$?
   if [ "$status" -eq 77 ]; then
     skipped+=("MCP suite (tests/mcp/run.sh said why above)")
@@ -57,6 +59,7 @@ if [ "${SKIP_CONSOLE:-0}" = "1" ]; then
 else
   say "console: UI unit tests (vitest) and the real app under Xvfb over WebDriver"
   if [ "${CI:-}" = "true" ]; then export E2E_REQUIRE=1 E2E_GATE=real; fi
+  export E2E_GATE_PREBUILT=1
   if bash tests/console/run.sh; then :; else
     status=$?
     if [ "$status" -eq 77 ]; then
