@@ -7,6 +7,7 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::harness::codes;
 use crate::harness::{make_project, recourse, tree_listing, TestGate};
 
 fn delete(path: &std::path::Path, key: Option<&str>) -> Value {
@@ -18,23 +19,6 @@ fn delete(path: &std::path::Path, key: Option<&str>) -> Value {
         p["idempotency_key"] = json!(k);
     }
     p
-}
-
-fn codes(rec: &recourse_client::WriteRecord) -> Vec<(String, String)> {
-    rec.decision
-        .reasons
-        .iter()
-        .map(|r| {
-            (
-                serde_json::to_value(r.code)
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                r.subject(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

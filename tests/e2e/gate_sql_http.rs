@@ -10,24 +10,8 @@ use recourse_client::WriteStatus;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::harness::codes;
 use crate::harness::TestGate;
-
-fn codes(rec: &recourse_client::WriteRecord) -> Vec<(String, String)> {
-    rec.decision
-        .reasons
-        .iter()
-        .map(|r| {
-            (
-                serde_json::to_value(r.code)
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                r.subject(),
-            )
-        })
-        .collect()
-}
 
 async fn catalog(gate: &TestGate, body: Value) {
     let (s, b) = gate

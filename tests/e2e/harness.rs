@@ -278,3 +278,15 @@ fn set_mtime(p: &Path, t: std::time::SystemTime) {
     let f = std::fs::File::options().write(true).open(p).unwrap();
     f.set_modified(t).unwrap();
 }
+
+/// A write's reasons as (code, subject) pairs.
+pub fn codes(rec: &recourse_client::WriteRecord) -> Vec<(String, String)> {
+    rec.decision
+        .reasons
+        .iter()
+        .map(|r| {
+            let code = serde_json::to_value(r.code).unwrap();
+            (code.as_str().unwrap().to_string(), r.subject())
+        })
+        .collect()
+}

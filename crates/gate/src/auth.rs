@@ -26,6 +26,20 @@ impl Caller {
     pub fn may(&self, roles: &[Role]) -> bool {
         self.role == Role::Admin || roles.contains(&self.role)
     }
+
+    /// A 403 that says who the caller is and who may do `what`
+    /// ("only reviewers approve").
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), crate::GateError> {
+        if self.may(roles) {
+            Ok(())
+        } else {
+            Err(crate::GateError::Forbidden(format!(
+                "`{}` is a {}: only {what}",
+                self.name,
+                self.role.as_str()
+            )))
+        }
+    }
 }
 
 /// A new random token: 256 bits, URL-safe.

@@ -275,13 +275,7 @@ impl Gate {
         caller: &Caller,
         body: Value,
     ) -> Result<(WriteRecord, bool), GateError> {
-        if !caller.may(&[Role::Agent]) {
-            return Err(GateError::Forbidden(format!(
-                "`{}` is a {}: only agents submit writes",
-                caller.name,
-                caller.role.as_str()
-            )));
-        }
+        caller.require(&[Role::Agent], "agents submit writes")?;
         let submitted_hash = sha256_json(&body);
         let mut proposal = parse_proposal(body)?;
         if proposal.agent.is_empty() {
@@ -917,13 +911,7 @@ impl Gate {
         id: &str,
         comment: Option<String>,
     ) -> Result<WriteRecord, GateError> {
-        if !caller.may(&[Role::Reviewer]) {
-            return Err(GateError::Forbidden(format!(
-                "`{}` is a {}: only reviewers approve",
-                caller.name,
-                caller.role.as_str()
-            )));
-        }
+        caller.require(&[Role::Reviewer], "reviewers approve")?;
         for _ in 0..CAS_RETRIES {
             let (mut rec, version) = self.load(id).await?;
             if rec.agent == caller.name {
@@ -1090,13 +1078,7 @@ impl Gate {
         id: &str,
         reason: String,
     ) -> Result<WriteRecord, GateError> {
-        if !caller.may(&[Role::Reviewer]) {
-            return Err(GateError::Forbidden(format!(
-                "`{}` is a {}: only reviewers reject",
-                caller.name,
-                caller.role.as_str()
-            )));
-        }
+        caller.require(&[Role::Reviewer], "reviewers reject")?;
         if reason.trim().is_empty() {
             return Err(GateError::invalid("reason", "must not be empty: say why"));
         }
@@ -1175,13 +1157,7 @@ impl Gate {
         reason: String,
         force: bool,
     ) -> Result<WriteRecord, GateError> {
-        if !caller.may(&[Role::IncidentLead]) {
-            return Err(GateError::Forbidden(format!(
-                "`{}` is a {}: only incident leads roll back",
-                caller.name,
-                caller.role.as_str()
-            )));
-        }
+        caller.require(&[Role::IncidentLead], "incident leads roll back")?;
         if reason.trim().is_empty() {
             return Err(GateError::invalid("reason", "must not be empty: say why"));
         }
@@ -1278,13 +1254,10 @@ impl Gate {
         frozen: bool,
         reason: Option<String>,
     ) -> Result<FreezeState, GateError> {
-        if !caller.may(&[Role::IncidentLead]) {
-            return Err(GateError::Forbidden(format!(
-                "`{}` is a {}: only incident leads freeze and resume the gate",
-                caller.name,
-                caller.role.as_str()
-            )));
-        }
+        caller.require(
+            &[Role::IncidentLead],
+            "incident leads freeze and resume the gate",
+        )?;
         if frozen && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
             return Err(GateError::invalid(
                 "reason",
@@ -1321,13 +1294,7 @@ impl Gate {
         caller: &Caller,
         req: RewindRequest,
     ) -> Result<RewindReport, GateError> {
-        if !caller.may(&[Role::IncidentLead]) {
-            return Err(GateError::Forbidden(format!(
-                "`{}` is a {}: only incident leads rewind",
-                caller.name,
-                caller.role.as_str()
-            )));
-        }
+        caller.require(&[Role::IncidentLead], "incident leads rewind")?;
         if !req.preview && req.reason.trim().is_empty() {
             return Err(GateError::invalid("reason", "must not be empty: say why"));
         }

@@ -23,15 +23,10 @@ struct Page {
 }
 
 fn may_read(caller: &crate::auth::Caller) -> Result<(), GateError> {
-    if caller.may(&[Role::Reviewer, Role::RiskOfficer, Role::IncidentLead]) {
-        Ok(())
-    } else {
-        Err(GateError::Forbidden(format!(
-            "`{}` is a {}: the audit trail is not theirs to read",
-            caller.name,
-            caller.role.as_str()
-        )))
-    }
+    caller.require(
+        &[Role::Reviewer, Role::RiskOfficer, Role::IncidentLead],
+        "reviewers, risk officers and incident leads read the audit trail",
+    )
 }
 
 async fn list(

@@ -11,7 +11,6 @@ use serde_json::json;
 
 use super::{ApiError, AppState, Auth, Body};
 use crate::audit::AuditDraft;
-use crate::auth::Caller;
 use crate::error::GateError;
 use crate::store::WriteFilter;
 
@@ -21,16 +20,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/catalog/resources/{*id}", get(resource))
 }
 
-fn may_read(caller: &Caller) -> Result<(), GateError> {
-    if caller.may(&[Role::Reviewer, Role::RiskOfficer, Role::IncidentLead]) {
-        Ok(())
-    } else {
-        Err(GateError::Forbidden(format!(
-            "`{}` is a {}: the catalog is not theirs to read",
-            caller.name,
-            caller.role.as_str()
-        )))
-    }
+fn may_read(caller: &crate::auth::Caller) -> Result<(), GateError> {
+    caller.require(
+        &[Role::Reviewer, Role::RiskOfficer, Role::IncidentLead],
+        "reviewers, risk officers and incident leads read the catalog",
+    )
 }
 
 async fn show(State(gate): State<AppState>, Auth(caller): Auth) -> Result<Json<Catalog>, ApiError> {
@@ -45,14 +39,7 @@ async fn upsert(
     Auth(caller): Auth,
     Body(add): Body<Catalog>,
 ) -> Result<Json<Catalog>, ApiError> {
-    if !caller.may(&[Role::RiskOfficer]) {
-        return Err(GateError::Forbidden(format!(
-            "`{}` is a {}: only risk officers edit the catalog",
-            caller.name,
-            caller.role.as_str()
-        ))
-        .into());
-    }
+    caller.require(&[Role::RiskOfficer], "risk officers edit the catalog")?;
     // Validate the batch on its own (duplicates, ids), then merged.
     let mut own = add.clone();
     let current = gate.catalog_graph().await?.catalog().clone();

@@ -18,7 +18,6 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
 use super::{ApiError, AppState, Auth, Body};
-use crate::error::GateError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -100,14 +99,7 @@ async fn create_token(
     Auth(caller): Auth,
     Body(req): Body<TokenRequest>,
 ) -> Result<Json<TokenCreated>, ApiError> {
-    if !caller.may(&[]) {
-        return Err(GateError::Forbidden(format!(
-            "`{}` is a {}: only admins create tokens",
-            caller.name,
-            caller.role.as_str()
-        ))
-        .into());
-    }
+    caller.require(&[], "admins create tokens")?;
     let token = crate::create_token(
         gate.store().as_ref(),
         &caller.name,
