@@ -138,6 +138,13 @@ enum Planned {
     },
 }
 
+/// The record a transition produced, or a conflict when another transition
+/// of the same write got there first.
+fn won(next: Option<(WriteRecord, i64)>, what: &str) -> Result<WriteRecord, GateError> {
+    next.map(|(rec, _)| rec)
+        .ok_or_else(|| GateError::conflict("conflict", what.to_string()))
+}
+
 fn new_write_id() -> String {
     let mut b = [0u8; 10];
     rand::thread_rng().fill_bytes(&mut b);
@@ -817,8 +824,8 @@ impl Gate {
                 let mut rec = record;
                 rec.outcome = Some(self.redacted(&outcome));
                 let body = json!({"outcome": rec.outcome});
-                match self
-                    .transition(
+                won(
+                    self.transition(
                         rec,
                         version,
                         WriteStatus::Executed,
@@ -827,14 +834,9 @@ impl Gate {
                         "write.executed",
                         body,
                     )
-                    .await?
-                {
-                    Some((rec, _)) => Ok(rec),
-                    None => Err(GateError::conflict(
-                        "conflict",
-                        "the write changed while it ran",
-                    )),
-                }
+                    .await?,
+                    "the write changed while it ran",
+                )
             }
             Err(e) => {
                 let note = format!("the write failed: {e}");
@@ -850,7 +852,7 @@ impl Gate {
         actor: &str,
         note: String,
     ) -> Result<WriteRecord, GateError> {
-        match self
+        let next = self
             .transition(
                 record,
                 version,
@@ -860,14 +862,8 @@ impl Gate {
                 "write.failed",
                 json!({}),
             )
-            .await?
-        {
-            Some((rec, _)) => Ok(rec),
-            None => Err(GateError::conflict(
-                "conflict",
-                "the write changed while it failed",
-            )),
-        }
+            .await?;
+        won(next, "the write changed while it failed")
     }
 
     async fn load(&self, id: &str) -> Result<(WriteRecord, i64), GateError> {
@@ -1033,8 +1029,8 @@ impl Gate {
             rec.expires_at = Some(Utc::now() + self.config.hold_ttl);
             let note = "re-verification found the context changed: held again with the new reasons"
                 .to_string();
-            return match self
-                .transition(
+            return won(
+                self.transition(
                     rec,
                     version,
                     WriteStatus::Held,
@@ -1043,14 +1039,9 @@ impl Gate {
                     "write.reheld",
                     body,
                 )
-                .await?
-            {
-                Some((rec, _)) => Ok(rec),
-                None => Err(GateError::conflict(
-                    "conflict",
-                    "the write changed during re-verification",
-                )),
-            };
+                .await?,
+                "the write changed during re-verification",
+            );
         }
         let Some((rec, version)) = self
             .transition(
@@ -1226,8 +1217,8 @@ impl Gate {
         };
         rec.rollback = report.clone();
         let body = json!({"report": report});
-        match self
-            .transition(
+        won(
+            self.transition(
                 rec,
                 version,
                 to,
@@ -1236,14 +1227,9 @@ impl Gate {
                 "write.rollback_result",
                 body,
             )
-            .await?
-        {
-            Some((rec, _)) => Ok(rec),
-            None => Err(GateError::conflict(
-                "conflict",
-                "the write changed during rollback",
-            )),
-        }
+            .await?,
+            "the write changed during rollback",
+        )
     }
 
     // ---------------------------------------------------- freeze and rewind
@@ -1416,10 +1402,8 @@ impl Gate {
                             rec.capture = Some(json!({"recovered": true}));
                         }
                         let note = Some("after restart: the write had taken effect".to_string());
-                        match self.transition(rec, version, WriteStatus::Executed, actor, note, "write.executed", json!({})).await? {
-                            Some((rec, _)) => Ok(rec),
-                            None => Err(GateError::conflict("conflict", "changed during reconcile")),
-                        }
+                        let next = self.transition(rec, version, WriteStatus::Executed, actor, note, "write.executed", json!({})).await?;
+                        won(next, "changed during reconcile")
                     }
                     Ok(Some(false)) => self.run(rec, version, actor).await,
                     Ok(None) | Err(_) => {
