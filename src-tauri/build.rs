@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "approve",
     "reject",
     "rollback",
+    "resolve",
     "freeze_state",
     "freeze",
     "resume",

@@ -99,6 +99,19 @@ pub async fn rollback(
     console.rollback(&id, &reason, force).await
 }
 
+/// Settles an `outcome_unknown` write (incident leads): `executed` says
+/// whether it took effect; `reason` is what was checked.
+#[tauri::command]
+#[specta::specta]
+pub async fn resolve(
+    console: State<'_, Console>,
+    id: String,
+    executed: bool,
+    reason: String,
+) -> ConsoleResult<WriteRecord> {
+    console.resolve(&id, executed, &reason).await
+}
+
 #[tauri::command]
 #[specta::specta]
 pub async fn freeze_state(console: State<'_, Console>) -> ConsoleResult<FreezeState> {
@@ -139,10 +152,16 @@ pub async fn resource(console: State<'_, Console>, id: String) -> ConsoleResult<
     console.resource(&id).await
 }
 
+/// The audit trail newest first: the latest page, or the page before
+/// `before` (the smallest `seq` shown so far). `limit` defaults to 500.
 #[tauri::command]
 #[specta::specta]
-pub async fn audit(console: State<'_, Console>) -> ConsoleResult<Vec<AuditEntry>> {
-    console.audit().await
+pub async fn audit(
+    console: State<'_, Console>,
+    before: Option<i64>,
+    limit: Option<u32>,
+) -> ConsoleResult<Vec<AuditEntry>> {
+    console.audit(before, limit).await
 }
 
 #[tauri::command]

@@ -67,6 +67,11 @@ impl EventSink for Recording {
     }
 }
 
+/// Audit entries per page unless the webview asks otherwise.
+pub const AUDIT_PAGE: u32 = 500;
+/// The gate answers at most this many per page.
+const AUDIT_PAGE_MAX: u32 = 10_000;
+
 fn check_url(url: &str) -> ConsoleResult<String> {
     let url = url.trim().trim_end_matches('/').to_string();
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "http://".len()
@@ -240,6 +245,18 @@ impl Console {
         Ok(self.client().await?.rollback(id, reason, force).await?)
     }
 
+    /// Settles an `outcome_unknown` write: the person says whether it took
+    /// effect and what they checked (required: it goes to the audit trail).
+    pub async fn resolve(
+        &self,
+        id: &str,
+        executed: bool,
+        reason: &str,
+    ) -> ConsoleResult<WriteRecord> {
+        let reason = non_empty("reason", reason)?;
+        Ok(self.client().await?.resolve(id, executed, reason).await?)
+    }
+
     pub async fn freeze_state(&self) -> ConsoleResult<FreezeState> {
         Ok(self.client().await?.freeze_state().await?)
     }
@@ -266,8 +283,15 @@ impl Console {
         Ok(self.client().await?.resource(id).await?)
     }
 
-    pub async fn audit(&self) -> ConsoleResult<Vec<AuditEntry>> {
-        Ok(self.client().await?.audit().await?)
+    /// One page of the audit trail, newest first: the latest entries, or
+    /// those before `before` (the smallest `seq` already shown).
+    pub async fn audit(
+        &self,
+        before: Option<i64>,
+        limit: Option<u32>,
+    ) -> ConsoleResult<Vec<AuditEntry>> {
+        let limit = i64::from(limit.unwrap_or(AUDIT_PAGE).clamp(1, AUDIT_PAGE_MAX));
+        Ok(self.client().await?.audit_newest(before, limit).await?)
     }
 
     pub async fn verify_audit(&self) -> ConsoleResult<AuditVerification> {

@@ -9,9 +9,10 @@ pub mod notify;
 pub mod sse;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use recourse_client::GateEvent;
+use recourse_client::{GateEvent, Permission, Role, WriteAction};
 use serde::{Deserialize, Serialize};
 use tauri::Manager;
 use tauri_specta::Event;
@@ -43,6 +44,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::approve,
             commands::reject,
             commands::rollback,
+            commands::resolve,
             commands::freeze_state,
             commands::freeze,
             commands::resume,
@@ -53,6 +55,21 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::verify_audit,
         ])
         .events(tauri_specta::collect_events![GateChanged, LinkChanged])
+        // Not in any command's signature, but the webview names them.
+        .typ::<Permission>()
+        .typ::<WriteAction>()
+        // Generated from the gate's own matrix, so the console offers
+        // exactly what the gate will accept.
+        .constant("PERMISSIONS", permission_matrix())
+}
+
+/// The role -> permission matrix (`recourse_client::PERMISSIONS`) as data:
+/// `PERMISSIONS[role]` lists what the role may do.
+pub fn permission_matrix() -> BTreeMap<Role, Vec<Permission>> {
+    Role::ALL
+        .into_iter()
+        .map(|r| (r, r.permissions().to_vec()))
+        .collect()
 }
 
 /// The TypeScript the webview imports (`ui/src/bindings.ts`).

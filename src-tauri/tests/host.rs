@@ -54,6 +54,18 @@ fn fake_gate() -> String {
                 )
             } else if head.starts_with("POST /v1/writes/w1/rollback") {
                 ("403 Forbidden", "application/json", r#"{"error":{"code":"forbidden","message":"the reviewer role may not roll back"}}"#.to_string())
+            } else if head.starts_with("POST /v1/writes/w1/resolve") {
+                // Echoes the body, so the test sees what went on the wire.
+                let echoed = serde_json::to_string(&String::from_utf8_lossy(&body)).unwrap();
+                (
+                    "409 Conflict",
+                    "application/json",
+                    format!(r#"{{"error":{{"code":"conflict","message":{echoed}}}}}"#),
+                )
+            } else if head.starts_with("GET /v1/audit?order=desc&before=5&limit=500 ")
+                || head.starts_with("GET /v1/audit?order=desc&limit=2 ")
+            {
+                ("200 OK", "application/json", "[]".to_string())
             } else if head.starts_with("GET /v1/events") {
                 ("200 OK", "text/event-stream", "data: {\"kind\":\"write\",\"write_id\":\"w1\",\"status\":\"held\",\"at\":\"2026-01-01T00:00:00Z\"}\n\n".to_string())
             } else {
@@ -135,6 +147,43 @@ async fn a_refusal_arrives_as_a_typed_api_error() {
         console.reject("w1", "  ").await.unwrap_err(),
         ConsoleError::Invalid { .. }
     ));
+}
+
+#[tokio::test]
+async fn resolve_sends_the_verdict_and_requires_a_reason() {
+    let url = fake_gate();
+    let console = Console::new(Tokens::without_keyring(None), None);
+    console.connect(&url, "good", false).await.unwrap();
+    assert!(matches!(
+        console.resolve("w1", true, " ").await.unwrap_err(),
+        ConsoleError::Invalid { field, .. } if field == "reason"
+    ));
+    let err = console
+        .resolve("w1", false, "checked the target: unchanged")
+        .await
+        .unwrap_err();
+    let ConsoleError::Api {
+        status, message, ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(status, 409);
+    let sent: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({"executed": false, "reason": "checked the target: unchanged"})
+    );
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_asked_for_newest_first() {
+    let url = fake_gate();
+    let console = Console::new(Tokens::without_keyring(None), None);
+    console.connect(&url, "good", false).await.unwrap();
+    // The fake gate answers only these exact queries; anything else is a 404.
+    assert_eq!(console.audit(Some(5), None).await.unwrap(), vec![]);
+    assert_eq!(console.audit(None, Some(2)).await.unwrap(), vec![]);
 }
 
 #[tokio::test]

@@ -8,6 +8,9 @@
 //   E2E_CATALOG_SEARCH, E2E_CATALOG_RESOURCE, E2E_CATALOG_REACHED_BY,
 //   E2E_CATALOG_REACHES   what the catalog browser is asked and must show
 //   E2E_RESTORED       JSON list of paths that must exist after the rollback
+//   E2E_AGENT_TOKEN    (optional) an agent token: its console has no catalog
+//   E2E_OUTCOME_UNKNOWN (optional) a write whose outcome is unknown, for the
+//                      incident lead to settle (the mock gate has one)
 //   E2E_SHOTS          directory for screenshots
 // The app itself starts with RECOURSE_TOKEN = a reviewer token.
 import { remote } from "webdriverio";
@@ -171,6 +174,25 @@ try {
     if (missing.length) throw new Error(`not back on disk: ${missing.join(", ")}`);
   });
 
+  if (process.env.E2E_OUTCOME_UNKNOWN) {
+    await step("incident lead settles a write whose outcome is unknown, with a reason", async () => {
+      await openWrite("outcome_unknown", env("E2E_OUTCOME_UNKNOWN"));
+      await waitText(tid("write-status"), /outcome unknown — an incident lead must check/);
+      await (await browser.$(tid("status-note"))).waitForExist();
+      await (await browser.$(tid("resolve"))).click();
+      const submit = await browser.$(tid("resolve-submit"));
+      await (await browser.$(tid("resolve-not-ran"))).click();
+      if (await submit.isEnabled()) throw new Error("settling was possible without a reason");
+      await setText(tid("resolve-reason"), "e2e: the intake form is still on disk");
+      await shot("08b-resolve");
+      await submit.click();
+      await waitText(tid("resolve-status"), /failed/);
+      await (await browser.$(tid("resolve-close"))).click();
+      await waitText(tid("write-status"), /failed/);
+      if (await (await browser.$(tid("resolve"))).isExisting()) throw new Error("still offered to settle a settled write");
+    });
+  }
+
   await step("incident lead freezes the gate; the banner says who froze it", async () => {
     await (await browser.$(tid("nav-queue"))).click();
     await (await browser.$(tid("freeze-switch"))).click();
@@ -188,14 +210,27 @@ try {
     await waitText(tid("frozen-banner"), new RegExp(`Frozen by ${incidentName}\\b`));
     await (await browser.$(tid("frozen"))).waitForExist();
     await openWrite("held", env("E2E_HELD_FROZEN"));
-    await (await browser.$(tid("approve"))).click();
-    await setText(tid("decide-text"), "e2e: approving during a freeze");
-    await (await browser.$(tid("decide-submit"))).click();
-    await waitText(tid("decide-error"), /frozen/i);
-    await browser.pause(300);
-    await shot("10-approve-refused-frozen");
-    if (await (await browser.$(tid("decide-result"))).isExisting()) throw new Error("the refused approve was shown as done");
-    await (await browser.$(tid("decide-cancel"))).click();
+    // The button follows the gate's `actions`: a gate may leave approve out
+    // while frozen. Either way the gate must refuse it.
+    if (await (await browser.$(tid("approve"))).isExisting()) {
+      await (await browser.$(tid("approve"))).click();
+      await setText(tid("decide-text"), "e2e: approving during a freeze");
+      await (await browser.$(tid("decide-submit"))).click();
+      await waitText(tid("decide-error"), /frozen/i);
+      await browser.pause(300);
+      await shot("10-approve-refused-frozen");
+      if (await (await browser.$(tid("decide-result"))).isExisting()) throw new Error("the refused approve was shown as done");
+      await (await browser.$(tid("decide-cancel"))).click();
+    } else {
+      console.log("     approve is not offered while frozen; asking the gate directly");
+      const res = await browser.executeAsync((id, done) => {
+        window.__TAURI_INTERNALS__
+          .invoke("approve", { id, comment: "e2e: approving during a freeze" })
+          .then((v) => done({ ok: v }), (e) => done({ err: e }));
+      }, env("E2E_HELD_FROZEN"));
+      if (!res.err || !/frozen/i.test(`${res.err.code} ${res.err.message}`)) throw new Error(`expected a frozen refusal, got ${JSON.stringify(res)}`);
+      await shot("10-approve-refused-frozen");
+    }
     await waitText(tid("write-status"), /held/);
   });
 
@@ -235,11 +270,28 @@ try {
     await (await browser.$(tid("nav-audit"))).click();
     await (await browser.$(tid("audit-verify"))).click();
     await waitText(tid("audit-result"), /intact|broken/);
+    // Newest first: the first row holds the highest sequence number.
+    const rows = await browser.$$(tid("audit-row"));
+    if (rows.length === 0) throw new Error("no audit rows shown");
+    const seqs = [];
+    for (const r of rows) seqs.push(Number(await r.getAttribute("data-seq")));
+    if (seqs[0] !== Math.max(...seqs)) throw new Error(`the audit trail is not newest first: ${seqs.join(", ")}`);
     await shot("13-audit-dark");
     await openWrite("all", env("E2E_HELD_APPROVE"));
     await browser.pause(800);
     await shot("14-write-dark");
   });
+
+  if (process.env.E2E_AGENT_TOKEN) {
+    await step("an agent sees its queue only: no catalog, audit or rewind tab", async () => {
+      await connectAs(env("E2E_AGENT_TOKEN"), /Agent/);
+      await (await browser.$(tid("nav-queue"))).waitForExist();
+      for (const t of ["nav-catalog", "nav-audit", "nav-incident", "freeze-switch"]) {
+        if (await (await browser.$(tid(t))).isExisting()) throw new Error(`${t} offered to an agent`);
+      }
+      await shot("14b-agent");
+    });
+  }
 
   if (process.env.E2E_STOP_GATE_CMD) {
     await step("an unreachable gate is said plainly", async () => {

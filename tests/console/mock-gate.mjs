@@ -161,6 +161,16 @@ add(record({
   add(w);
 }
 
+// A write whose outcome the gate could not tell (the resolve step settles it).
+{
+  const w = structuredClone(writes.get("w-purge-intake"));
+  w.id = "w-unknown-1";
+  w.proposal.intent = "Delete stale patient intake form 0934";
+  w.status = "outcome_unknown";
+  w.history.push({ at: iso(now - 10 * 60_000), from: "executing", to: "outcome_unknown", actor: "gate", note: "the gate stopped while it ran" });
+  add(w);
+}
+
 const reportsId = `fs:${reportsDir}`;
 add(record({
   id: "w-exec-1", agent: "cleanup-bot", status: "executed", connector: "fs",
@@ -221,6 +231,19 @@ function emit(kind, w) {
   for (const c of clients) c.write(`event: ${kind}\ndata: ${ev}\n\n`);
 }
 
+/** What `who` may do to `w` now, as the gate lists it (role, status,
+ * separation of duties): approve/reject held writes for reviewers who did
+ * not submit them, rollback and resolve for incident leads. */
+function actionsFor(who, w) {
+  const has = (...roles) => who.role === "admin" || roles.includes(who.role);
+  const out = [];
+  if (has("reviewer") && w.status === "held" && w.agent !== who.name) out.push("approve", "reject");
+  if (has("incident_lead") && (w.status === "executed" || w.status === "rollback_failed")) out.push("rollback");
+  if (has("incident_lead") && w.status === "outcome_unknown") out.push("resolve");
+  return out;
+}
+const forCaller = (who, w) => ({ ...w, actions: actionsFor(who, w) });
+
 function summary(w) {
   const windows = w.decision.evidence.map((e) => e.until).filter(Boolean).sort();
   return {
@@ -267,11 +290,11 @@ const server = http.createServer((req, res) => {
       const st = url.searchParams.get("status");
       let list = [...writes.values()].filter((w) => !st || w.status === st);
       if (who.role === "agent") list = list.filter((w) => w.agent === who.name);
-      return send(res, 200, list.map(summary));
+      return send(res, 200, list.map((w) => forCaller(who, summary(w))));
     }
     if (req.method === "GET" && (m = p.match(/^\/v1\/writes\/([^/]+)$/))) {
       const w = writes.get(decodeURIComponent(m[1]));
-      return w ? send(res, 200, w) : err(res, 404, "not_found", "no such write");
+      return w ? send(res, 200, forCaller(who, w)) : err(res, 404, "not_found", "no such write");
     }
     if (req.method === "POST" && (m = p.match(/^\/v1\/writes\/([^/]+)\/(approve|reject|rollback)$/))) {
       const w = writes.get(decodeURIComponent(m[1]));
@@ -292,7 +315,7 @@ const server = http.createServer((req, res) => {
         }
         log(who.name, op, w.id, json);
         emit("write", w);
-        return send(res, 200, w);
+        return send(res, 200, forCaller(who, w));
       }
       if (!may("incident_lead")) return err(res, 403, "forbidden", `the ${who.role} role may not roll back`);
       if (w.status !== "executed") return err(res, 409, "conflict", `the write is ${w.status}, not executed`);
@@ -307,7 +330,19 @@ const server = http.createServer((req, res) => {
       transition(w, "rolled_back", "gate");
       log(who.name, "rollback", w.id, json);
       emit("write", w);
-      return send(res, 200, w);
+      return send(res, 200, forCaller(who, w));
+    }
+    if (req.method === "POST" && (m = p.match(/^\/v1\/writes\/([^/]+)\/resolve$/))) {
+      const w = writes.get(decodeURIComponent(m[1]));
+      if (!w) return err(res, 404, "not_found", "no such write");
+      if (!may("incident_lead")) return err(res, 403, "forbidden", `\`${who.name}\` is a ${who.role}: only incident leads roll back and settle writes`);
+      if (w.status !== "outcome_unknown") return err(res, 409, "conflict", `the write is ${w.status}, not outcome_unknown`);
+      if (typeof json.executed !== "boolean") return err(res, 400, "invalid", "executed: must be true or false");
+      if (!json.reason?.trim()) return err(res, 400, "invalid", "reason: must not be empty");
+      transition(w, json.executed ? "executed" : "failed", who.name, json.reason);
+      log(who.name, "write.resolved", w.id, json);
+      emit("write", w);
+      return send(res, 200, forCaller(who, w));
     }
     if (req.method === "GET" && p === "/v1/freeze") return send(res, 200, freeze);
     if (req.method === "POST" && (p === "/v1/freeze" || p === "/v1/resume")) {
@@ -335,7 +370,15 @@ const server = http.createServer((req, res) => {
         writes: [...writes.values()].filter((w) => w.proposal.touches.includes(id)).map(summary),
       });
     }
-    if (req.method === "GET" && p === "/v1/audit") return send(res, 200, audit);
+    if (req.method === "GET" && p === "/v1/audit") {
+      // As the gate pages it: newest first unless `after` or order=asc.
+      const q = url.searchParams;
+      const limit = Number(q.get("limit") ?? 1000);
+      const asc = q.get("order") === "asc" || (q.get("order") === null && q.has("after"));
+      if (asc) return send(res, 200, audit.filter((e) => e.seq > Number(q.get("after") ?? 0)).slice(0, limit));
+      const before = q.has("before") ? Number(q.get("before")) : Infinity;
+      return send(res, 200, audit.filter((e) => e.seq < before).reverse().slice(0, limit));
+    }
     if (req.method === "GET" && p === "/v1/audit/verify") return send(res, 200, { ok: true, entries: audit.length, head: audit.at(-1)?.hash ?? "" });
     return err(res, 404, "not_found", `no route ${req.method} ${p}`);
   });
@@ -345,7 +388,7 @@ server.listen(port, "127.0.0.1", () => {
   console.log(JSON.stringify({
     url: `http://127.0.0.1:${port}`,
     tokens: { reviewer: "tok-reviewer", incident_lead: "tok-incident", risk_officer: "tok-risk", agent: "tok-agent" },
-    ids: { approve: "w-close-4411", reject: "w-purge-intake", executed: "w-exec-1", frozen: "w-purge-intake-2" },
+    ids: { approve: "w-close-4411", reject: "w-purge-intake", executed: "w-exec-1", frozen: "w-purge-intake-2", unknown: "w-unknown-1" },
     catalog: { search: "seller-4411", resource: "payouts:seller-4411", reached_by: "account:seller-4411", reaches: "bureau:seller-4411" },
     restored: [path.join(reportsDir, "summary.csv"), path.join(reportsDir, "notes.txt")],
   }));

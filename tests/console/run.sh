@@ -118,7 +118,7 @@ start_real_gate() {
   say "gate writes: approve=[$a] reject=[$r] executed=[$x] frozen=[$f]"
   [[ "$a" == *" held" && "$r" == *" held" && "$x" == *" executed" && "$f" == *" held" ]] || { say "the gate did not hold/execute as the test expects"; return 1; }
   [ ! -e "$fsroot/reports/q3" ] || { say "the executed delete left $fsroot/reports/q3 on disk"; return 1; }
-  export E2E_GATE_URL="$GATE_URL" E2E_REVIEWER_TOKEN="$TOK_reviewer" E2E_INCIDENT_TOKEN="$TOK_incident_lead" E2E_RISK_TOKEN="$TOK_risk_officer"
+  export E2E_GATE_URL="$GATE_URL" E2E_REVIEWER_TOKEN="$TOK_reviewer" E2E_INCIDENT_TOKEN="$TOK_incident_lead" E2E_RISK_TOKEN="$TOK_risk_officer" E2E_AGENT_TOKEN="$TOK_agent"
   export E2E_HELD_APPROVE="${a%% *}" E2E_HELD_REJECT="${r%% *}" E2E_EXECUTED="${x%% *}" E2E_HELD_FROZEN="${f%% *}"
   export E2E_CATALOG_SEARCH="acct-1" E2E_CATALOG_RESOURCE="crm:acct-1" E2E_CATALOG_REACHED_BY="fs:$fsroot/customers/acct-1.json" E2E_CATALOG_REACHES="mail:acct-1-closure"
   export E2E_RESTORED="[\"$fsroot/reports/q3/summary.csv\", \"$fsroot/reports/q3/notes.txt\"]"
@@ -133,8 +133,8 @@ start_mock_gate() {
   for _ in $(seq 1 50); do [ -s "$TMP/mock.json" ] && break; sleep 0.1; done
   local j; j="$(cat "$TMP/mock.json")"
   q() { node -e 'const v=JSON.parse(process.argv[1])[process.argv[2].split(".")[0]]; const w=process.argv[2].split(".").slice(1).reduce((x,k)=>x[k],v); console.log(typeof w==="string"?w:JSON.stringify(w))' "$j" "$1"; }
-  export E2E_GATE_URL="$(q url)" E2E_REVIEWER_TOKEN="$(q tokens.reviewer)" E2E_INCIDENT_TOKEN="$(q tokens.incident_lead)" E2E_RISK_TOKEN="$(q tokens.risk_officer)"
-  export E2E_HELD_APPROVE="$(q ids.approve)" E2E_HELD_REJECT="$(q ids.reject)" E2E_EXECUTED="$(q ids.executed)" E2E_HELD_FROZEN="$(q ids.frozen)"
+  export E2E_GATE_URL="$(q url)" E2E_REVIEWER_TOKEN="$(q tokens.reviewer)" E2E_INCIDENT_TOKEN="$(q tokens.incident_lead)" E2E_RISK_TOKEN="$(q tokens.risk_officer)" E2E_AGENT_TOKEN="$(q tokens.agent)"
+  export E2E_HELD_APPROVE="$(q ids.approve)" E2E_HELD_REJECT="$(q ids.reject)" E2E_EXECUTED="$(q ids.executed)" E2E_HELD_FROZEN="$(q ids.frozen)" E2E_OUTCOME_UNKNOWN="$(q ids.unknown)"
   export E2E_CATALOG_SEARCH="$(q catalog.search)" E2E_CATALOG_RESOURCE="$(q catalog.resource)" E2E_CATALOG_REACHED_BY="$(q catalog.reached_by)" E2E_CATALOG_REACHES="$(q catalog.reaches)"
   export E2E_RESTORED="$(q restored)"
   export E2E_STOP_GATE_CMD="kill -TERM $GATE_PID"

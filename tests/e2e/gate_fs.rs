@@ -480,13 +480,14 @@ async fn path_tricks_are_refused_and_touch_nothing_outside() {
 
 #[tokio::test]
 async fn a_crash_between_capture_and_write_or_before_the_audit_entry_runs_the_write_once() {
-    for point in ["after_capture", "after_execute"] {
+    for point in ["before_capture_record", "after_capture", "after_execute"] {
         let mut gate = TestGate::start(&[]);
         let proj = gate.root.join("app");
         make_project(&proj);
         let before = tree_listing(&proj);
         gate.kill();
-        gate.spawn(&[("RECOURSE_FAILPOINT", point)]);
+        let spec = format!("gate.{point}=return(abort)");
+        gate.spawn(&[("FAILPOINTS", spec.as_str())]);
         let c = gate.client(&gate.tokens.agent);
         let p = delete(&proj, Some("crash"));
         let err = c.submit_json(&p).await.unwrap_err();
@@ -509,6 +510,16 @@ async fn a_crash_between_capture_and_write_or_before_the_audit_entry_runs_the_wr
             rec.history
         );
         assert!(!proj.exists(), "{point}");
+        // The capture recovered from the vault keeps its binding to the
+        // manifest (a restore checks it).
+        assert!(
+            rec.capture
+                .as_ref()
+                .and_then(|c| c.get("manifest_sha256"))
+                .is_some(),
+            "{point}: {:?}",
+            rec.capture
+        );
         // Submitting again (to the new process) is the same write, not a
         // second one.
         let again = gate

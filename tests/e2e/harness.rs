@@ -50,6 +50,9 @@ pub struct TestGate {
     pub tokens: Tokens,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Where the current process's stderr goes, when captured.
+    log: Option<PathBuf>,
+    spawns: usize,
 }
 
 impl TestGate {
@@ -79,6 +82,8 @@ impl TestGate {
             tokens,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            log: None,
+            spawns: 0,
         };
         gate.spawn(&[]);
         gate
@@ -86,6 +91,37 @@ impl TestGate {
 
     /// Starts the process (again), with extra environment variables.
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
+        self.spawn_with(env, false);
+    }
+
+    /// Starts the process with a crash point armed to pause there
+    /// (`FAILPOINTS=point=return(pause)`; the binary is built with the
+    /// `failpoints` feature for the tests), its stderr kept in a file that
+    /// [`TestGate::wait_for_crash_point`] watches.
+    pub fn spawn_paused_at(&mut self, point: &str) {
+        let spec = format!("{point}=return(pause)");
+        self.spawn_with(&[("FAILPOINTS", spec.as_str())], true);
+    }
+
+    /// True once the process said it reached `point`; false when `within`
+    /// passed first.
+    pub async fn wait_for_crash_point(&self, point: &str, within: std::time::Duration) -> bool {
+        let needle = format!("crash point `{point}` reached");
+        let Some(log) = &self.log else { return false };
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
+            if std::fs::read_to_string(log).is_ok_and(|s| s.contains(&needle)) {
+                return true;
+            }
+            // Async: the request that reaches the point runs on this
+            // runtime too.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    fn spawn_with(&mut self, env: &[(&str, &str)], capture: bool) {
+        self.spawns += 1;
         let data = self.data_dir();
         let mut cmd = Command::new(BIN);
         cmd.args([
@@ -99,8 +135,15 @@ impl TestGate {
         ])
         .args(&self.extra)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stdout(Stdio::piped());
+        if capture {
+            let log = self.dir.path().join(format!("gate-{}.log", self.spawns));
+            cmd.stderr(std::fs::File::create(&log).unwrap());
+            self.log = Some(log);
+        } else {
+            cmd.stderr(Stdio::inherit());
+            self.log = None;
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -8,4 +8,5 @@ mod gate_api;
 mod gate_fs;
 mod gate_sql_http;
 mod harness;
+mod lifecycle;
 mod scenarios;

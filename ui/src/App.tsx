@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { call, commands, events } from "./api";
 import type { ConsoleError, Connected, FreezeState, LinkState, WriteSummary } from "./api";
-import { abilities, roleLabel } from "./logic/roles";
+import { abilities, roleLabel, tabsFor, type Tab } from "./logic/roles";
 import { describeError, frozenText } from "./logic/text";
 import { ConnectView } from "./views/ConnectView";
 import { QueueView, type StatusTab } from "./views/QueueView";
@@ -25,6 +25,8 @@ function initialTheme(): Theme {
   if (saved === "light" || saved === "dark") return saved;
   return window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light";
 }
+
+const TAB_TEXT: Record<Tab, string> = { queue: "Queue", catalog: "Catalog", audit: "Audit", incident: "Rewind" };
 
 export function storeText(c: Connected): string {
   switch (c.store.kind) {
@@ -145,6 +147,7 @@ export function App() {
   }
 
   const can = abilities(conn.who.role);
+  const tabs = tabsFor(conn.who.role);
   const linkDown = link?.state === "down" ? link.message : null;
 
   return (
@@ -152,24 +155,17 @@ export function App() {
       <header className="topbar">
         <span className="brand">Recourse</span>
         <nav>
-          <button className={page.page === "queue" || page.page === "write" ? "tab active" : "tab"} onClick={() => setPage({ page: "queue" })} data-testid="nav-queue">
-            Queue
-          </button>
-          {can.catalog && (
-            <button className={page.page === "catalog" ? "tab active" : "tab"} onClick={() => setPage({ page: "catalog" })} data-testid="nav-catalog">
-              Catalog
+          {/* From the gate's permission matrix for this role. */}
+          {tabs.map((t) => (
+            <button
+              key={t}
+              className={page.page === t || (t === "queue" && page.page === "write") ? "tab active" : "tab"}
+              onClick={() => setPage({ page: t })}
+              data-testid={`nav-${t}`}
+            >
+              {TAB_TEXT[t]}
             </button>
-          )}
-          {can.audit && (
-            <button className={page.page === "audit" ? "tab active" : "tab"} onClick={() => setPage({ page: "audit" })} data-testid="nav-audit">
-              Audit
-            </button>
-          )}
-          {can.rewind && (
-            <button className={page.page === "incident" ? "tab active" : "tab"} onClick={() => setPage({ page: "incident" })} data-testid="nav-incident">
-              Rewind
-            </button>
-          )}
+          ))}
         </nav>
         <span className="spacer" />
         <FreezeSwitch state={freeze} canToggle={can.freeze} onChanged={setFreeze} onError={noteError} />
@@ -245,11 +241,11 @@ export function App() {
             onError={noteError}
           />
         )}
-        {page.page === "catalog" && (
+        {page.page === "catalog" && can.catalog && (
           <CatalogView initial={page.id} onOpenWrite={(id) => setPage({ page: "write", id })} onError={noteError} />
         )}
-        {page.page === "audit" && <AuditView onError={noteError} onOpenWrite={(id) => setPage({ page: "write", id })} />}
-        {page.page === "incident" && <IncidentView onError={noteError} onChanged={refresh} />}
+        {page.page === "audit" && can.audit && <AuditView tick={tick} onError={noteError} onOpenWrite={(id) => setPage({ page: "write", id })} />}
+        {page.page === "incident" && can.rewind && <IncidentView onError={noteError} onChanged={refresh} />}
       </main>
     </div>
   );

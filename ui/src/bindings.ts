@@ -98,6 +98,18 @@ async rollback(id: string, reason: string, force: boolean) : Promise<Result<Writ
     else return { status: "error", error: e  as any };
 }
 },
+/**
+ * Settles an `outcome_unknown` write (incident leads): `executed` says
+ * whether it took effect; `reason` is what was checked.
+ */
+async resolve(id: string, executed: boolean, reason: string) : Promise<Result<WriteRecord, ConsoleError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("resolve", { id, executed, reason }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
 async freezeState() : Promise<Result<FreezeState, ConsoleError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("freeze_state") };
@@ -149,9 +161,13 @@ async resource(id: string) : Promise<Result<ResourceView, ConsoleError>> {
     else return { status: "error", error: e  as any };
 }
 },
-async audit() : Promise<Result<AuditEntry[], ConsoleError>> {
+/**
+ * The audit trail newest first: the latest page, or the page before
+ * `before` (the smallest `seq` shown so far). `limit` defaults to 500.
+ */
+async audit(before: number | null, limit: number | null) : Promise<Result<AuditEntry[], ConsoleError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("audit") };
+    return { status: "ok", data: await TAURI_INVOKE("audit", { before, limit }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -180,7 +196,7 @@ linkChanged: "link-changed"
 
 /** user-defined constants **/
 
-
+export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit"]} as const;
 
 /** user-defined types **/
 
@@ -344,6 +360,30 @@ export type Neighbour = { resource: Resource; why?: string | null;
  * True for `fs:` containment rather than a declared edge.
  */
 contains: boolean }
+/**
+ * One thing a token may be allowed to do.
+ */
+export type Permission = 
+/**
+ * Submit writes (and read one's own).
+ */
+"submit_writes" | 
+/**
+ * Ask for a decision without storing anything.
+ */
+"explain" | 
+/**
+ * Read every write, not only one's own.
+ */
+"read_all_writes" | "approve_writes" | "reject_writes" | 
+/**
+ * Roll back an executed write, and settle one whose outcome is unknown.
+ */
+"roll_back" | 
+/**
+ * Freeze and resume the gate; rewind.
+ */
+"freeze" | "read_catalog" | "edit_catalog" | "read_audit" | "manage_tokens"
 export type Proposal = { agent?: string; intent?: string; idempotency_key?: string | null; 
 /**
  * What the connector runs; opaque to the engine.
@@ -546,6 +586,16 @@ export type Verdict =
 "refuse"
 export type WhoAmI = { name: string; role: Role }
 /**
+ * What a person may do to a write. Each write's summary lists the ones the
+ * caller may take now (role, status and separation of duties), so a client
+ * shows only what the gate will accept.
+ */
+export type WriteAction = "approve" | "reject" | "rollback" | 
+/**
+ * Settle an `outcome_unknown` write: it ran, or it did not.
+ */
+"resolve"
+/**
  * A write as the gate records it.
  */
 export type WriteRecord = { id: string; 
@@ -583,13 +633,43 @@ capture?: JsonValue | null;
 /**
  * What the write returned when it ran.
  */
-outcome?: JsonValue | null; rollback?: RollbackReport | null }
+outcome?: JsonValue | null; rollback?: RollbackReport | null; 
+/**
+ * Why an in-flight write is not moving (its connector is missing from
+ * this gate, its target is unreachable and is retried): shown so that
+ * nothing waits silently.
+ */
+waiting?: string | null; 
+/**
+ * What the caller may do to it now (role, status, separation of
+ * duties). Filled per caller by the gate when it answers; empty in
+ * what the store keeps.
+ */
+actions: WriteAction[] }
 /**
  * The life of a write. `held -> approved -> executing -> executed ->
  * rolling_back -> rolled_back`, with `rejected`, `refused`, `expired` and
- * `failed` as ends.
+ * `failed` (nothing ran) as ends. Two statuses wait for a person:
+ * `outcome_unknown` (whether the write took effect cannot be told from the
+ * target; an incident lead settles it) and `rollback_failed` (a rollback
+ * ran and did not verify; an incident lead rolls back again). The legal
+ * moves between them are one table in the gate (`lifecycle::machine`).
  */
-export type WriteStatus = "held" | "approved" | "executing" | "executed" | "rejected" | "refused" | "expired" | "failed" | "rolling_back" | "rolled_back"
+export type WriteStatus = "held" | "approved" | "executing" | "executed" | "rejected" | "refused" | "expired" | 
+/**
+ * Nothing ran: the capture or the write failed before it changed
+ * anything (the connector's own evidence says so).
+ */
+"failed" | "rolling_back" | "rolled_back" | 
+/**
+ * Whether the write took effect cannot be known from the target; a
+ * person must check and settle it.
+ */
+"outcome_unknown" | 
+/**
+ * A rollback ran and did not verify.
+ */
+"rollback_failed"
 /**
  * A write in a list: enough to triage without its graph.
  */
@@ -597,7 +677,25 @@ export type WriteSummary = { id: string; agent: string; intent: string; status: 
 /**
  * The soonest `until` among its windows, for sorting the queue.
  */
-nearest_window?: string | null; created_at: string; updated_at: string }
+nearest_window?: string | null; created_at: string; updated_at: string; 
+/**
+ * Why an in-flight write is not moving (see [`WriteRecord::waiting`]).
+ */
+waiting?: string | null; 
+/**
+ * Distinct approvals its current decision calls for.
+ */
+required_approvals?: number; 
+/**
+ * Who approved its current proposal and decision (approvals given for
+ * an earlier decision no longer count and are not listed).
+ */
+approved_by?: string[]; 
+/**
+ * What the caller may do to it now. Filled per caller by the gate when
+ * it answers; empty in what the store keeps.
+ */
+actions?: WriteAction[] }
 
 /** tauri-specta globals **/
 

@@ -90,13 +90,16 @@ struct ServeArgs {
     #[arg(long)]
     database_url: Option<String>,
     /// Seconds a held write waits before it expires.
-    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    // Negative numbers parse, so that `check_serve_args` refuses them by
+    // name instead of clap calling `-1` an unexpected argument.
+    #[arg(long, default_value_t = 7 * 24 * 3600, allow_negative_numbers = true)]
     hold_ttl_s: i64,
     /// Distinct approvals needed where BEARER bears the cost: BEARER=N
     /// (repeatable; default patient=2, borrower=2, others 1).
     #[arg(long = "approvals")]
     approvals: Vec<String>,
-    #[arg(long, default_value_t = 3600)]
+    /// Seconds before a window closes that it already counts as closing.
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     window_margin_s: i64,
     /// Extra JSON keys whose values are redacted (repeatable).
     #[arg(long = "redact")]
@@ -166,6 +169,23 @@ enum WritesCommand {
         /// Overwrite a target that changed after the write.
         #[arg(long)]
         force: bool,
+    },
+    /// Settle a write whose outcome is unknown (incident leads): say
+    /// whether it took effect, and what you checked.
+    #[command(group(clap::ArgGroup::new("outcome").required(true).args(["executed", "not_executed"])))]
+    Resolve {
+        #[command(flatten)]
+        remote: Remote,
+        id: String,
+        /// It took effect: it becomes `executed` (and can be rolled back).
+        #[arg(long)]
+        executed: bool,
+        /// It did not take effect: it becomes `failed`.
+        #[arg(long)]
+        not_executed: bool,
+        /// What you checked, for the audit trail.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -351,6 +371,17 @@ async fn writes(cmd: WritesCommand) -> anyhow::Result<ExitCode> {
             reason,
             force,
         } => serde_json::to_string_pretty(&client(&remote).rollback(&id, reason, force).await?)?,
+        WritesCommand::Resolve {
+            remote,
+            id,
+            executed,
+            reason,
+            ..
+        } => {
+            // clap's `outcome` group makes exactly one of `--executed` and
+            // `--not-executed` present, so `executed` alone says which.
+            serde_json::to_string_pretty(&client(&remote).resolve(&id, executed, reason).await?)?
+        }
     };
     println!("{out}");
     Ok(ExitCode::SUCCESS)
@@ -402,7 +433,29 @@ fn parse_pairs<'a>(flag: &str, items: &'a [String]) -> anyhow::Result<Vec<(&'a s
         .collect()
 }
 
+/// Settings that would make the gate misbehave rather than fail: refused
+/// before anything starts, naming the flag.
+fn check_serve_args(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.window_margin_s < 0 {
+        bail!(
+            "--window-margin-s {}: must be 0 or more (seconds before a window closes)",
+            args.window_margin_s
+        );
+    }
+    if args.hold_ttl_s <= 0 {
+        bail!(
+            "--hold-ttl-s {}: must be more than 0 (seconds a held write waits; 0 would expire every held write at once)",
+            args.hold_ttl_s
+        );
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Crash points for the reliability tests (`FAILPOINTS`); a no-op unless
+    // built with the `failpoints` feature.
+    recourse_connector::crash::setup_from_env();
+    check_serve_args(&args)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -418,6 +471,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
+    // One gate per embedded store, held until the process ends.
+    let _lock = recourse_gate::lock_data_dir(&data_dir).context("--data-dir")?;
     let vault = args.vault.clone().unwrap_or_else(|| data_dir.join("vault"));
 
     let mut config = GateConfig {
@@ -499,4 +554,57 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     recourse_mcp::serve_gate(listener, gate, shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["recourse", "serve", "--data-dir", "/nonexistent"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(a) => *a,
+            _ => panic!("not serve"),
+        }
+    }
+
+    #[test]
+    fn serve_refuses_a_negative_margin_and_a_zero_hold_ttl_naming_the_flag() {
+        assert!(check_serve_args(&serve_args(&[])).is_ok());
+        assert!(check_serve_args(&serve_args(&["--window-margin-s", "0"])).is_ok());
+        let e = check_serve_args(&serve_args(&["--window-margin-s", "-1"])).unwrap_err();
+        assert!(e.to_string().starts_with("--window-margin-s -1:"), "{e}");
+        let e = check_serve_args(&serve_args(&["--hold-ttl-s", "0"])).unwrap_err();
+        assert!(e.to_string().starts_with("--hold-ttl-s 0:"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        assert!(check_serve_args(&serve_args(&["--hold-ttl-s", "-5"])).is_err());
+    }
+
+    #[test]
+    fn resolve_needs_exactly_one_verdict_and_a_reason() {
+        let base = ["recourse", "writes", "resolve", "w1", "--token", "t"];
+        let parse = |extra: &[&str]| {
+            let mut argv = base.to_vec();
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let Ok(Cli {
+            command: Command::Writes(WritesCommand::Resolve { executed, .. }),
+        }) = parse(&["--executed", "--reason", "checked"])
+        else {
+            panic!("--executed did not parse")
+        };
+        assert!(executed);
+        let Ok(Cli {
+            command: Command::Writes(WritesCommand::Resolve { executed, .. }),
+        }) = parse(&["--not-executed", "--reason", "checked"])
+        else {
+            panic!("--not-executed did not parse")
+        };
+        assert!(!executed);
+        assert!(parse(&["--reason", "checked"]).is_err());
+        assert!(parse(&["--executed", "--not-executed", "--reason", "x"]).is_err());
+        assert!(parse(&["--executed"]).is_err());
+    }
 }

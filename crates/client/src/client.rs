@@ -38,6 +38,17 @@ impl ClientError {
     }
 }
 
+/// The gate's error body, or the raw text as one when it sent something else.
+fn error_body(bytes: &[u8]) -> ErrorBody {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| ErrorBody {
+        error: ErrorDetail {
+            code: "http".into(),
+            message: String::from_utf8_lossy(bytes).into_owned(),
+            field: None,
+        },
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct GateClient {
     base: String,
@@ -90,16 +101,9 @@ impl GateClient {
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
         } else {
-            let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
-                error: ErrorDetail {
-                    code: "http".into(),
-                    message: String::from_utf8_lossy(&bytes).into_owned(),
-                    field: None,
-                },
-            });
             Err(ClientError::Api {
                 status: status.as_u16(),
-                body,
+                body: error_body(&bytes),
             })
         }
     }
@@ -190,6 +194,22 @@ impl GateClient {
         self.post(&format!("/v1/writes/{id}/rollback"), &body).await
     }
 
+    /// Settles a write whose outcome the gate cannot know: `executed` says
+    /// whether the person found that it took effect; `reason` is what they
+    /// checked, for the audit trail.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        executed: bool,
+        reason: impl Into<String>,
+    ) -> Result<WriteRecord, ClientError> {
+        let body = ResolveRequest {
+            executed,
+            reason: reason.into(),
+        };
+        self.post(&format!("/v1/writes/{id}/resolve"), &body).await
+    }
+
     pub async fn catalog(&self) -> Result<Catalog, ClientError> {
         self.get("/v1/catalog").await
     }
@@ -211,8 +231,36 @@ impl GateClient {
         self.get(&format!("/v1/catalog/resources/{enc}")).await
     }
 
+    /// The oldest entries, oldest first (up to 1,000).
     pub async fn audit(&self) -> Result<Vec<AuditEntry>, ClientError> {
-        self.get("/v1/audit").await
+        self.audit_after(0, 1000).await
+    }
+
+    /// Oldest first: the entries after `after_seq`, to read the trail from
+    /// its start.
+    pub async fn audit_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, ClientError> {
+        self.get(&format!(
+            "/v1/audit?order=asc&after={after_seq}&limit={limit}"
+        ))
+        .await
+    }
+
+    /// Newest first: the latest entries, or those before `before_seq` (the
+    /// smallest `seq` of the previous page) to page back in time.
+    pub async fn audit_newest(
+        &self,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, ClientError> {
+        let path = match before_seq {
+            Some(b) => format!("/v1/audit?order=desc&before={b}&limit={limit}"),
+            None => format!("/v1/audit?order=desc&limit={limit}"),
+        };
+        self.get(&path).await
     }
 
     pub async fn verify_audit(&self) -> Result<AuditVerification, ClientError> {
@@ -267,7 +315,14 @@ impl GateClient {
         if resp.status().is_success() {
             Ok(resp)
         } else {
-            Err(ClientError::Protocol(format!("events: {}", resp.status())))
+            // The gate's own words (an expired token says so), as for
+            // every other call.
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            Err(ClientError::Api {
+                status,
+                body: error_body(&bytes),
+            })
         }
     }
 }

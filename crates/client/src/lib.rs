@@ -2,7 +2,9 @@
 //! the console and the tests) and a typed client over reqwest.
 
 pub mod client;
+pub mod permissions;
 pub mod wire;
 
 pub use client::{ClientError, GateClient};
+pub use permissions::{Permission, MATRIX as PERMISSIONS};
 pub use wire::*;

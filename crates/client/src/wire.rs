@@ -51,8 +51,12 @@ impl Role {
 
 /// The life of a write. `held -> approved -> executing -> executed ->
 /// rolling_back -> rolled_back`, with `rejected`, `refused`, `expired` and
-/// `failed` as ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `failed` (nothing ran) as ends. Two statuses wait for a person:
+/// `outcome_unknown` (whether the write took effect cannot be told from the
+/// target; an incident lead settles it) and `rollback_failed` (a rollback
+/// ran and did not verify; an incident lead rolls back again). The legal
+/// moves between them are one table in the gate (`lifecycle::machine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
@@ -64,13 +68,20 @@ pub enum WriteStatus {
     Rejected,
     Refused,
     Expired,
+    /// Nothing ran: the capture or the write failed before it changed
+    /// anything (the connector's own evidence says so).
     Failed,
     RollingBack,
     RolledBack,
+    /// Whether the write took effect cannot be known from the target; a
+    /// person must check and settle it.
+    OutcomeUnknown,
+    /// A rollback ran and did not verify.
+    RollbackFailed,
 }
 
 impl WriteStatus {
-    pub const ALL: [WriteStatus; 10] = [
+    pub const ALL: [WriteStatus; 12] = [
         WriteStatus::Held,
         WriteStatus::Approved,
         WriteStatus::Executing,
@@ -81,6 +92,8 @@ impl WriteStatus {
         WriteStatus::Failed,
         WriteStatus::RollingBack,
         WriteStatus::RolledBack,
+        WriteStatus::OutcomeUnknown,
+        WriteStatus::RollbackFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,12 +108,51 @@ impl WriteStatus {
             WriteStatus::Failed => "failed",
             WriteStatus::RollingBack => "rolling_back",
             WriteStatus::RolledBack => "rolled_back",
+            WriteStatus::OutcomeUnknown => "outcome_unknown",
+            WriteStatus::RollbackFailed => "rollback_failed",
         }
     }
 
     pub fn parse(s: &str) -> Option<WriteStatus> {
         WriteStatus::ALL.into_iter().find(|w| w.as_str() == s)
     }
+
+    /// A gate is working on it (or was, when it crashed): recovery settles
+    /// these from the durable record and the connector's evidence.
+    pub fn in_flight(self) -> bool {
+        matches!(
+            self,
+            WriteStatus::Approved | WriteStatus::Executing | WriteStatus::RollingBack
+        )
+    }
+}
+
+/// What a person may do to a write. Each write's summary lists the ones the
+/// caller may take now (role, status and separation of duties), so a client
+/// shows only what the gate will accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum WriteAction {
+    Approve,
+    Reject,
+    Rollback,
+    /// Settle an `outcome_unknown` write: it ran, or it did not.
+    Resolve,
+}
+
+/// An incident lead settles a write whose outcome the gate cannot know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// True: the write took effect (it becomes `executed` and can be rolled
+    /// back). False: it did not (it becomes `failed`).
+    pub executed: bool,
+    /// What the person checked, for the audit trail.
+    pub reason: String,
 }
 
 /// One change of a write's status, as the history shows it.
@@ -211,6 +263,16 @@ pub struct WriteRecord {
     pub outcome: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// Why an in-flight write is not moving (its connector is missing from
+    /// this gate, its target is unreachable and is retried): shown so that
+    /// nothing waits silently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    /// What the caller may do to it now (role, status, separation of
+    /// duties). Filled per caller by the gate when it answers; empty in
+    /// what the store keeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<WriteAction>,
 }
 
 /// A write in a list: enough to triage without its graph.
@@ -233,6 +295,20 @@ pub struct WriteSummary {
     pub nearest_window: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Why an in-flight write is not moving (see [`WriteRecord::waiting`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    /// Distinct approvals its current decision calls for.
+    #[serde(default)]
+    pub required_approvals: u32,
+    /// Who approved its current proposal and decision (approvals given for
+    /// an earlier decision no longer count and are not listed).
+    #[serde(default)]
+    pub approved_by: Vec<String>,
+    /// What the caller may do to it now. Filled per caller by the gate when
+    /// it answers; empty in what the store keeps.
+    #[serde(default)]
+    pub actions: Vec<WriteAction>,
 }
 
 impl WriteRecord {
@@ -253,7 +329,27 @@ impl WriteRecord {
             nearest_window: self.decision.evidence.iter().filter_map(|e| e.until).min(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            waiting: self.waiting.clone(),
+            required_approvals: self.required_approvals,
+            approved_by: self.current_approvers(),
+            actions: Vec::new(),
         }
+    }
+
+    /// The distinct approvers whose approval binds to the current proposal
+    /// and decision.
+    pub fn current_approvers(&self) -> Vec<String> {
+        let mut by: Vec<String> = self
+            .approvals
+            .iter()
+            .filter(|a| {
+                a.proposal_hash == self.proposal_hash && a.decision_hash == self.decision_hash
+            })
+            .map(|a| a.by.clone())
+            .collect();
+        by.sort();
+        by.dedup();
+        by
     }
 }
 

@@ -16,6 +16,7 @@
 mod action;
 mod error;
 mod manifest;
+mod restore;
 mod tree;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ use serde_json::{json, Value};
 pub use action::FsAction;
 pub use error::FsError;
 pub use manifest::{Entry, Kind, Manifest, Method};
+pub use restore::{RESTORE_COPY_CRASH_POINTS, RESTORE_CRASH_POINTS};
 
 use tree::lstat;
 
@@ -84,6 +86,7 @@ impl std::fmt::Debug for FsConnector {
             .field("roots", &self.inner.roots)
             .field("vault", &self.inner.vault)
             .field("copy_mode", &self.inner.copy_mode)
+            .field("copy_restore", &self.inner.copy_restore)
             .finish()
     }
 }
@@ -96,6 +99,10 @@ struct Inner {
     /// Copy even where a rename would do (tests; a vault meant to survive
     /// the disk the roots are on).
     copy_mode: bool,
+    /// Restore (and move what is in the way into the vault) by copy even
+    /// where a rename would do: what a vault on another file system than
+    /// the root makes it do (tests).
+    copy_restore: bool,
     /// Write id -> device of the captured path's parent, from `plan`, so
     /// `observe` can say whether the capture will be a rename.
     planned: Mutex<HashMap<String, u64>>,
@@ -169,6 +176,7 @@ impl FsConnector {
                 roots: canon,
                 vault: v,
                 copy_mode: false,
+                copy_restore: false,
                 planned: Mutex::new(HashMap::new()),
             }),
         })
@@ -180,6 +188,23 @@ impl FsConnector {
             roots: self.inner.roots.clone(),
             vault: self.inner.vault.clone(),
             copy_mode: copy,
+            copy_restore: self.inner.copy_restore,
+            planned: Mutex::new(HashMap::new()),
+        };
+        FsConnector {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Restores by copy even on the vault's own file system, as it must
+    /// from a vault on another one (tests of that path; a rename is used
+    /// wherever it works otherwise, in copy mode too).
+    pub fn with_copy_restore(self, copy: bool) -> FsConnector {
+        let inner = Inner {
+            roots: self.inner.roots.clone(),
+            vault: self.inner.vault.clone(),
+            copy_mode: self.inner.copy_mode,
+            copy_restore: copy,
             planned: Mutex::new(HashMap::new()),
         };
         FsConnector {
@@ -247,6 +272,19 @@ impl Connector for FsConnector {
         blocking(move || inner.capture(&id, &action)).await
     }
 
+    async fn captured(
+        &self,
+        write_id: &str,
+        proposal: &Proposal,
+    ) -> Result<Option<Value>, ConnectorError> {
+        let (inner, id, action) = (
+            self.inner.clone(),
+            write_id.to_owned(),
+            proposal.action.clone(),
+        );
+        blocking(move || inner.captured(&id, &action)).await
+    }
+
     async fn execute(
         &self,
         write_id: &str,
@@ -301,8 +339,17 @@ fn absent(detail: impl Into<String>) -> Observation {
     }
 }
 
+/// Maps an I/O error with its context. A failed fsync is a durability
+/// failure, never plain I/O: after one the page cache's state is unknown,
+/// and retrying could report success for data that never reached the disk.
 fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ConnectorError {
-    move |e| ConnectorError::Io(format!("{context}: {e}"))
+    move |e| {
+        if tree::is_fsync_failure(&e) {
+            ConnectorError::Durability(format!("{context}: {e}"))
+        } else {
+            ConnectorError::Io(format!("{context}: {e}"))
+        }
+    }
 }
 
 fn outside(message: impl Into<String>) -> ConnectorError {
@@ -763,6 +810,12 @@ impl Inner {
                 at.display()
             ));
         }
+        if let Ok(Some(_)) = lstat(dir.as_fd(), OsStr::new(restore::RESTORING)) {
+            return absent(format!(
+                "a rollback is putting the capture in `{}` back",
+                at.display()
+            ));
+        }
         if m.existed() {
             match lstat(dir.as_fd(), OsStr::new(DATA)) {
                 Ok(Some(_)) => {}
@@ -1019,13 +1072,32 @@ impl Inner {
         };
         let place = self.place(&m.path, field)?;
         if let Some(st) = place.stat()? {
-            if tree::ino(&st) == top.ino && tree::kind(&st) == top.kind {
+            // The same inode, and for a file the same size and mtime: after
+            // the copy's original went, its number may be reused (by the
+            // very file a write wrote there), and that is not ours to remove.
+            let e = tree::entry(&st);
+            let same = e.ino == top.ino
+                && e.kind == top.kind
+                && (e.kind == Kind::Dir || (e.size == top.size && e.mtime == top.mtime));
+            if same {
                 let ctx = format!("removing `{}` after copying it", m.path);
                 tree::remove(place.parent.as_fd(), place.name()).map_err(io(&ctx))?;
                 tree::fsync(place.parent.as_fd()).map_err(io(&ctx))?;
             }
         }
         Ok(())
+    }
+
+    /// The record `capture` returned, read back from the manifest (the
+    /// gate lost it in a crash); `None` when nothing was captured.
+    fn captured(&self, write_id: &str, action: &Value) -> Result<Option<Value>, ConnectorError> {
+        check_write_id(write_id)?;
+        let act = action::parse(action)?;
+        let Some((m, sha)) = self.load_manifest(write_id)? else {
+            return Ok(None);
+        };
+        same_action(&m, &act, write_id)?;
+        Ok(Some(self.record(write_id, &m, &sha)))
     }
 
     fn record(&self, write_id: &str, m: &Manifest, sha: &str) -> Value {
@@ -1062,11 +1134,12 @@ impl Inner {
     fn execute(&self, write_id: &str, action: &Value) -> Result<Value, ConnectorError> {
         let act = action::parse(action)?;
         let (m, _) = self.need_manifest(write_id, &act)?;
+        // The capture took the tree away; a copy's original goes here if a
+        // crash kept it (the gate may have taken the record from `captured`,
+        // which changes nothing).
+        self.finish_copy(&m)?;
         match &act {
             FsAction::Delete { path } => {
-                // The capture took the tree away; a copy's original goes here
-                // if a crash kept it.
-                self.finish_copy(&m)?;
                 Ok(json!({"op": "delete", "path": path, "method": m.method.map(Method::as_str)}))
             }
             FsAction::Write { path, content } => {
@@ -1226,317 +1299,6 @@ impl Inner {
             }
         }
     }
-
-    // ---- restore -----------------------------------------------------------
-
-    fn restore(
-        &self,
-        write_id: &str,
-        action: &Value,
-        capture: &Value,
-        force: bool,
-    ) -> Result<RollbackReport, ConnectorError> {
-        let act = action::parse(action)?;
-        let (m, sha) = self.need_manifest(write_id, &act)?;
-        if let Some(recorded) = capture.get("manifest_sha256").and_then(Value::as_str) {
-            if recorded != sha {
-                return Err(ConnectorError::Io(format!(
-                    "the manifest of write `{write_id}` is not the one recorded at capture; nothing was restored from it"
-                )));
-            }
-        }
-        let wdir = self.write_dir(write_id)?.ok_or_else(|| {
-            ConnectorError::Io(format!("the vault directory of write `{write_id}` is gone"))
-        })?;
-        let w = wdir.as_fd();
-        let data_gone = m.existed() && lstat(w, OsStr::new(DATA)).map_err(io("vault"))?.is_none();
-        if lstat(w, OsStr::new(RESTORED))
-            .map_err(io("vault"))?
-            .is_some()
-            || data_gone
-        {
-            // Restored before (or a restore stopped after putting the tree
-            // back): verify what is there now.
-            return self.verify_only(&act, &m);
-        }
-        let mut drift = Vec::new();
-        let mut displaced = Vec::new();
-        let report = match &act {
-            FsAction::Delete { path } => {
-                let place = self.place(path, "action.path")?;
-                if let Some(st) = place.stat()? {
-                    drift.push((
-                        place.id(),
-                        format!(
-                            "`{path}` exists again (a {}) since the delete",
-                            tree::kind(&st).as_str()
-                        ),
-                    ));
-                }
-                if !drift.is_empty() && !force {
-                    return Ok(drifted(drift));
-                }
-                if !drift.is_empty() {
-                    displaced.push(self.displace(w, &place, write_id)?);
-                }
-                vec![self.put_back(w, &place, &m)?]
-            }
-            FsAction::Write { path, .. } => {
-                let place = self.place(path, "action.path")?;
-                let want = m.written_sha256.clone().unwrap_or_default();
-                let now = place.stat()?;
-                let ours = match &now {
-                    Some(st) => self.is_written(&place, st, &want)?,
-                    None => false,
-                };
-                if !ours {
-                    let what = match &now {
-                        None => format!("`{path}` no longer exists"),
-                        Some(st) => format!("`{path}` changed after the write (now a {} whose content is not what was written)", tree::kind(st).as_str()),
-                    };
-                    drift.push((place.id(), what));
-                }
-                if !drift.is_empty() && !force {
-                    return Ok(drifted(drift));
-                }
-                if now.is_some() {
-                    if ours {
-                        rfs::unlinkat(place.parent.as_fd(), place.name(), rfs::AtFlags::empty())
-                            .map_err(|e| {
-                                ConnectorError::Io(format!("removing the written `{path}`: {e}"))
-                            })?;
-                    } else {
-                        displaced.push(self.displace(w, &place, write_id)?);
-                    }
-                }
-                vec![self.put_back(w, &place, &m)?]
-            }
-            FsAction::Move { path, to } => {
-                let moved = m.moved.as_ref().ok_or_else(|| {
-                    ConnectorError::Io("the manifest lacks the moved tree".into())
-                })?;
-                let top = moved.entries.first().ok_or_else(|| {
-                    ConnectorError::Io("the manifest lacks the moved tree".into())
-                })?;
-                let src = self.place(path, "action.path")?;
-                let dst = self.place(to, "action.to")?;
-                if let Some(st) = src.stat()? {
-                    drift.push((
-                        src.id(),
-                        format!(
-                            "`{path}` exists again (a {}) since the move",
-                            tree::kind(&st).as_str()
-                        ),
-                    ));
-                }
-                let d = dst.stat()?;
-                let ours = match &d {
-                    None => {
-                        drift.push((dst.id(), format!("the moved tree is no longer at `{to}`")));
-                        false
-                    }
-                    Some(st) if tree::ino(st) != top.ino => {
-                        drift.push((dst.id(), format!("`{to}` is no longer the moved tree")));
-                        false
-                    }
-                    Some(st) => {
-                        let e = tree::entry(st);
-                        if top.kind != Kind::Dir && (e.size != top.size || e.mtime != top.mtime) {
-                            drift.push((dst.id(), format!("`{to}` was modified after the move")));
-                        }
-                        true
-                    }
-                };
-                if !drift.is_empty() && !force {
-                    return Ok(drifted(drift));
-                }
-                if src.stat()?.is_some() {
-                    displaced.push(self.displace(w, &src, write_id)?);
-                }
-                let first = if ours {
-                    let ctx = format!("moving `{to}` back to `{path}`");
-                    if !tree::rename_noreplace(
-                        dst.parent.as_fd(),
-                        dst.name(),
-                        src.parent.as_fd(),
-                        src.name(),
-                    )
-                    .map_err(io(&ctx))?
-                    {
-                        return Err(ConnectorError::Io(format!(
-                            "{ctx}: the two lie on different file systems"
-                        )));
-                    }
-                    let _ = tree::set_times(src.parent.as_fd(), src.name(), top);
-                    tree::fsync(src.parent.as_fd()).map_err(io(&ctx))?;
-                    tree::fsync(dst.parent.as_fd()).map_err(io(&ctx))?;
-                    let now =
-                        tree::walk(src.parent.as_fd(), src.name(), false).map_err(io(&ctx))?;
-                    verdict(src.id(), &moved.entries, &now, true, "moved back")
-                } else {
-                    if d.is_some() {
-                        displaced.push(self.displace(w, &dst, write_id)?);
-                    }
-                    item(
-                        src.id(),
-                        RestoreStatus::Failed,
-                        format!("the moved tree was not at `{to}`: nothing to move back"),
-                    )
-                };
-                vec![first, self.put_back(w, &dst, &m)?]
-            }
-        };
-        let mut items = report;
-        if !displaced.is_empty() {
-            if let Some(first) = items.first_mut() {
-                let note = format!(
-                    "forced: what stood in the way is kept at {}",
-                    displaced.join(", ")
-                );
-                first.detail = Some(match first.detail.take() {
-                    Some(d) => format!("{d}; {note}"),
-                    None => note,
-                });
-            }
-        }
-        let out = report_of(items, force);
-        let bytes = serde_json::to_vec(&out).unwrap_or_default();
-        let _ = rfs::unlinkat(w, RESTORED, rfs::AtFlags::empty());
-        tree::create_file(w, OsStr::new(RESTORED), &bytes, 0o600).map_err(io("vault"))?;
-        tree::fsync(w).map_err(io("vault"))?;
-        Ok(out)
-    }
-
-    /// Moves what stands at `place` into the vault (a forced restore never
-    /// destroys it); returns where it went.
-    fn displace(
-        &self,
-        w: std::os::fd::BorrowedFd<'_>,
-        place: &Place,
-        write_id: &str,
-    ) -> Result<String, ConnectorError> {
-        let ctx = format!("moving `{}` aside", place.abs);
-        let mut n = 1;
-        let name = loop {
-            let name = format!("displaced-{n}");
-            if lstat(w, OsStr::new(&name)).map_err(io(&ctx))?.is_none() {
-                break name;
-            }
-            n += 1;
-        };
-        let renamed =
-            tree::rename_noreplace(place.parent.as_fd(), place.name(), w, OsStr::new(&name))
-                .map_err(io(&ctx))?;
-        if !renamed {
-            tree::copy(place.parent.as_fd(), place.name(), w, OsStr::new(&name))
-                .map_err(io(&ctx))?;
-            tree::remove(place.parent.as_fd(), place.name()).map_err(io(&ctx))?;
-        }
-        tree::fsync(w).map_err(io(&ctx))?;
-        tree::fsync(place.parent.as_fd()).map_err(io(&ctx))?;
-        Ok(format!(
-            "`{}`",
-            self.vault.join(write_id).join(name).display()
-        ))
-    }
-
-    /// Puts the captured tree back at `place` (nothing there now) and
-    /// verifies it against the manifest.
-    fn put_back(
-        &self,
-        w: std::os::fd::BorrowedFd<'_>,
-        place: &Place,
-        m: &Manifest,
-    ) -> Result<RestoreItem, ConnectorError> {
-        let Some(top) = m.top() else {
-            return Ok(match place.stat()? {
-                None => item(
-                    place.id(),
-                    RestoreStatus::Restored,
-                    format!(
-                        "nothing existed at `{}` before the write; nothing is there now",
-                        place.abs
-                    ),
-                ),
-                Some(st) => item(
-                    place.id(),
-                    RestoreStatus::Mismatch,
-                    format!(
-                        "nothing existed at `{}` before the write, but a {} is there",
-                        place.abs,
-                        tree::kind(&st).as_str()
-                    ),
-                ),
-            });
-        };
-        let ctx = format!("restoring `{}`", place.abs);
-        let by_rename =
-            tree::rename_noreplace(w, OsStr::new(DATA), place.parent.as_fd(), place.name())
-                .map_err(io(&ctx))?;
-        if !by_rename {
-            tree::copy(w, OsStr::new(DATA), place.parent.as_fd(), place.name())
-                .map_err(io(&ctx))?;
-        }
-        // The rename may have moved the directory's own times.
-        let _ = tree::set_times(place.parent.as_fd(), place.name(), top);
-        tree::fsync(place.parent.as_fd()).map_err(io(&ctx))?;
-        let hashed = m.method == Some(Method::Copy);
-        let now = tree::walk(place.parent.as_fd(), place.name(), hashed).map_err(io(&ctx))?;
-        let same_inodes = by_rename && m.method == Some(Method::Rename);
-        let how = if by_rename {
-            "put back by rename"
-        } else {
-            "put back by copy"
-        };
-        let it = verdict(place.id(), &m.captured, &now, same_inodes, how);
-        if !by_rename && it.status == RestoreStatus::Restored {
-            // The vault's copy goes only once the restored tree is verified.
-            let _ = tree::remove(w, OsStr::new(DATA));
-        }
-        Ok(it)
-    }
-
-    fn verify_only(&self, act: &FsAction, m: &Manifest) -> Result<RollbackReport, ConnectorError> {
-        let hashed = m.method == Some(Method::Copy);
-        let check =
-            |raw: &str, field: &str, want: &[Entry]| -> Result<RestoreItem, ConnectorError> {
-                let place = self.place(raw, field)?;
-                Ok(match place.stat()? {
-                    None if want.is_empty() => item(
-                        place.id(),
-                        RestoreStatus::Restored,
-                        "absent, as before the write",
-                    ),
-                    None => item(
-                        place.id(),
-                        RestoreStatus::Mismatch,
-                        format!("`{raw}` is missing"),
-                    ),
-                    Some(_) => {
-                        let now = tree::walk(place.parent.as_fd(), place.name(), hashed)
-                            .map_err(io(format!("`{raw}`")))?;
-                        verdict(place.id(), want, &now, false, "already restored")
-                    }
-                })
-            };
-        let items = match act {
-            FsAction::Delete { path } | FsAction::Write { path, .. } => {
-                vec![check(path, "action.path", &m.captured)?]
-            }
-            FsAction::Move { path, to } => {
-                let moved = m
-                    .moved
-                    .as_ref()
-                    .map(|mv| mv.entries.as_slice())
-                    .unwrap_or_default();
-                vec![
-                    check(path, "action.path", moved)?,
-                    check(to, "action.to", &m.captured)?,
-                ]
-            }
-        };
-        Ok(report_of(items, false))
-    }
 }
 
 /// A write id names one action: its capture serves no other.
@@ -1613,10 +1375,6 @@ fn drifted(drift: Vec<(String, String)>) -> RollbackReport {
         items,
         forced: false,
     }
-}
-
-fn report_of(items: Vec<RestoreItem>, forced: bool) -> RollbackReport {
-    report(items, forced)
 }
 
 #[cfg(test)]

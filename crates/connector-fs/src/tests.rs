@@ -778,3 +778,115 @@ async fn execute_without_a_capture_does_nothing() {
     assert!(e.fs.execute("nocap", &p, &Value::Null).await.is_err());
     assert_eq!(fs::read(&f).unwrap(), b"x");
 }
+
+#[tokio::test]
+async fn captured_reads_back_the_record_capture_returned() {
+    for copy in [false, true] {
+        let e = env(copy);
+        let f = e.root.join("notes.txt");
+        fs::write(&f, b"v1").unwrap();
+        let p = proposal(
+            json!({"connector": "fs", "op": "write", "path": f.to_str().unwrap(), "content_b64": b64(b"v2")}),
+        );
+        assert_eq!(e.fs.captured("wc", &p).await.unwrap(), None);
+        let cap = e.fs.capture("wc", &p).await.unwrap();
+        assert!(cap["manifest_sha256"].is_string(), "{cap}");
+        assert_eq!(e.fs.captured("wc", &p).await.unwrap(), Some(cap.clone()));
+        // The record read back serves the rest of the write as the one
+        // returned would.
+        e.fs.execute("wc", &p, &cap).await.unwrap();
+        let r = e.fs.restore("wc", &p, &cap, None, false).await.unwrap();
+        assert!(r.verified, "{r:?}");
+        assert_eq!(fs::read(&f).unwrap(), b"v1");
+        // Another action under the same id is a mistake, not a capture.
+        let other =
+            proposal(json!({"connector": "fs", "op": "delete", "path": f.to_str().unwrap()}));
+        let err = e.fs.captured("wc", &other).await.unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::Invalid { ref field, .. } if field == "write_id"),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_fsync_is_a_durability_failure_and_nothing_else_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = rustix::fs::openat(
+        rustix::fs::CWD,
+        tmp.path(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    // fsync of a FIFO fails (EINVAL): a real failed fsync, no mock.
+    rustix::fs::mkfifoat(&dir, "fifo", rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+    let fifo = rustix::fs::openat(
+        &dir,
+        "fifo",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let err = tree::fsync(&fifo).unwrap_err();
+    assert!(tree::is_fsync_failure(&err), "{err}");
+    let mapped = io("syncing the vault")(err);
+    assert!(
+        matches!(mapped, ConnectorError::Durability(_)),
+        "{mapped:?}"
+    );
+    let other = io("reading")(std::io::Error::from(std::io::ErrorKind::NotFound));
+    assert!(matches!(other, ConnectorError::Io(_)), "{other:?}");
+}
+
+#[tokio::test]
+async fn a_restore_in_progress_is_not_a_capture_to_rely_on() {
+    let e = env(false);
+    let f = e.root.join("f");
+    fs::write(&f, b"x").unwrap();
+    let action = json!({"connector": "fs", "op": "delete", "path": f.to_str().unwrap()});
+    let (plan, cap) = run(&e.fs, "wj", action.clone()).await;
+    let ev = plan.step.unwrap().requires.first().unwrap().clone();
+    // What a crash right after the journal leaves: the decision, nothing done.
+    fs::write(
+        e.vault.join("wj/restoring.json"),
+        serde_json::to_vec(&json!({"version": 1, "op": "delete", "force": false,
+            "steps": [{"put_back": {"at": "path"}}], "decided_at": "2024-01-01T00:00:00Z"}))
+        .unwrap(),
+    )
+    .unwrap();
+    let seen = e.fs.observe("wj", &ev).await.unwrap();
+    assert!(!seen.present, "{seen:?}");
+    let r =
+        e.fs.restore("wj", &proposal(action), &cap, None, false)
+            .await
+            .unwrap();
+    assert!(r.verified, "{r:?}");
+    assert_eq!(fs::read(&f).unwrap(), b"x");
+}
+
+#[tokio::test]
+async fn restores_by_copy_as_from_a_vault_on_another_file_system() {
+    for capture_by_copy in [false, true] {
+        let e = env(capture_by_copy);
+        let fs = e.fs.clone().with_copy_restore(true);
+        let proj = e.root.join("proj");
+        project(&proj);
+        let original = listing(&proj);
+        let action = json!({"connector": "fs", "op": "delete", "path": proj.to_str().unwrap()});
+        let (_, cap) = run(&fs, "wcopy", action.clone()).await;
+        let p = proposal(action);
+        let r = fs.restore("wcopy", &p, &cap, None, false).await.unwrap();
+        assert!(r.verified, "{r:?}");
+        assert!(
+            r.items[0].detail.as_deref().unwrap().contains("by copy"),
+            "{r:?}"
+        );
+        assert_eq!(listing(&proj), original);
+        // The vault's copy goes once the restored tree is verified.
+        assert!(!e.vault.join("wcopy/data").exists());
+        assert!(!e.vault.join("wcopy/data.copied").exists());
+        let again = fs.restore("wcopy", &p, &cap, None, false).await.unwrap();
+        assert!(again.verified, "{again:?}");
+    }
+}

@@ -285,7 +285,7 @@ fn copy_into(
             let _ = rfs::fchown(&dst, uid, gid);
             rfs::fchmod(&dst, mode)?;
             rfs::futimens(&dst, &timestamps(&e))?;
-            rfs::fsync(&dst)?;
+            fsync(&dst)?;
             out.push(e);
         }
         Kind::Dir => {
@@ -308,7 +308,7 @@ fn copy_into(
             let _ = rfs::fchown(&dst, uid, gid);
             rfs::fchmod(&dst, mode)?;
             rfs::futimens(&dst, &times)?;
-            rfs::fsync(&dst)?;
+            fsync(&dst)?;
         }
         Kind::Symlink => {
             let target = rfs::readlinkat(src_dir, src_name, Vec::new())?;
@@ -373,8 +373,28 @@ pub fn rename_noreplace(
     }
 }
 
+/// An `fsync` that failed. It travels inside the `io::Error` so callers
+/// can tell it from any other failure (see [`is_fsync_failure`]).
+#[derive(Debug)]
+pub struct FsyncFailed(Errno);
+
+impl std::fmt::Display for FsyncFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fsync failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for FsyncFailed {}
+
+/// Every fsync of this crate goes through here, so that a failed one is
+/// recognizable wherever it surfaces.
 pub fn fsync(fd: impl AsFd) -> io::Result<()> {
-    Ok(rfs::fsync(fd)?)
+    rfs::fsync(fd).map_err(|e| io::Error::new(io::Error::from(e).kind(), FsyncFailed(e)))
+}
+
+/// Whether `e` is a failed fsync.
+pub fn is_fsync_failure(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<FsyncFailed>())
 }
 
 /// Creates `name` in `dir` with `bytes`, fsynced; fails if it exists.
@@ -388,7 +408,7 @@ pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8], mode: u32) -
     let mut f = File::from(fd);
     f.write_all(bytes)?;
     rfs::fchmod(&f, Mode::from_raw_mode(mode & 0o7777))?;
-    rfs::fsync(&f)?;
+    fsync(&f)?;
     Ok(())
 }
 

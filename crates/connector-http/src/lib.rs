@@ -308,12 +308,24 @@ impl HttpConnector {
             builder = builder.body(body.clone());
         }
         builder.send().await.map_err(|e| {
-            ConnectorError::Io(format!(
+            let what = format!(
                 "{} {}: {}",
                 request.method,
                 request.url,
                 self.redact(&e.to_string())
-            ))
+            );
+            if e.is_connect() {
+                // No connection (refused, unresolvable, a connect timeout,
+                // a failed handshake): nothing was sent, so nothing changed.
+                ConnectorError::Unavailable(what)
+            } else if e.is_builder() {
+                ConnectorError::Io(what)
+            } else {
+                // Connected, and the request sent or on its way when it
+                // failed (no answer in time, the connection dropped): the
+                // server may have acted on it.
+                ConnectorError::Uncertain(what)
+            }
         })
     }
 

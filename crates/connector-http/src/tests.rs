@@ -407,3 +407,36 @@ fn debug_hides_secret_values() {
     assert!(!shown.contains("sekret-123"));
     assert!(shown.contains("x-api-key"));
 }
+
+#[tokio::test]
+async fn no_connection_is_unavailable_and_no_answer_is_uncertain() {
+    // A port nobody listens on: the request never left.
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("127.0.0.1:{}", free.local_addr().unwrap().port());
+    drop(free);
+    let c = HttpConnector::new(vec![host.clone()], HashMap::new(), Duration::from_secs(2)).unwrap();
+    let p = proposal(&host, "reopen");
+    let err = c.execute("w-refused", &p, &Value::Null).await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Unavailable(_)), "{err:?}");
+
+    // A server that takes the request and never answers: it may have acted.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = silent.accept().await {
+            // Kept open, never answered.
+            let _ = tx.send(sock);
+        }
+    });
+    let c = HttpConnector::new(
+        vec![host.clone()],
+        HashMap::new(),
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    let p = proposal(&host, "reopen");
+    let err = c.execute("w-silent", &p, &Value::Null).await.unwrap_err();
+    assert!(matches!(err, ConnectorError::Uncertain(_)), "{err:?}");
+    assert!(rx.try_recv().is_ok(), "the request reached the server");
+}

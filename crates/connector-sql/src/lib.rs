@@ -7,7 +7,9 @@
 //! the vault and fsyncs them, records an applied-marker row in the target
 //! database, and only then commits. `restore` compares the rows with the
 //! after-images (drift), puts the before-images back and verifies them, in
-//! one transaction.
+//! one transaction that also records a restored marker: called again after
+//! a crash, it finds the marker and only verifies (see
+//! [`RESTORE_CRASH_POINTS`]).
 
 mod cell;
 mod db;
@@ -21,7 +23,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use recourse_client::{RestoreItem, RestoreStatus, RollbackReport};
-use recourse_connector::{Connector, ConnectorError, Plan};
+use recourse_connector::{crash_point, Connector, ConnectorError, Plan};
 use recourse_core::{
     Catalog, Edge, Evidence, EvidenceKind, Observation, Proposal, ReasonCode, Resource, Step,
 };
@@ -38,6 +40,19 @@ pub const ROW_LIMIT: usize = 100;
 
 /// The vault record's format tag.
 const FORMAT: &str = "recourse.sql.v1";
+
+const BEFORE_COMMIT: &str = "sql.restore.before_commit";
+const AFTER_COMMIT: &str = "sql.restore.after_commit";
+
+/// The crash points of `restore`. A restore is one transaction: the rows
+/// put back, verified, and the restored marker, committed together. A
+/// crash before the commit leaves nothing applied (the next call starts
+/// over); after it, the marker makes the next call verify only.
+///
+/// - `before_commit`: rows put back and verified, marker written, not
+///   committed;
+/// - `after_commit`: committed, the answer not yet returned.
+pub const RESTORE_CRASH_POINTS: &[&str] = &[BEFORE_COMMIT, AFTER_COMMIT];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
@@ -300,8 +315,65 @@ struct Done {
     digest: String,
 }
 
+/// Whether a database failure left nothing changed and may pass if tried
+/// again later: the database could not be reached, the pool had no
+/// connection to give, or the database was busy or locked (SQLite's
+/// `SQLITE_BUSY`/`SQLITE_LOCKED`; PostgreSQL's connection errors, shutdowns,
+/// too many connections, serialization failures, deadlocks, lock timeouts:
+/// each aborts the transaction).
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            if let Some(lite) = d.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                use sqlx::error::DatabaseError as _;
+                // The extended code; its low byte is the primary code.
+                lite.code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+            } else if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = pg.code();
+                code.starts_with("08")
+                    || matches!(
+                        code,
+                        "40001" | "40P01" | "55P03" | "53300" | "57P01" | "57P02" | "57P03"
+                    )
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The one mapping of a database failure that is not the action's fault:
+/// transient ones are `Unavailable` (the gate retries later), the rest
+/// `Io`.
+fn sql_error(what: &str, e: sqlx::Error) -> ConnectorError {
+    if transient(&e) {
+        ConnectorError::Unavailable(format!("{what}: {e}"))
+    } else {
+        ConnectorError::Io(format!("{what}: {e}"))
+    }
+}
+
 fn io(what: &str) -> impl Fn(sqlx::Error) -> ConnectorError + '_ {
-    move |e| ConnectorError::Io(format!("{what}: {e}"))
+    move |e| sql_error(what, e)
+}
+
+/// A commit that failed: an answer from the database means it did not
+/// commit; a connection lost on the way means it may have (the outcome is
+/// unknown, and `applied` or the restored marker tells).
+fn commit_error(what: &str, e: sqlx::Error) -> ConnectorError {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => {
+            ConnectorError::Uncertain(format!("{what}: {e}"))
+        }
+        e => sql_error(what, e),
+    }
 }
 
 /// A database error caused by the action's values (a constraint, a value
@@ -322,7 +394,7 @@ fn db_error(what: &str, e: sqlx::Error) -> ConnectorError {
             return ConnectorError::invalid("action", format!("{what}: {}", d.message()));
         }
     }
-    ConnectorError::Io(format!("{what}: {e}"))
+    sql_error(what, e)
 }
 
 fn pk_conds<'t>(table: &'t Table, pk: &[Cell]) -> Vec<(&'t Column, Cell)> {
@@ -823,6 +895,79 @@ impl SqlConnector {
         }))
     }
 
+    /// Compares every row with its before-image. `drift`: what the drift
+    /// check found, which a forced restore went over (named in the row's
+    /// item). `already`: the rows were put back by an earlier call.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_before(
+        &self,
+        tx: &mut Tx,
+        engine: Engine,
+        schema: &Schema,
+        name: &str,
+        images: &[Image],
+        drift: Vec<RestoreItem>,
+        already: bool,
+    ) -> Result<(bool, Vec<RestoreItem>), ConnectorError> {
+        let mut items = drift;
+        let mut ok = true;
+        for image in images {
+            let table = schema.table(&image.table).ok_or_else(|| {
+                ConnectorError::Io(format!(
+                    "table `{}` vanished during the rollback",
+                    image.table
+                ))
+            })?;
+            let now = self.read_row(tx, engine, table, &image.pk, false).await?;
+            let same = match (&now, &image.before) {
+                (None, None) => true,
+                (Some(a), Some(b)) => cell::same_row(a, b),
+                _ => false,
+            };
+            let resource = row_id(name, &image.table, &image.pk);
+            let overwritten: Vec<String> = items
+                .iter()
+                .filter(|i: &&RestoreItem| i.resource == resource)
+                .filter_map(|i| i.detail.clone())
+                .collect();
+            items.retain(|i: &RestoreItem| i.resource != resource);
+            if same {
+                let mut detail = match (already, image.before.is_some()) {
+                    (false, true) => "row put back",
+                    (false, false) => "inserted row removed",
+                    (true, true) => "already restored: the row is as before the write",
+                    (true, false) => "already restored: the inserted row is gone",
+                }
+                .to_string();
+                if !overwritten.is_empty() {
+                    detail.push_str(&format!(" over drift (forced): {}", overwritten.join("; ")));
+                }
+                items.push(RestoreItem {
+                    resource,
+                    status: RestoreStatus::Restored,
+                    detail: Some(detail),
+                });
+            } else {
+                ok = false;
+                let after = if already {
+                    "it changed after the rollback committed"
+                } else {
+                    "the rollback was not committed"
+                };
+                items.push(RestoreItem {
+                    resource,
+                    status: RestoreStatus::Mismatch,
+                    detail: Some(format!(
+                        "expected {}, found {}; {after}",
+                        describe_row(table, image.before.as_deref()),
+                        describe_row(table, now.as_deref())
+                    )),
+                });
+            }
+        }
+        Ok((ok, items))
+    }
+
     /// Runs the write itself, after its before-images are read; returns
     /// the images completed with after-images, and the rows affected.
     async fn run(
@@ -995,14 +1140,8 @@ impl SqlConnector {
         tokio::task::spawn_blocking(move || vault::write(&vault_dir, &id, &bytes))
             .await
             .map_err(|e| ConnectorError::Io(format!("vault: {e}")))??;
-        let insert = match w.engine() {
-            Engine::Sqlite => format!("INSERT INTO {MARKER_TABLE} (write_id, at) VALUES (?, ?)"),
-            Engine::Postgres => {
-                format!("INSERT INTO {MARKER_TABLE} (write_id, at) VALUES ($1, $2)")
-            }
-        };
         tx.exec(
-            &insert,
+            &marker_insert(w.engine()),
             &[Cell::Text(write_id.into()), Cell::Text(at.to_rfc3339())],
         )
         .await
@@ -1074,6 +1213,20 @@ impl SqlConnector {
             digest: vault::digest(&bytes),
         })
     }
+}
+
+fn marker_insert(engine: Engine) -> String {
+    match engine {
+        Engine::Sqlite => format!("INSERT INTO {MARKER_TABLE} (write_id, at) VALUES (?, ?)"),
+        Engine::Postgres => format!("INSERT INTO {MARKER_TABLE} (write_id, at) VALUES ($1, $2)"),
+    }
+}
+
+/// The marker row a committed restore leaves, in the applied-marker table
+/// (so no table is added to a deployed database). `:` is not in any write
+/// id, so the key cannot be a write's own marker.
+fn restored_key(write_id: &str) -> String {
+    format!("restored:{write_id}")
 }
 
 fn images_of(record: &Value) -> Result<Vec<Image>, ConnectorError> {
@@ -1355,7 +1508,9 @@ impl Connector for SqlConnector {
         let result = self.capture_and_run(&mut tx, &w, write_id).await;
         match result {
             Ok(done) => {
-                tx.commit().await.map_err(io("committing the write"))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| commit_error("committing the write", e))?;
                 Ok(self.outcome(write_id, &done, false))
             }
             Err(e) => {
@@ -1450,6 +1605,35 @@ impl Connector for SqlConnector {
         let schema = Schema::load(&db.pool)
             .await
             .map_err(io("reading the schema"))?;
+        let mut tx = db
+            .pool
+            .begin()
+            .await
+            .map_err(io("opening the rollback's transaction"))?;
+        // A restore commits its rows and its restored marker in one
+        // transaction: the marker says the rows were put back, by an earlier
+        // call whose answer was lost (the gate crashed after the commit).
+        // Then the rows are verified, not checked for drift (they are the
+        // before-images, not the after-images) and not written again.
+        let restored = match self.marker(&mut tx, engine, &restored_key(write_id)).await {
+            Ok(at) => at.is_some(),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
+        if restored {
+            let result = self
+                .verify_before(&mut tx, engine, &schema, &name, &images, Vec::new(), true)
+                .await;
+            let _ = tx.rollback().await;
+            let (ok, items) = result?;
+            return Ok(RollbackReport {
+                verified: ok,
+                items,
+                forced: force,
+            });
+        }
         // The tables must still have the columns the images were taken with.
         let recorded = record
             .get("tables")
@@ -1476,6 +1660,7 @@ impl Connector for SqlConnector {
             }
         }
         if !failed.is_empty() {
+            let _ = tx.rollback().await;
             return Ok(RollbackReport {
                 verified: false,
                 items: failed
@@ -1494,11 +1679,6 @@ impl Connector for SqlConnector {
                 ConnectorError::Io(format!("table `{t}` vanished during the rollback"))
             })
         };
-        let mut tx = db
-            .pool
-            .begin()
-            .await
-            .map_err(io("opening the rollback's transaction"))?;
         let result = async {
             // 1. Drift: each row must be as the write left it.
             let mut drift = Vec::new();
@@ -1651,61 +1831,32 @@ impl Connector for SqlConnector {
                         .map_err(io("re-inserting a row"))?;
                 }
             }
-            // 4. Verify against the before-images.
-            let mut items = drift;
-            let mut ok = true;
-            for image in &images {
-                let table = table_of(&image.table)?;
-                let now = self
-                    .read_row(&mut tx, engine, table, &image.pk, false)
-                    .await?;
-                let same = match (&now, &image.before) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => cell::same_row(a, b),
-                    _ => false,
-                };
-                let resource = row_id(&name, &image.table, &image.pk);
-                let overwritten: Vec<String> = items
-                    .iter()
-                    .filter(|i: &&RestoreItem| i.resource == resource)
-                    .filter_map(|i| i.detail.clone())
-                    .collect();
-                items.retain(|i: &RestoreItem| i.resource != resource);
-                if same {
-                    let mut detail = if image.before.is_some() {
-                        "row put back"
-                    } else {
-                        "inserted row removed"
-                    }
-                    .to_string();
-                    if !overwritten.is_empty() {
-                        detail
-                            .push_str(&format!(" over drift (forced): {}", overwritten.join("; ")));
-                    }
-                    items.push(RestoreItem {
-                        resource,
-                        status: RestoreStatus::Restored,
-                        detail: Some(detail),
-                    });
-                } else {
-                    ok = false;
-                    items.push(RestoreItem {
-                        resource,
-                        status: RestoreStatus::Mismatch,
-                        detail: Some(format!(
-                            "expected {}, found {}; the rollback was not committed",
-                            describe_row(table, image.before.as_deref()),
-                            describe_row(table, now.as_deref())
-                        )),
-                    });
-                }
+            // 4. Verify against the before-images; only a verified restore
+            // commits, and with it the restored marker.
+            let (ok, items) = self
+                .verify_before(&mut tx, engine, &schema, &name, &images, drift, false)
+                .await?;
+            if ok {
+                tx.exec(
+                    &marker_insert(engine),
+                    &[
+                        Cell::Text(restored_key(write_id)),
+                        Cell::Text(Utc::now().to_rfc3339()),
+                    ],
+                )
+                .await
+                .map_err(io("recording the restored marker"))?;
+                crash_point!(BEFORE_COMMIT);
             }
             Ok::<_, ConnectorError>((ok, items))
         }
         .await;
         match result {
             Ok((true, items)) => {
-                tx.commit().await.map_err(io("committing the rollback"))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| commit_error("committing the rollback", e))?;
+                crash_point!(AFTER_COMMIT);
                 Ok(RollbackReport {
                     verified: true,
                     items,

@@ -397,6 +397,10 @@ both!(bad_input_writes_nothing, case_bad_input_writes_nothing);
 both!(text_keys_and_hidden_rowids, case_text_keys);
 both!(catalog_from_foreign_keys, case_catalog);
 both!(many_rows_touch_the_table, case_many_rows);
+both!(
+    restore_again_only_verifies,
+    case_restore_again_only_verifies
+);
 
 async fn case_update_then_restore(env: &Env) {
     let before = env.dump();
@@ -1126,4 +1130,127 @@ async fn observe_ignores_other_evidence_and_reports_missing_vault_files() {
         matches!(restore, Err(ConnectorError::Io(ref m)) if m.contains("not in the vault")),
         "{restore:?}"
     );
+}
+
+/// What the gate does after a crash between the rollback's commit and its
+/// record: it calls `restore` again. The rows are the before-images now,
+/// not the after-images: that is no drift, and nothing is written again.
+async fn case_restore_again_only_verifies(env: &Env) {
+    let before = env.dump();
+    let update = json!({"connector": "sql", "database": "main", "op": "update", "table": "users",
+                        "where": {"id": 1}, "set": {"name": "ada lovelace", "bio": null}});
+    let writes = [
+        ("w-again-upd", update.clone(), 1),
+        (
+            "w-again-del",
+            json!({"connector": "sql", "database": "main", "op": "delete", "table": "users",
+                   "where": {"id": 1}}),
+            7,
+        ),
+    ];
+    for (id, action, rows) in writes {
+        let id = env.w(id);
+        let p = proposal(env.action(action));
+        let outcome = env.conn.execute(&id, &p, &Value::Null).await.unwrap();
+        let first = env
+            .conn
+            .restore(&id, &p, &Value::Null, Some(&outcome), false)
+            .await
+            .unwrap();
+        assert!(first.verified, "{first:?}");
+        same_dump(&env.dump(), &before);
+        for _ in 0..2 {
+            let again = env
+                .conn
+                .restore(&id, &p, &Value::Null, Some(&outcome), false)
+                .await
+                .unwrap();
+            assert!(again.verified && !again.forced, "{again:?}");
+            assert_eq!(again.items.len(), rows, "{again:?}");
+            for item in &again.items {
+                assert_eq!(item.status, RestoreStatus::Restored, "{again:?}");
+                assert!(
+                    item.detail.as_deref().unwrap().contains("already restored"),
+                    "{again:?}"
+                );
+            }
+            same_dump(&env.dump(), &before);
+        }
+    }
+    // A row changed after the rollback: verification says so, and writes
+    // nothing (the rollback is done; this is not its drift to overwrite).
+    env.sql("UPDATE {s}.users SET name = 'changed later' WHERE id = 1")
+        .await;
+    let changed = env.dump();
+    let id = env.w("w-again-upd");
+    let p = proposal(env.action(update));
+    let report = env
+        .conn
+        .restore(&id, &p, &Value::Null, None, true)
+        .await
+        .unwrap();
+    assert!(!report.verified, "{report:?}");
+    assert_eq!(
+        report.items[0].status,
+        RestoreStatus::Mismatch,
+        "{report:?}"
+    );
+    same_dump(&env.dump(), &changed);
+}
+
+#[tokio::test]
+async fn transient_failures_are_unavailable_and_a_lost_commit_is_uncertain() {
+    // A real SQLITE_BUSY: another connection holds the write lock.
+    let dir = TempDir::new().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("busy.db"))
+        .create_if_missing(true);
+    let holder = sqlx::SqlitePool::connect_with(options.clone())
+        .await
+        .unwrap();
+    let mut held = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let other = sqlx::SqlitePool::connect_with(options.busy_timeout(std::time::Duration::ZERO))
+        .await
+        .unwrap();
+    let busy = other.begin_with("BEGIN IMMEDIATE").await.unwrap_err();
+    let mapped = sql_error("opening a transaction", busy);
+    assert!(
+        matches!(mapped, ConnectorError::Unavailable(_)),
+        "{mapped:?}"
+    );
+    held.rollback().await.unwrap();
+
+    // Nothing listens on port 1.
+    let refused = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect("postgres://postgres@127.0.0.1:1/test")
+        .await
+        .unwrap_err();
+    let mapped = sql_error("connecting", refused);
+    assert!(
+        matches!(mapped, ConnectorError::Unavailable(_)),
+        "{mapped:?}"
+    );
+    for e in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+        assert!(matches!(sql_error("x", e), ConnectorError::Unavailable(_)));
+    }
+
+    // A statement the database refuses is not worth retrying.
+    let bad = sqlx::raw_sql("SELEC 1").execute(&other).await.unwrap_err();
+    assert!(matches!(sql_error("x", bad), ConnectorError::Io(_)));
+
+    // A commit whose answer was lost may have committed.
+    let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    assert!(matches!(
+        commit_error("committing", lost),
+        ConnectorError::Uncertain(_)
+    ));
+    assert!(matches!(
+        commit_error("committing", sqlx::Error::PoolTimedOut),
+        ConnectorError::Unavailable(_)
+    ));
 }

@@ -44,6 +44,10 @@ pub fn write(vault: &Path, write_id: &str, bytes: &[u8]) -> Result<PathBuf, Conn
     let io = |what: &str, e: std::io::Error| {
         ConnectorError::Io(format!("vault `{}`: {what}: {e}", vault.display()))
     };
+    // After a failed fsync the page cache's state is unknown: never retried.
+    let durability = |what: &str, e: std::io::Error| {
+        ConnectorError::Durability(format!("vault `{}`: {what}: {e}", vault.display()))
+    };
     {
         let mut file = OpenOptions::new()
             .write(true)
@@ -52,12 +56,12 @@ pub fn write(vault: &Path, write_id: &str, bytes: &[u8]) -> Result<PathBuf, Conn
             .open(&tmp)
             .map_err(|e| io("create", e))?;
         file.write_all(bytes).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("fsync", e))?;
+        file.sync_all().map_err(|e| durability("fsync", e))?;
     }
     fs::rename(&tmp, &target).map_err(|e| io("rename", e))?;
-    File::open(vault)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("fsync directory", e))?;
+    let dir = File::open(vault).map_err(|e| io("open directory", e))?;
+    dir.sync_all()
+        .map_err(|e| durability("fsync directory", e))?;
     Ok(target)
 }
 

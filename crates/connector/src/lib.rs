@@ -5,6 +5,8 @@
 //! runs the write, and restores from the capture with verification. Adding a
 //! connector is one crate implementing [`Connector`]; nothing else changes.
 
+pub mod crash;
+
 use async_trait::async_trait;
 use recourse_client::RollbackReport;
 use recourse_core::{Edge, Evidence, Observation, Proposal, ReasonCode, Resource, Step};
@@ -35,10 +37,25 @@ pub enum ConnectorError {
     /// A write the gate must never run (a path outside the roots, …).
     #[error("{message}")]
     Refuse { code: ReasonCode, message: String },
-    /// The target system failed; nothing is known to have changed unless
-    /// the message says so.
+    /// The target system failed and nothing changed (a permanent failure:
+    /// trying again will not help).
     #[error("{0}")]
     Io(String),
+    /// The target could not be reached or was busy (connection refused, a
+    /// pool timeout, a lock): nothing changed, and trying again later may
+    /// work. The gate retries with backoff instead of failing the write.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The action may or may not have taken effect (a request sent whose
+    /// answer never came). The gate asks `applied`, and a person decides
+    /// when that cannot tell.
+    #[error("outcome unknown: {0}")]
+    Uncertain(String),
+    /// Making something durable failed (an `fsync`). After a failed fsync
+    /// the state of the page cache is unknown (PostgreSQL's "fsyncgate"):
+    /// the gate never retries it, it stops running writes.
+    #[error("durability: {0}")]
+    Durability(String),
     /// The target changed after the write: rollback stops and shows it.
     #[error("drift: {0}")]
     Drift(String),
@@ -112,9 +129,26 @@ pub trait Connector: Send + Sync {
         capture: &Value,
     ) -> Result<Option<bool>, ConnectorError>;
 
+    /// After a crash between `capture` and the gate recording it: the
+    /// capture record the vault holds for this write, the same value
+    /// `capture` returned (with its bindings, such as a manifest hash), or
+    /// `None` when there is none.
+    async fn captured(
+        &self,
+        _write_id: &str,
+        _proposal: &Proposal,
+    ) -> Result<Option<Value>, ConnectorError> {
+        Ok(None)
+    }
+
     /// Puts back what was captured and verifies it against the capture.
     /// Without `force`, stops at drift (the target changed after the write)
     /// and overwrites nothing.
+    ///
+    /// Resumable: called again after a crash at any point of an earlier
+    /// call (with the same `force`), it finishes what that call started and
+    /// verifies. It never applies a step twice and never mistakes its own
+    /// partial work for drift; once restored, a further call only verifies.
     async fn restore(
         &self,
         write_id: &str,

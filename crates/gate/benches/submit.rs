@@ -98,10 +98,7 @@ async fn through_gate(writes: usize, clients: usize) -> (Duration, Value) {
         vec![Arc::new(Accounts)],
         GateConfig::default(),
     ));
-    let caller = Caller {
-        name: "bench-agent".into(),
-        role: recourse_client::Role::Agent,
-    };
+    let caller = Caller::new("bench-agent", recourse_client::Role::Agent);
     let sample = gate
         .explain(
             &caller,

@@ -1,8 +1,9 @@
 //! Tokens and roles. A token is shown once; the store keeps its SHA-256.
 
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
-use recourse_client::Role;
+use recourse_client::{Permission, Role};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -11,32 +12,44 @@ use subtle::ConstantTimeEq;
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// When the caller's token stops working (from the token's row): a
+    /// long-lived answer such as the event stream ends then.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Caller {
-    /// The gate itself, for transitions no person caused.
-    pub fn gate() -> Self {
+    /// A caller whose token does not expire (tests, benches, tools).
+    pub fn new(name: impl Into<String>, role: Role) -> Self {
         Self {
-            name: "gate".into(),
-            role: Role::Admin,
+            name: name.into(),
+            role,
+            expires_at: None,
         }
     }
 
-    /// Admins may do everything; everyone else only what their role names.
-    pub fn may(&self, roles: &[Role]) -> bool {
-        self.role == Role::Admin || roles.contains(&self.role)
+    /// The gate itself, for transitions no person caused.
+    pub fn gate() -> Self {
+        Self::new("gate", Role::Admin)
     }
 
-    /// A 403 that says who the caller is and who may do `what`
-    /// ("only reviewers approve").
-    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), crate::GateError> {
-        if self.may(roles) {
+    /// Whether the caller's role holds `p`, from the one matrix
+    /// (`recourse_client::permissions::MATRIX`).
+    pub fn can(&self, p: Permission) -> bool {
+        self.role.may(p)
+    }
+
+    /// A 403 that names the caller, its role and who may do it
+    /// ("`rita` is a reviewer: only incident leads roll back and settle
+    /// writes").
+    pub fn allow(&self, p: Permission) -> Result<(), crate::GateError> {
+        if self.can(p) {
             Ok(())
         } else {
             Err(crate::GateError::Forbidden(format!(
-                "`{}` is a {}: only {what}",
+                "`{}` is a {}: only {}",
                 self.name,
-                self.role.as_str()
+                self.role.as_str(),
+                p.who()
             )))
         }
     }
@@ -78,16 +91,44 @@ mod tests {
 
     #[test]
     fn admin_may_everything_others_only_their_role() {
-        let admin = Caller {
-            name: "a".into(),
-            role: Role::Admin,
-        };
-        let rev = Caller {
-            name: "r".into(),
-            role: Role::Reviewer,
-        };
-        assert!(admin.may(&[Role::IncidentLead]));
-        assert!(rev.may(&[Role::Reviewer]));
-        assert!(!rev.may(&[Role::IncidentLead]));
+        let admin = Caller::new("a", Role::Admin);
+        let rev = Caller::new("r", Role::Reviewer);
+        assert!(admin.can(Permission::RollBack));
+        assert!(rev.can(Permission::ApproveWrites));
+        assert!(!rev.can(Permission::RollBack));
+    }
+
+    #[test]
+    fn allow_agrees_with_the_matrix_for_every_role_and_permission() {
+        for role in Role::ALL {
+            let caller = Caller::new("c", role);
+            let row = recourse_client::PERMISSIONS
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, ps)| *ps)
+                .unwrap_or(&[]);
+            for p in Permission::ALL {
+                let in_matrix = row.contains(&p);
+                assert_eq!(caller.can(p), in_matrix, "{role:?} {p:?}");
+                match caller.allow(p) {
+                    Ok(()) => assert!(in_matrix, "{role:?} allowed {p:?}"),
+                    Err(crate::GateError::Forbidden(m)) => {
+                        assert!(!in_matrix, "{role:?} refused {p:?}");
+                        // The refusal names the caller, its role and who may.
+                        assert!(m.contains("`c`"), "{m}");
+                        assert!(m.contains(role.as_str()), "{m}");
+                        assert!(m.ends_with(p.who()), "{m}");
+                    }
+                    Err(e) => panic!("{role:?} {p:?}: {e}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_gate_itself_may_everything_and_never_expires() {
+        let g = Caller::gate();
+        assert!(Permission::ALL.into_iter().all(|p| g.can(p)));
+        assert_eq!(g.expires_at, None);
     }
 }

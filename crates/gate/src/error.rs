@@ -1,4 +1,6 @@
-//! The gate's errors, each with the HTTP status it maps to.
+//! The gate's errors: one enum, each variant with its HTTP status and its
+//! code, used by the HTTP API and by MCP alike; and the one classification
+//! of connector errors the lifecycle acts on.
 
 use recourse_connector::ConnectorError;
 
@@ -27,9 +29,22 @@ pub enum GateError {
     /// 502: a target system failed.
     #[error("{0}")]
     Target(String),
+    /// 503: the store is busy or unreachable; nothing was changed.
+    #[error("the gate's store is unavailable; try again")]
+    Unavailable(StoreError),
     /// 500: logged, never shown in detail.
     #[error("internal error: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for GateError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            GateError::Unavailable(e)
+        } else {
+            GateError::Store(e)
+        }
+    }
 }
 
 impl GateError {
@@ -44,6 +59,61 @@ impl GateError {
         GateError::Conflict {
             code,
             message: message.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            GateError::Invalid { .. } => 400,
+            GateError::Unauthorized(_) => 401,
+            GateError::Forbidden(_) => 403,
+            GateError::NotFound(_) => 404,
+            GateError::Conflict { .. } => 409,
+            GateError::TooLarge(_) => 413,
+            GateError::Target(_) => 502,
+            GateError::Unavailable(_) => 503,
+            GateError::Store(_) => 500,
+        }
+    }
+
+    /// The machine-readable code in `{"error": {"code"}}`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GateError::Invalid { .. } => "invalid",
+            GateError::Unauthorized(_) => "unauthorized",
+            GateError::Forbidden(_) => "forbidden",
+            GateError::NotFound(_) => "not_found",
+            GateError::Conflict { code, .. } => code,
+            GateError::TooLarge(_) => "too_large",
+            GateError::Target(_) => "target",
+            GateError::Unavailable(_) => "unavailable",
+            GateError::Store(_) => "internal",
+        }
+    }
+
+    /// The message a caller sees: internal errors are logged here and
+    /// shown as a plain sentence, never with their text.
+    pub fn public_message(&self) -> String {
+        match self {
+            GateError::Invalid { message, .. } => message.clone(),
+            GateError::Store(e) => {
+                tracing::error!(error = %e, "store error");
+                "internal error; the gate logged it".to_string()
+            }
+            GateError::Unavailable(e) => {
+                tracing::warn!(error = %e, "store unavailable");
+                self.to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The field a 400 is about.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            GateError::Invalid { field, .. } => Some(field),
+            _ => None,
         }
     }
 }
@@ -62,8 +132,38 @@ impl From<ConnectorError> for GateError {
         match e {
             ConnectorError::Invalid { field, message } => GateError::Invalid { field, message },
             ConnectorError::Refuse { message, .. } => GateError::Forbidden(message),
-            ConnectorError::Io(m) => GateError::Target(m),
             ConnectorError::Drift(m) => GateError::conflict("drift", m),
+            e @ (ConnectorError::Io(_)
+            | ConnectorError::Unavailable(_)
+            | ConnectorError::Uncertain(_)
+            | ConnectorError::Durability(_)) => GateError::Target(e.to_string()),
         }
+    }
+}
+
+/// What the lifecycle does about a connector's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Nothing changed and trying later may work: retry with backoff.
+    Transient,
+    /// The step may or may not have taken effect: ask the connector's
+    /// evidence, and a person when that cannot tell.
+    Uncertain,
+    /// An fsync failed: never retried; the gate stops running writes.
+    Durability,
+    /// It failed for good.
+    Permanent,
+}
+
+/// The one place connector errors are classified.
+pub fn classify(e: &ConnectorError) -> ErrorClass {
+    match e {
+        ConnectorError::Unavailable(_) => ErrorClass::Transient,
+        ConnectorError::Uncertain(_) => ErrorClass::Uncertain,
+        ConnectorError::Durability(_) => ErrorClass::Durability,
+        ConnectorError::Io(_)
+        | ConnectorError::Invalid { .. }
+        | ConnectorError::Refuse { .. }
+        | ConnectorError::Drift(_) => ErrorClass::Permanent,
     }
 }

@@ -10,6 +10,8 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod store;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use recourse_client::{AuditVerification, Role};
 use serde_json::json;
 
 pub use error::GateError;
-pub use lifecycle::{Gate, GateConfig};
-pub use store::{SqliteStore, Store};
+pub use lifecycle::{Clock, FixedClock, Gate, GateConfig, SystemClock};
+pub use store::{MemoryStore, SqliteStore, Store};
 
 use crate::audit::AuditDraft;
 use crate::store::{StoreError, TokenRow};
@@ -67,6 +69,29 @@ pub async fn create_token(
     }
 }
 
+/// Locks the data directory for one gate process (`gate.lock`, an OS file
+/// lock released when the process ends, however it ends). The embedded store
+/// belongs to one gate: recovery at start reads every claim it finds as
+/// stale, which is only true when no other gate runs on the same store.
+/// Keep the returned file for as long as the gate serves.
+pub fn lock_data_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let path = dir.join("gate.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::other(format!(
+            "another gate serves the data directory {} (it holds {}); one gate per embedded store",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Reads the whole trail from the store and checks the chain.
 pub async fn verify_store_audit(store: &dyn Store) -> Result<AuditVerification, StoreError> {
     let mut entries = Vec::new();
@@ -99,26 +124,26 @@ pub async fn serve_with(
     extra: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match gate.reconcile().await {
+    // Before any request: settle what a crash left in flight. A write that
+    // cannot be settled now (its target unreachable, its connector not
+    // configured) stays in flight, visibly, and the sweep retries it.
+    match gate.recover_at_start().await {
         Ok(settled) => {
             for (id, status) in settled {
                 tracing::warn!(write = %id, status = status.as_str(), "settled after restart");
             }
         }
-        Err(e) => {
-            return Err(std::io::Error::other(format!(
-                "reconcile after restart: {e}"
-            )))
-        }
+        Err(e) => tracing::error!(error = %e, "recovery at start; the sweep retries"),
     }
     let sweeper = {
         let gate = gate.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            let mut tick = tokio::time::interval(gate.config().sweep_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = gate.expire_due().await {
-                    tracing::error!(error = %e, "expiring held writes");
+                if let Err(e) = gate.sweep().await {
+                    tracing::error!(error = %e, "sweeping in-flight and expired writes");
                 }
             }
         })

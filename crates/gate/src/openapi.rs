@@ -37,6 +37,9 @@ use utoipa::OpenApi as _;
         recourse_client::ApproveRequest,
         recourse_client::RejectRequest,
         recourse_client::RollbackRequest,
+        recourse_client::ResolveRequest,
+        recourse_client::WriteAction,
+        recourse_client::Permission,
         recourse_client::FreezeRequest,
         recourse_client::FreezeState,
         recourse_client::RewindRequest,
@@ -91,7 +94,12 @@ const ROUTES: &[(&str, HttpMethod, &str)] = &[
     (
         "/v1/writes/{id}/rollback",
         HttpMethod::Post,
-        "Roll back an executed write (RollbackRequest); incident lead",
+        "Roll back an executed write, or one whose rollback did not verify (RollbackRequest); incident lead",
+    ),
+    (
+        "/v1/writes/{id}/resolve",
+        HttpMethod::Post,
+        "Settle a write whose outcome is unknown: it ran or it did not (ResolveRequest); incident lead",
     ),
     ("/v1/catalog", HttpMethod::Get, "The catalog"),
     (

@@ -48,27 +48,14 @@ impl From<ClientError> for BackendError {
 }
 
 impl From<GateError> for BackendError {
+    /// The same code, message and field the HTTP API gives (one mapping,
+    /// [`GateError::code`] and [`GateError::public_message`]).
     fn from(e: GateError) -> Self {
-        let code = match &e {
-            GateError::Invalid { field, message } => {
-                return BackendError {
-                    code: "invalid".into(),
-                    message: message.clone(),
-                    field: Some(field.clone()),
-                }
-            }
-            GateError::Unauthorized(_) => "unauthorized",
-            GateError::Forbidden(_) => "forbidden",
-            GateError::NotFound(_) => "not_found",
-            GateError::Conflict { code, .. } => code,
-            GateError::TooLarge(_) => "too_large",
-            GateError::Target(_) => "target",
-            GateError::Store(inner) => {
-                tracing::error!(error = %inner, "store error");
-                return BackendError::new("internal", "internal error; the gate logged it");
-            }
-        };
-        BackendError::new(code, e.to_string())
+        BackendError {
+            code: e.code().to_string(),
+            message: e.public_message(),
+            field: e.field().map(str::to_string),
+        }
     }
 }
 

@@ -354,7 +354,12 @@ pub fn render_write(rec: &WriteRecord, waited: Option<f64>) -> CallToolResult {
             )
         }
         WriteStatus::Approved | WriteStatus::Executing => {
-            format!("{}: write `{id}` was approved and is about to run or running; it has not finished yet.", cap(status))
+            let waiting = rec
+                .waiting
+                .as_deref()
+                .map(|w| format!(" It is waiting: {w}."))
+                .unwrap_or_default();
+            format!("{}: write `{id}` was approved and is about to run or running; it has not finished yet.{waiting}", cap(status))
         }
         WriteStatus::Refused => {
             is_error = true;
@@ -378,9 +383,22 @@ pub fn render_write(rec: &WriteRecord, waited: Option<f64>) -> CallToolResult {
                 .clone()
                 .and_then(|n| n.1)
                 .unwrap_or_else(|| "no detail".into());
+            format!("Failed: write `{id}` did not run ({why}). Nothing changed.")
+        }
+        WriteStatus::OutcomeUnknown => {
+            is_error = true;
+            let why = note
+                .clone()
+                .and_then(|n| n.1)
+                .unwrap_or_else(|| "no detail".into());
             format!(
-                "Failed: write `{id}` did not complete ({why}). A person must check the target."
+                "Outcome unknown: whether write `{id}` took effect cannot be told ({why}). \
+                 An incident lead checks the target and settles it; do not submit it again."
             )
+        }
+        WriteStatus::RollbackFailed => {
+            is_error = true;
+            format!("Rollback did not verify: write `{id}` ran, and undoing it did not check out against its capture. An incident lead looks and rolls back again.")
         }
         WriteStatus::RollingBack => {
             format!("Rolling back: write `{id}` ran and is being undone now.")

@@ -1,29 +1,62 @@
 import { describe, expect, it } from "vitest";
-import type { Role } from "../bindings";
-import { abilities, actionsFor } from "./roles";
+import { PERMISSIONS } from "../bindings";
+import type { Role, WriteAction } from "../bindings";
+import { abilities, buttonsFor, can, tabsFor } from "./roles";
 
-describe("role gating", () => {
-  it("offers approve and reject to reviewers only on held writes", () => {
-    expect(actionsFor("reviewer", "held")).toEqual({ approve: true, reject: true, rollback: false });
-    expect(actionsFor("reviewer", "executed")).toEqual({ approve: false, reject: false, rollback: false });
+const ROLES: Role[] = ["agent", "reviewer", "risk_officer", "incident_lead", "admin"];
+
+describe("tabs by role", () => {
+  it("gives an agent the queue only: no catalog, audit or rewind", () => {
+    expect(tabsFor("agent")).toEqual(["queue"]);
   });
-  it("offers rollback to incident leads only on executed writes", () => {
-    expect(actionsFor("incident_lead", "executed")).toEqual({ approve: false, reject: false, rollback: true });
-    expect(actionsFor("incident_lead", "held").rollback).toBe(false);
+  it("gives reviewers and risk officers the catalog and the audit trail, not rewind", () => {
+    expect(tabsFor("reviewer")).toEqual(["queue", "catalog", "audit"]);
+    expect(tabsFor("risk_officer")).toEqual(["queue", "catalog", "audit"]);
+  });
+  it("gives incident leads and admins rewind too", () => {
+    expect(tabsFor("incident_lead")).toEqual(["queue", "catalog", "audit", "incident"]);
+    expect(tabsFor("admin")).toEqual(["queue", "catalog", "audit", "incident"]);
+  });
+  it("gives nothing without a role", () => {
+    expect(tabsFor(null)).toEqual([]);
+    expect(Object.values(abilities(null)).some(Boolean)).toBe(false);
+  });
+  it("gives the freeze switch to incident leads and admins only", () => {
+    expect(ROLES.filter((r) => abilities(r).freeze)).toEqual(["incident_lead", "admin"]);
+  });
+  it("reads the generated matrix, not a copy of it", () => {
+    for (const role of ROLES) {
+      for (const p of PERMISSIONS.admin) {
+        expect(can(role, p)).toBe((PERMISSIONS[role] as readonly string[]).includes(p));
+      }
+    }
+  });
+});
+
+describe("buttons by actions", () => {
+  const all: WriteAction[] = ["approve", "reject", "rollback", "resolve"];
+  it("shows approve and reject only when the gate lists them", () => {
+    expect(buttonsFor("reviewer", ["approve", "reject"])).toEqual({ approve: true, reject: true, rollback: false, resolve: false });
+    expect(buttonsFor("reviewer", ["reject"])).toEqual({ approve: false, reject: true, rollback: false, resolve: false });
+    expect(buttonsFor("reviewer", [])).toEqual({ approve: false, reject: false, rollback: false, resolve: false });
+  });
+  it("never shows a reviewer a rollback button, even if the gate listed one", () => {
+    expect(buttonsFor("reviewer", all).rollback).toBe(false);
+    expect(buttonsFor("reviewer", all).resolve).toBe(false);
+  });
+  it("shows an incident lead rollback and resolve as listed, never approve", () => {
+    expect(buttonsFor("incident_lead", ["rollback"])).toEqual({ approve: false, reject: false, rollback: true, resolve: false });
+    expect(buttonsFor("incident_lead", ["resolve"])).toEqual({ approve: false, reject: false, rollback: false, resolve: true });
+    expect(buttonsFor("incident_lead", all).approve).toBe(false);
+  });
+  it("shows nothing when the gate sent no actions", () => {
+    for (const role of ROLES) {
+      expect(Object.values(buttonsFor(role, undefined)).some(Boolean)).toBe(false);
+    }
   });
   it("never offers a risk officer or an agent a write action", () => {
     for (const role of ["risk_officer", "agent"] as Role[]) {
-      for (const status of ["held", "executed"] as const) {
-        expect(actionsFor(role, status)).toEqual({ approve: false, reject: false, rollback: false });
-      }
-      expect(abilities(role).freeze).toBe(false);
+      expect(Object.values(buttonsFor(role, all)).some(Boolean)).toBe(false);
     }
-  });
-  it("gives the freeze switch to incident leads and admins only", () => {
-    const who = (["agent", "reviewer", "risk_officer", "incident_lead", "admin"] as Role[]).filter((r) => abilities(r).freeze);
-    expect(who).toEqual(["incident_lead", "admin"]);
-  });
-  it("offers nothing without a role", () => {
-    expect(Object.values(abilities(null)).some(Boolean)).toBe(false);
   });
 });

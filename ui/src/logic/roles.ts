@@ -1,38 +1,55 @@
-// What each role may do, as the gate enforces it (contract section 7). The
-// console offers only these; the gate still decides.
-import type { Role } from "../bindings";
+// What the signed-in role may do comes from the gate's own matrix
+// (`PERMISSIONS`, generated into bindings.ts from
+// crates/client/src/permissions.rs); what may be done to one write now comes
+// from the gate's `actions` on it (role, status and separation of duties).
+// The console offers only these; the gate still decides.
+import { PERMISSIONS } from "../bindings";
+import type { Permission, Role, WriteAction } from "../bindings";
+
+/** Widened from the generated literal so a lookup takes any permission; the
+ * assignment also checks that every role has a row. */
+const MATRIX: Readonly<Record<Role, readonly Permission[]>> = PERMISSIONS;
+
+export function can(role: Role | null | undefined, p: Permission): boolean {
+  if (!role) return false;
+  return (MATRIX[role] ?? []).includes(p);
+}
 
 export interface Abilities {
-  approve: boolean;
-  reject: boolean;
-  rollback: boolean;
+  /** Freeze and resume the gate. */
   freeze: boolean;
+  /** Rewind: roll back everything since a time. */
   rewind: boolean;
   audit: boolean;
   catalog: boolean;
   /** Sees every write, not only its own. */
   readAll: boolean;
+  /** Approve or reject held writes (for the keyboard hints). */
+  decide: boolean;
 }
 
 export function abilities(role: Role | null | undefined): Abilities {
-  const none: Abilities = {
-    approve: false, reject: false, rollback: false, freeze: false,
-    rewind: false, audit: false, catalog: false, readAll: false,
+  return {
+    freeze: can(role, "freeze"),
+    rewind: can(role, "freeze"),
+    audit: can(role, "read_audit"),
+    catalog: can(role, "read_catalog"),
+    readAll: can(role, "read_all_writes"),
+    decide: can(role, "approve_writes") || can(role, "reject_writes"),
   };
-  switch (role) {
-    case "admin":
-      return { approve: true, reject: true, rollback: true, freeze: true, rewind: true, audit: true, catalog: true, readAll: true };
-    case "reviewer":
-      return { ...none, approve: true, reject: true, audit: true, catalog: true, readAll: true };
-    case "risk_officer":
-      return { ...none, audit: true, catalog: true, readAll: true };
-    case "incident_lead":
-      return { ...none, rollback: true, freeze: true, rewind: true, audit: true, catalog: true, readAll: true };
-    case "agent":
-      return { ...none, catalog: true };
-    default:
-      return none;
-  }
+}
+
+/** The top bar's pages, in order. */
+export type Tab = "queue" | "catalog" | "audit" | "incident";
+
+export function tabsFor(role: Role | null | undefined): Tab[] {
+  if (!role) return [];
+  const a = abilities(role);
+  const tabs: Tab[] = ["queue"];
+  if (a.catalog) tabs.push("catalog");
+  if (a.audit) tabs.push("audit");
+  if (a.rewind) tabs.push("incident");
+  return tabs;
 }
 
 export function roleLabel(role: Role): string {
@@ -45,15 +62,26 @@ export function roleLabel(role: Role): string {
   }[role];
 }
 
-import type { WriteStatus } from "../bindings";
+export interface Buttons {
+  approve: boolean;
+  reject: boolean;
+  rollback: boolean;
+  /** Settle an `outcome_unknown` write. */
+  resolve: boolean;
+}
 
-/** The actions to offer on one write: what the role may do and what the
- * write's status allows. */
-export function actionsFor(role: Role | null | undefined, status: WriteStatus): { approve: boolean; reject: boolean; rollback: boolean } {
-  const a = abilities(role);
-  return {
-    approve: a.approve && status === "held",
-    reject: a.reject && status === "held",
-    rollback: a.rollback && status === "executed",
-  };
+/** The permission each write action needs. */
+const NEEDS: Record<WriteAction, Permission> = {
+  approve: "approve_writes",
+  reject: "reject_writes",
+  rollback: "roll_back",
+  resolve: "roll_back",
+};
+
+/** The buttons to show on one write: what the gate lists in its `actions`
+ * for this caller, and only where the role's permissions agree (a gate that
+ * sends no `actions` gets no buttons, never a guess from the status). */
+export function buttonsFor(role: Role | null | undefined, actions: readonly WriteAction[] | null | undefined): Buttons {
+  const has = (a: WriteAction) => (actions ?? []).includes(a) && can(role, NEEDS[a]);
+  return { approve: has("approve"), reject: has("reject"), rollback: has("rollback"), resolve: has("resolve") };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { frozenText } from "./text";
+import { frozenText, STATUS_TEXT, statusNote } from "./text";
 
 describe("frozenText", () => {
   const now = Date.parse("2026-03-01T12:10:00Z");
@@ -10,5 +10,14 @@ describe("frozenText", () => {
   it("copes with missing fields", () => {
     expect(frozenText({}, now)).toBe("Frozen by an unknown user");
     expect(frozenText({ by: "lee", at: "not a date", reason: "" }, now)).toBe("Frozen by lee");
+  });
+});
+
+describe("statuses in plain words", () => {
+  it("says what the statuses that wait for a person mean", () => {
+    expect(STATUS_TEXT.outcome_unknown).toBe("outcome unknown — an incident lead must check");
+    expect(STATUS_TEXT.rollback_failed).toBe("rollback did not verify");
+    expect(statusNote("outcome_unknown")).toMatch(/incident lead/);
+    expect(statusNote("held")).toBeNull();
   });
 });

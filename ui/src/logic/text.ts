@@ -41,7 +41,24 @@ export const STATUS_TEXT: Record<WriteStatus, string> = {
   failed: "failed",
   rolling_back: "rolling back",
   rolled_back: "rolled back",
+  outcome_unknown: "outcome unknown — an incident lead must check",
+  rollback_failed: "rollback did not verify",
 };
+
+/** A sentence for the statuses that wait for a person, shown on the write's
+ * page under its status; `null` for the others. */
+export function statusNote(s: WriteStatus): string | null {
+  switch (s) {
+    case "outcome_unknown":
+      return "Whether this write took effect cannot be told from the target. An incident lead must check the target and settle it: it ran, or it did not.";
+    case "rollback_failed":
+      return "A rollback ran and did not verify against what was captured. An incident lead must look at the items below and roll back again.";
+    case "failed":
+      return "Nothing ran: it failed before it changed anything.";
+    default:
+      return null;
+  }
+}
 
 /** What to tell a person about a failed command. Says plainly whether the
  * gate got the request at all. */

@@ -2,11 +2,22 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import type { Bearer, ConsoleError, Role, WriteSummary } from "../api";
 import { countQueue, emptyFilter, facets, filterQueue, moveSelection, relative, sortQueue, type QueueFilter } from "../logic/queue";
-import { actionsFor } from "../logic/roles";
+import { abilities, buttonsFor } from "../logic/roles";
 import { describeError, REASON_TITLE, STATUS_TEXT } from "../logic/text";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 
-export type StatusTab = "held" | "executed" | "all";
+export type StatusTab = "held" | "executed" | "outcome_unknown" | "all";
+
+const TABS: StatusTab[] = ["held", "executed", "outcome_unknown", "all"];
+const TAB_LABEL: Record<StatusTab, string> = { held: "Held", executed: "Executed", outcome_unknown: "Outcome unknown", all: "All" };
+/** "12 shown of 40 …" */
+const TAB_NOUN: Record<StatusTab, string> = { held: "held", executed: "executed", outcome_unknown: "with an unknown outcome", all: "writes" };
+const TAB_EMPTY: Record<StatusTab, string> = {
+  held: "No held writes.",
+  executed: "No executed writes.",
+  outcome_unknown: "No writes with an unknown outcome.",
+  all: "No writes.",
+};
 
 const ROW = 64;
 
@@ -69,7 +80,7 @@ export function QueueView(props: {
         searchRef.current?.focus();
         e.preventDefault();
       } else if ((e.key === "a" || e.key === "r") && sel) {
-        const acts = actionsFor(props.role, sel.status);
+        const acts = buttonsFor(props.role, sel.actions);
         if (e.key === "a" && acts.approve) setDecide({ kind: "approve", write: sel });
         if (e.key === "r" && acts.reject) setDecide({ kind: "reject", write: sel });
         e.preventDefault();
@@ -79,15 +90,15 @@ export function QueueView(props: {
     return () => window.removeEventListener("keydown", onKey);
   }, [ids, selected, shown, decide, props, virt]);
 
-  const acts = actionsFor(props.role, "held");
+  const decides = abilities(props.role).decide;
 
   return (
     <div className="queue">
       <div className="toolbar">
         <div className="segmented" role="tablist">
-          {(["held", "executed", "all"] as StatusTab[]).map((t) => (
+          {TABS.map((t) => (
             <button key={t} className={props.statusTab === t ? "active" : ""} onClick={() => props.onStatusTab(t)} data-testid={`tab-${t}`}>
-              {t === "held" ? "Held" : t === "executed" ? "Executed" : "All"}
+              {TAB_LABEL[t]}
             </button>
           ))}
         </div>
@@ -125,12 +136,12 @@ export function QueueView(props: {
           <span className="warn">The list is unavailable: the gate did not answer.</span>
         ) : (
         <span>
-          <strong>{counts.shown}</strong> shown of {counts.total} {props.statusTab === "all" ? "writes" : props.statusTab}
+          <strong>{counts.shown}</strong> shown of {counts.total} {TAB_NOUN[props.statusTab]}
         </span>
         )}
         <span className={counts.closingSoon ? "warn" : "muted"}>{counts.closingSoon} with a window closing within the hour</span>
         <span className={counts.thirdParty ? "warn" : "muted"}>{counts.thirdParty} where a third party pays if reversal fails</span>
-        <span className="muted small keys">j/k move · Enter open{acts.approve ? " · a approve · r reject" : ""} · / search</span>
+        <span className="muted small keys">j/k move · Enter open{decides ? " · a approve · r reject" : ""} · / search</span>
       </div>
       {props.error && props.error.kind !== "unreachable" && <div className="banner error">{describeError(props.error)}</div>}
       {props.error && props.writes.length > 0 && (
@@ -140,7 +151,7 @@ export function QueueView(props: {
       )}
       {shown.length === 0 && !props.error && (
         <div className="empty muted" data-testid="queue-empty">
-          {props.writes.length === 0 ? `No ${props.statusTab === "all" ? "" : props.statusTab + " "}writes.` : "Nothing matches the filters."}
+          {props.writes.length === 0 ? TAB_EMPTY[props.statusTab] : "Nothing matches the filters."}
         </div>
       )}
       <div className="list" ref={scrollRef} data-testid="queue-list">
@@ -163,7 +174,9 @@ export function QueueView(props: {
                     {w.intent || "(no intent given)"}
                   </button>
                   <div className="muted small ellipsis">
-                    <span className={`status s-${w.status}`}>{STATUS_TEXT[w.status]}</span> {w.agent} · {w.connector} · {w.touches.join(", ")}
+                    <span className={`status s-${w.status}`}>{STATUS_TEXT[w.status]}</span>
+                    {w.waiting ? <span className="waiting" title={w.waiting}> · not moving: {w.waiting}</span> : null} {w.agent} · {w.connector} ·{" "}
+                    {w.touches.join(", ")}
                   </div>
                 </div>
                 <div className="qreasons">

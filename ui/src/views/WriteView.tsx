@@ -3,10 +3,11 @@ import { call, commands } from "../api";
 import type { ConsoleError, Role, WriteRecord } from "../api";
 import { coverageOf, pathTo, planSteps, whoPays } from "../logic/graph";
 import { moveSelection, relative } from "../logic/queue";
-import { actionsFor } from "../logic/roles";
-import { describeError, EVIDENCE_TEXT, REASON_TITLE, STATUS_TEXT } from "../logic/text";
+import { buttonsFor } from "../logic/roles";
+import { describeError, EVIDENCE_TEXT, REASON_TITLE, STATUS_TEXT, statusNote } from "../logic/text";
 import { BlastGraph, Legend } from "./BlastGraph";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
+import { ResolveDialog } from "./ResolveDialog";
 import { RollbackDialog } from "./RollbackDialog";
 
 function fmt(iso: string | null | undefined): string {
@@ -29,7 +30,7 @@ export function WriteView(props: {
   const [w, setW] = useState<WriteRecord | null>(null);
   const [error, setError] = useState<ConsoleError | null>(null);
   const [node, setNode] = useState<string | null>(null);
-  const [dialog, setDialog] = useState<DecideKind | "rollback" | null>(null);
+  const [dialog, setDialog] = useState<DecideKind | "rollback" | "resolve" | null>(null);
   const theme = document.documentElement.dataset.theme ?? "light";
   const { onError } = props;
 
@@ -48,7 +49,8 @@ export function WriteView(props: {
     load();
   }, [load, props.tick]);
 
-  const acts = w ? actionsFor(props.role, w.status) : { approve: false, reject: false, rollback: false };
+  // What the gate says this caller may do to it now (and the role agrees).
+  const acts = buttonsFor(props.role, w?.actions);
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -107,6 +109,16 @@ export function WriteView(props: {
             · {w.id} · by <strong>{w.agent}</strong> · {w.connector} · submitted {relative(w.created_at)}
             {w.expires_at ? ` · expires ${relative(w.expires_at)}` : ""}
           </div>
+          {statusNote(w.status) && (
+            <p className="small warn" data-testid="status-note">
+              {statusNote(w.status)}
+            </p>
+          )}
+          {w.waiting && (
+            <p className="small waiting" data-testid="write-waiting">
+              Not moving: {w.waiting}
+            </p>
+          )}
         </div>
         <div className="actions">
           {acts.approve && (
@@ -121,7 +133,12 @@ export function WriteView(props: {
           )}
           {acts.rollback && (
             <button className="danger" onClick={() => setDialog("rollback")} data-testid="rollback">
-              Roll back…
+              {w.status === "rollback_failed" ? "Roll back again…" : "Roll back…"}
+            </button>
+          )}
+          {acts.resolve && (
+            <button className="danger" onClick={() => setDialog("resolve")} data-testid="resolve">
+              Settle: did it run?…
             </button>
           )}
         </div>
@@ -315,6 +332,18 @@ export function WriteView(props: {
           kind={dialog}
           writeId={w.id}
           intent={w.proposal.intent ?? ""}
+          onClose={() => setDialog(null)}
+          onDone={(rec) => {
+            setW(rec);
+            setDialog(null);
+            props.onChanged();
+          }}
+          onError={props.onError}
+        />
+      )}
+      {dialog === "resolve" && (
+        <ResolveDialog
+          write={w}
           onClose={() => setDialog(null)}
           onDone={(rec) => {
             setW(rec);

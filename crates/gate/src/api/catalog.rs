@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use recourse_client::{Neighbour, ResourceView, Role};
+use recourse_client::{Neighbour, Permission, ResourceView};
 use recourse_core::catalog::Link;
 use recourse_core::{Catalog, CatalogGraph};
 use serde_json::json;
@@ -20,15 +20,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/catalog/resources/{*id}", get(resource))
 }
 
-fn may_read(caller: &crate::auth::Caller) -> Result<(), GateError> {
-    caller.require(
-        &[Role::Reviewer, Role::RiskOfficer, Role::IncidentLead],
-        "reviewers, risk officers and incident leads read the catalog",
-    )
-}
-
 async fn show(State(gate): State<AppState>, Auth(caller): Auth) -> Result<Json<Catalog>, ApiError> {
-    may_read(&caller)?;
+    caller.allow(Permission::ReadCatalog)?;
     Ok(Json(gate.catalog_graph().await?.catalog().clone()))
 }
 
@@ -39,7 +32,7 @@ async fn upsert(
     Auth(caller): Auth,
     Body(add): Body<Catalog>,
 ) -> Result<Json<Catalog>, ApiError> {
-    caller.require(&[Role::RiskOfficer], "risk officers edit the catalog")?;
+    caller.allow(Permission::EditCatalog)?;
     // Validate the batch on its own (duplicates, ids), then merged.
     let mut own = add.clone();
     let current = gate.catalog_graph().await?.catalog().clone();
@@ -69,7 +62,7 @@ async fn resource(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ResourceView>, ApiError> {
-    may_read(&caller)?;
+    caller.allow(Permission::ReadCatalog)?;
     let graph = gate.catalog_graph().await?;
     let resource = graph
         .get(&id)

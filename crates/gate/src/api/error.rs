@@ -1,4 +1,5 @@
-//! One error shape for every endpoint: `{"error": {"code", "message", "field"?}}`.
+//! One error shape for every endpoint: `{"error": {"code", "message", "field"?}}`,
+//! from [`GateError`]'s own status and code.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,39 +18,28 @@ impl From<GateError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError(GateError::Store(e))
+        ApiError(e.into())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, field) = match &self.0 {
-            GateError::Invalid { field, .. } => {
-                (StatusCode::BAD_REQUEST, "invalid", Some(field.clone()))
-            }
-            GateError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", None),
-            GateError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
-            GateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
-            GateError::Conflict { code, .. } => (StatusCode::CONFLICT, *code, None),
-            GateError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
-            GateError::Target(_) => (StatusCode::BAD_GATEWAY, "target", None),
-            GateError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
-        };
-        let message = match &self.0 {
-            GateError::Invalid { message, .. } => message.clone(),
-            GateError::Store(e) => {
-                tracing::error!(error = %e, "store error");
-                "internal error; the gate logged it".to_string()
-            }
-            other => other.to_string(),
-        };
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
             error: ErrorDetail {
-                code: code.to_string(),
-                message,
-                field,
+                code: self.0.code().to_string(),
+                message: self.0.public_message(),
+                field: self.0.field().map(str::to_string),
             },
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
     }
 }

@@ -1,7 +1,9 @@
 //! The gate itself: health, metrics, who am I, freeze, rewind, tokens,
 //! events, the OpenAPI document.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::header;
@@ -9,13 +11,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
 use recourse_client::{
-    FreezeRequest, FreezeState, RewindReport, RewindRequest, TokenCreated, TokenRequest, WhoAmI,
+    FreezeRequest, FreezeState, GateEvent, Permission, RewindReport, RewindRequest, TokenCreated,
+    TokenRequest, WhoAmI,
 };
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::StreamExt;
 
 use super::{ApiError, AppState, Auth, Body};
 
@@ -99,7 +102,7 @@ async fn create_token(
     Auth(caller): Auth,
     Body(req): Body<TokenRequest>,
 ) -> Result<Json<TokenCreated>, ApiError> {
-    caller.require(&[], "admins create tokens")?;
+    caller.allow(Permission::ManageTokens)?;
     let token = crate::create_token(
         gate.store().as_ref(),
         &caller.name,
@@ -116,15 +119,201 @@ async fn create_token(
 }
 
 /// Server-sent events: one `write` event per change of a write's status,
-/// `gate.frozen` / `gate.resumed`. Agents may listen too (they see ids only).
+/// `gate.frozen` / `gate.resumed`. Whoever may read every write gets every
+/// event; an agent gets its own writes' events only (and the gate's own,
+/// which `GET /v1/freeze` tells it anyway). Every stream ends when the
+/// caller's token expires: an expired token must not go on listening.
 async fn events(
     State(gate): State<AppState>,
-    Auth(_): Auth,
+    Auth(caller): Auth,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = BroadcastStream::new(gate.subscribe()).filter_map(|e| {
-        let e = e.ok()?;
-        let data = serde_json::to_string(&e).ok()?;
-        Some(Ok(Event::default().event(e.kind.clone()).data(data)))
-    });
+    let audience = Audience::of(&caller, gate.clone());
+    let stream = BroadcastStream::new(gate.subscribe())
+        .filter_map(move |e| {
+            let audience = audience.clone();
+            async move {
+                let e = e.ok()?;
+                if !audience.sees(&e).await {
+                    return None;
+                }
+                let data = serde_json::to_string(&e).ok()?;
+                Some(Ok(Event::default().event(e.kind.clone()).data(data)))
+            }
+        })
+        .take_until(until(caller.expires_at));
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Resolves when a token that expires at `at` stops working; never for
+/// one that does not expire.
+async fn until(at: Option<DateTime<Utc>>) {
+    match at {
+        Some(t) => tokio::time::sleep((t - Utc::now()).to_std().unwrap_or_default()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Who a stream is for: everything, or one agent's writes.
+#[derive(Clone)]
+struct Audience {
+    gate: AppState,
+    /// `None`: the caller reads every write.
+    agent: Option<Arc<str>>,
+    /// Write id -> whether it is the agent's. A write's agent never
+    /// changes, so one lookup per write serves every later event of it.
+    owned: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+/// Bounds the memory of a long-lived agent stream.
+const OWNED_CACHE: usize = 4096;
+
+impl Audience {
+    fn of(caller: &crate::auth::Caller, gate: AppState) -> Self {
+        Self {
+            gate,
+            agent: (!caller.can(Permission::ReadAllWrites))
+                .then(|| Arc::from(caller.name.as_str())),
+            owned: Arc::default(),
+        }
+    }
+
+    async fn sees(&self, e: &GateEvent) -> bool {
+        let Some(agent) = &self.agent else {
+            return true;
+        };
+        let Some(id) = &e.write_id else {
+            return true;
+        };
+        if let Some(known) = self.owned.lock().ok().and_then(|m| m.get(id).copied()) {
+            return known;
+        }
+        // Fail closed: a write that cannot be looked up is not shown. Only
+        // an answer is remembered, so a store hiccup hides one event, not
+        // the write's later ones.
+        let mine = match self.gate.store().write(id).await {
+            Ok(Some((w, _))) => w.agent == **agent,
+            Ok(None) | Err(_) => return false,
+        };
+        if let Ok(mut m) = self.owned.lock() {
+            if m.len() >= OWNED_CACHE {
+                m.clear();
+            }
+            m.insert(id.clone(), mine);
+        }
+        mine
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body as HttpBody;
+    use axum::http::{Request, StatusCode};
+    use recourse_client::{Role, WriteRecord};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::auth::Caller;
+    use crate::store::MemoryStore;
+    use crate::{Gate, GateConfig};
+
+    fn gate_over(store: Arc<MemoryStore>) -> AppState {
+        Arc::new(Gate::new(store, Vec::new(), GateConfig::default()))
+    }
+
+    fn record(id: &str, agent: &str) -> WriteRecord {
+        serde_json::from_value(json!({
+            "id": id, "agent": agent, "status": "held", "connector": "fake",
+            "proposal": {"intent": "test", "action": {}},
+            "decision": {"decision": "hold", "reasons": [], "blast_radius": [], "bearers": [],
+                         "evidence": [], "steps": []},
+            "proposal_hash": "p", "decision_hash": "d", "submitted_hash": "s",
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "required_approvals": 1
+        }))
+        .unwrap()
+    }
+
+    fn event(write_id: Option<&str>) -> GateEvent {
+        GateEvent {
+            kind: "write".into(),
+            write_id: write_id.map(str::to_string),
+            status: None,
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_hears_only_its_own_writes() {
+        let store = Arc::new(MemoryStore::new());
+        store.put_write_raw(record("w-own", "bot"));
+        store.put_write_raw(record("w-other", "other-bot"));
+        let gate = gate_over(store);
+
+        let agent = Audience::of(&Caller::new("bot", Role::Agent), gate.clone());
+        assert!(agent.sees(&event(Some("w-own"))).await);
+        assert!(!agent.sees(&event(Some("w-other"))).await);
+        assert!(!agent.sees(&event(Some("w-missing"))).await);
+        // The gate's own events (freeze, resume) carry no write.
+        assert!(agent.sees(&event(None)).await);
+        // Answered from what it already looked up.
+        assert!(agent.sees(&event(Some("w-own"))).await);
+        assert!(!agent.sees(&event(Some("w-other"))).await);
+
+        for role in [
+            Role::Reviewer,
+            Role::RiskOfficer,
+            Role::IncidentLead,
+            Role::Admin,
+        ] {
+            let reader = Audience::of(&Caller::new("r", role), gate.clone());
+            assert!(reader.sees(&event(Some("w-other"))).await, "{role:?}");
+            assert!(reader.sees(&event(Some("w-missing"))).await, "{role:?}");
+        }
+    }
+
+    async fn open_events(gate: AppState, token: &str) -> axum::response::Response {
+        super::super::router(gate)
+            .oneshot(
+                Request::get("/v1/events")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(HttpBody::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_when_its_token_expires() {
+        let store = Arc::new(MemoryStore::new());
+        let gate = gate_over(store.clone());
+        let soon = Utc::now() + chrono::Duration::milliseconds(400);
+        let short =
+            crate::create_token(store.as_ref(), "test", "short", Role::Reviewer, Some(soon))
+                .await
+                .unwrap();
+        let long = crate::create_token(store.as_ref(), "test", "long", Role::Reviewer, None)
+            .await
+            .unwrap();
+
+        let resp = open_events(gate.clone(), &short).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let ended = tokio::time::timeout(
+            Duration::from_secs(10),
+            axum::body::to_bytes(resp.into_body(), usize::MAX),
+        )
+        .await;
+        assert!(ended.is_ok(), "the stream outlived its token");
+
+        let resp = open_events(gate, &long).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let open = tokio::time::timeout(
+            Duration::from_millis(800),
+            axum::body::to_bytes(resp.into_body(), usize::MAX),
+        )
+        .await;
+        assert!(open.is_err(), "a stream without expiry ended on its own");
+    }
 }

@@ -7,6 +7,9 @@ mod error;
 mod gate;
 mod writes;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
@@ -79,6 +82,7 @@ impl FromRequestParts<AppState> for Auth {
         Ok(Auth(Caller {
             name: row.name,
             role: row.role,
+            expires_at: row.expires_at,
         }))
     }
 }

@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use recourse_client::{
-    ApproveRequest, RejectRequest, Role, RollbackRequest, WriteRecord, WriteStatus, WriteSummary,
+    ApproveRequest, Permission, RejectRequest, ResolveRequest, RollbackRequest, WriteRecord,
+    WriteStatus, WriteSummary,
 };
 use serde::Deserialize;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/writes/{id}/approve", post(approve))
         .route("/v1/writes/{id}/reject", post(reject))
         .route("/v1/writes/{id}/rollback", post(rollback))
+        .route("/v1/writes/{id}/resolve", post(resolve))
 }
 
 /// 201 with the new write; 200 with the first one for a repeated key.
@@ -29,7 +31,8 @@ async fn submit(
     Auth(caller): Auth,
     Body(body): Body<serde_json::Value>,
 ) -> Result<(StatusCode, Json<WriteRecord>), ApiError> {
-    let (record, created) = gate.submit(&caller, body).await?;
+    let (mut record, created) = gate.submit(&caller, body).await?;
+    record.actions = gate.actions_for(&caller, &record);
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -75,7 +78,7 @@ async fn list(
         return Err(GateError::invalid("limit", "must be at least 1").into());
     }
     // Agents see their own writes only.
-    let agent = if caller.role == Role::Agent {
+    let agent = if !caller.can(Permission::ReadAllWrites) {
         Some(caller.name.clone())
     } else {
         q.agent
@@ -88,7 +91,11 @@ async fn list(
     // Expiry is settled by the gate's sweeper (every 30 s) and checked again
     // on every approval, not on each list: a queue of 10,000 held writes is
     // read often.
-    Ok(Json(gate.store().summaries(&filter).await?))
+    let mut list = gate.store().summaries(&filter).await?;
+    for s in &mut list {
+        s.actions = crate::lifecycle::summary_actions(&caller, s);
+    }
+    Ok(Json(list))
 }
 
 async fn show(
@@ -105,7 +112,9 @@ async fn approve(
     Path(id): Path<String>,
     Body(req): Body<ApproveRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    Ok(Json(gate.approve(&caller, &id, req.comment).await?))
+    let mut rec = gate.approve(&caller, &id, req.comment).await?;
+    rec.actions = gate.actions_for(&caller, &rec);
+    Ok(Json(rec))
 }
 
 async fn reject(
@@ -114,7 +123,9 @@ async fn reject(
     Path(id): Path<String>,
     Body(req): Body<RejectRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    Ok(Json(gate.reject(&caller, &id, req.reason).await?))
+    let mut rec = gate.reject(&caller, &id, req.reason).await?;
+    rec.actions = gate.actions_for(&caller, &rec);
+    Ok(Json(rec))
 }
 
 async fn rollback(
@@ -123,7 +134,19 @@ async fn rollback(
     Path(id): Path<String>,
     Body(req): Body<RollbackRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    Ok(Json(
-        gate.rollback(&caller, &id, req.reason, req.force).await?,
-    ))
+    let mut rec = gate.rollback(&caller, &id, req.reason, req.force).await?;
+    rec.actions = gate.actions_for(&caller, &rec);
+    Ok(Json(rec))
+}
+
+/// An incident lead settles a write whose outcome the gate cannot know.
+async fn resolve(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ResolveRequest>,
+) -> Result<Json<WriteRecord>, ApiError> {
+    let mut rec = gate.resolve(&caller, &id, req.executed, req.reason).await?;
+    rec.actions = gate.actions_for(&caller, &rec);
+    Ok(Json(rec))
 }

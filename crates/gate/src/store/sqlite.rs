@@ -1,6 +1,4 @@
-//! Durable state behind one trait: the embedded SQLite store here; a shared
-//! PostgreSQL store for several gates implements the same trait. Nothing the
-//! gate decides on lives only in process memory.
+//! The embedded store: one SQLite file in the data directory.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -8,105 +6,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use recourse_client::{AuditEntry, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, WriteSummary};
 use recourse_core::{Catalog, Edge, Resource};
-use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::{
+    decode_freeze, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted, StoreError,
+    TokenRow, TokenStore, WriteFilter, WriteStore,
+};
 use crate::audit::{self, AuditDraft};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("store migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("store holds a record that does not parse: {0}")]
-    Corrupt(String),
-    #[error("a token named `{0}` exists already")]
-    DuplicateToken(String),
-    /// The group commit failed: nothing of the batch was stored.
-    #[error("store commit: {0}")]
-    Commit(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct TokenRow {
-    pub name: String,
-    pub role: Role,
-    pub hash: String,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// What inserting a write found.
-#[derive(Debug)]
-pub enum Inserted {
-    New,
-    /// The same agent already submitted this idempotency key.
-    Existing(Box<WriteRecord>),
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct WriteFilter {
-    pub status: Option<WriteStatus>,
-    pub agent: Option<String>,
-    pub limit: Option<i64>,
-}
-
-#[async_trait]
-pub trait Store: Send + Sync {
-    async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError>;
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError>;
-
-    /// The whole catalog and its version (bumped by every change).
-    async fn catalog(&self) -> Result<(Catalog, i64), StoreError>;
-    async fn catalog_version(&self) -> Result<i64, StoreError>;
-    /// Adds resources and edges. With `replace`, existing ones take the new
-    /// values (a risk officer's edit); without, existing ones are kept (a
-    /// connector adding what it discovered).
-    async fn upsert_catalog(
-        &self,
-        add: &Catalog,
-        replace: bool,
-        audit: Option<AuditDraft>,
-    ) -> Result<i64, StoreError>;
-
-    /// Inserts a new write, or returns the one with the same agent and
-    /// idempotency key. One transaction with its audit entry.
-    async fn insert_write(
-        &self,
-        record: &WriteRecord,
-        audit: AuditDraft,
-    ) -> Result<Inserted, StoreError>;
-    /// A write and its version, for compare-and-set updates.
-    async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError>;
-    async fn write_by_key(&self, agent: &str, key: &str)
-        -> Result<Option<WriteRecord>, StoreError>;
-    async fn summaries(&self, filter: &WriteFilter) -> Result<Vec<WriteSummary>, StoreError>;
-    async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError>;
-    /// Replaces a write if its version is still `expected`, with its audit
-    /// entry, in one transaction. False when someone else changed it first.
-    async fn update_write(
-        &self,
-        record: &WriteRecord,
-        expected: i64,
-        audit: AuditDraft,
-    ) -> Result<bool, StoreError>;
-
-    async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError>;
-    async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
-
-    async fn state(&self, key: &str) -> Result<Option<Value>, StoreError>;
-    async fn set_state(
-        &self,
-        key: &str,
-        value: &Value,
-        audit: AuditDraft,
-    ) -> Result<(), StoreError>;
-    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError>;
-}
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -361,7 +271,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl TokenStore for SqliteStore {
     async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         let exists = sqlx::query("SELECT 1 FROM tokens WHERE name = ?")
@@ -402,7 +312,10 @@ impl Store for SqliteStore {
             expires_at: expires.as_deref().map(parse_ts).transpose()?,
         }))
     }
+}
 
+#[async_trait]
+impl CatalogStore for SqliteStore {
     async fn catalog(&self) -> Result<(Catalog, i64), StoreError> {
         // One read transaction, so the version matches the content.
         let mut tx = self.reader.begin().await?;
@@ -447,21 +360,25 @@ impl Store for SqliteStore {
         add: &Catalog,
         replace: bool,
         audit: Option<AuditDraft>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<CatalogUpsert, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let mut changed = 0u64;
+        let before = Self::version_in(&mut tx).await?;
+        let mut applied = Catalog::default();
         let res_sql = if replace {
             "INSERT INTO resources (id, body) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body"
         } else {
             "INSERT INTO resources (id, body) VALUES (?, ?) ON CONFLICT(id) DO NOTHING"
         };
         for r in &add.resources {
-            changed += sqlx::query(res_sql)
+            let n = sqlx::query(res_sql)
                 .bind(&r.id)
                 .bind(to_json(r)?)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if n > 0 {
+                applied.resources.push(r.clone());
+            }
         }
         let edge_sql = if replace {
             "INSERT INTO edges (src, dst, body) VALUES (?, ?, ?) ON CONFLICT(src, dst) DO UPDATE SET body = excluded.body"
@@ -469,30 +386,40 @@ impl Store for SqliteStore {
             "INSERT INTO edges (src, dst, body) VALUES (?, ?, ?) ON CONFLICT(src, dst) DO NOTHING"
         };
         for e in &add.edges {
-            changed += sqlx::query(edge_sql)
+            let n = sqlx::query(edge_sql)
                 .bind(&e.from)
                 .bind(&e.to)
                 .bind(to_json(e)?)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if n > 0 {
+                applied.edges.push(e.clone());
+            }
         }
-        if changed > 0 {
+        let changed = !applied.resources.is_empty() || !applied.edges.is_empty();
+        let after = if changed {
             sqlx::query("UPDATE state SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'")
                 .execute(&mut *tx)
                 .await?;
             if let Some(a) = audit {
                 Self::append_in(&mut tx, a).await?;
             }
-        }
-        let version: String = sqlx::query("SELECT value FROM state WHERE key = 'catalog_version'")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            Self::version_in(&mut tx).await?
+        } else {
+            before
+        };
         tx.commit().await?;
-        Ok(version.parse().unwrap_or(0))
+        Ok(CatalogUpsert {
+            before,
+            after,
+            applied,
+        })
     }
+}
 
+#[async_trait]
+impl WriteStore for SqliteStore {
     async fn insert_write(
         &self,
         record: &WriteRecord,
@@ -572,6 +499,73 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Commit("the committer stopped".into()))?
     }
 
+    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM writes GROUP BY status")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let s: String = r.try_get(0)?;
+            if let Some(status) = WriteStatus::parse(&s) {
+                out.push((status, r.try_get::<i64, _>(1)?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE writes SET claim_owner = ?1, claim_until = ?2 WHERE id = ?3 AND status IN ('approved', 'executing', 'rolling_back') AND (claim_owner = ?1 OR claim_until IS NULL OR claim_until < ?4)",
+        )
+        .bind(owner)
+        .bind(ts(until))
+        .bind(id)
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn release(
+        &self,
+        id: &str,
+        owner: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE writes SET claim_owner = NULL, claim_until = ?1 WHERE id = ?2 AND claim_owner = ?3",
+        )
+        .bind(retry_at.map(ts))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM writes WHERE status IN ('approved', 'executing', 'rolling_back') AND (claim_until IS NULL OR claim_until < ?1) ORDER BY updated_at LIMIT ?2",
+        )
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError> {
         let mut tx = self.writer.begin().await?;
         let entry = Self::append_in(&mut tx, audit).await?;
@@ -585,6 +579,56 @@ impl Store for SqliteStore {
             .bind(limit)
             .fetch_all(&self.reader)
             .await?;
+        Self::audit_rows(&rows)
+    }
+
+    async fn audit_newest(
+        &self,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, actor, action, write_id, body, prev_hash, hash FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?")
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        Self::audit_rows(&rows)
+    }
+}
+
+#[async_trait]
+impl GateStateStore for SqliteStore {
+    async fn freeze(&self) -> Result<FreezeState, StoreError> {
+        let row = sqlx::query("SELECT value FROM state WHERE key = 'freeze'")
+            .fetch_optional(&self.reader)
+            .await?;
+        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        decode_freeze(raw.as_deref())
+    }
+
+    async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(to_json(state)?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    async fn version_in(tx: &mut sqlx::SqliteConnection) -> Result<i64, StoreError> {
+        let v: String = sqlx::query("SELECT value FROM state WHERE key = 'catalog_version'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        v.parse()
+            .map_err(|e| StoreError::Corrupt(format!("catalog version `{v}`: {e}")))
+    }
+
+    fn audit_rows(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<AuditEntry>, StoreError> {
         rows.iter()
             .map(|r| {
                 Ok(AuditEntry {
@@ -599,44 +643,5 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
-    }
-
-    async fn state(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        let row = sqlx::query("SELECT value FROM state WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| json(&r.try_get::<String, _>(0)?)).transpose()
-    }
-
-    async fn set_state(
-        &self,
-        key: &str,
-        value: &Value,
-        audit: AuditDraft,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(to_json(value)?)
-            .execute(&mut *tx)
-            .await?;
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) FROM writes GROUP BY status")
-            .fetch_all(&self.reader)
-            .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let s: String = r.try_get(0)?;
-            if let Some(status) = WriteStatus::parse(&s) {
-                out.push((status, r.try_get::<i64, _>(1)?));
-            }
-        }
-        Ok(out)
     }
 }

@@ -1,0 +1,120 @@
+//! Evaluation: observe the evidence now and decide; and adopting a decision
+//! into a write, with everything that follows from it.
+
+use recourse_client::WriteRecord;
+use recourse_connector::Connector;
+use recourse_core::{
+    decide, CatalogGraph, Decision, EvidenceKind, Observations, Proposal, Reason, ReasonCode,
+    Verdict,
+};
+
+use super::{sha256_json, Gate};
+use crate::error::GateError;
+
+/// What an approval binds to and re-verification compares: the verdict, the
+/// reasons (code and subject), each evidence item's status and each
+/// resource's coverage. Times and wording are left out, so re-observing the
+/// same facts gives the same hash.
+pub fn decision_hash(d: &Decision<'_>) -> String {
+    let mut reasons: Vec<(ReasonCode, String)> =
+        d.reasons.iter().map(|r| (r.code, r.subject())).collect();
+    reasons.sort();
+    let evidence: Vec<(&str, _)> = d
+        .evidence
+        .iter()
+        .map(|e| (e.id.as_ref(), e.status))
+        .collect();
+    let radius: Vec<(&str, bool)> = d
+        .blast_radius
+        .iter()
+        .map(|b| (b.resource.as_ref(), b.covered))
+        .collect();
+    sha256_json(&(d.decision, reasons, evidence, radius))
+}
+
+impl Gate {
+    /// Observes the evidence now and decides, adding the gate's own reasons.
+    /// Returns the decision and whether the gate is frozen.
+    pub(crate) async fn evaluate(
+        &self,
+        graph: &CatalogGraph,
+        id: &str,
+        proposal: &Proposal,
+        connector: &dyn Connector,
+    ) -> Result<(Decision<'static>, bool), GateError> {
+        let mut observations = Observations::new();
+        for (item, _) in proposal.evidence() {
+            if item.kind == EvidenceKind::Window && item.check.is_none() {
+                continue;
+            }
+            let mut seen = connector.observe(id, item).await;
+            if seen.is_none() {
+                for other in self.connectors.values() {
+                    if other.name() != connector.name() {
+                        seen = other.observe(id, item).await;
+                        if seen.is_some() {
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(o) = seen {
+                observations.insert(item.id.clone(), o);
+            }
+        }
+        let mut decision = decide(
+            graph,
+            proposal,
+            &observations,
+            self.now(),
+            &self.config.policy,
+        )
+        .into_owned();
+        let freeze = self.freeze_state().await?;
+        if freeze.frozen {
+            decision.add_reason(
+                Reason {
+                    code: ReasonCode::Frozen,
+                    resource: None,
+                    evidence: None,
+                    step: None,
+                    path: None,
+                    detail: format!(
+                        "the gate was frozen by `{}`{}: nothing runs until an incident lead resumes it",
+                        freeze.by.as_deref().unwrap_or("?"),
+                        freeze.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                },
+                Verdict::Hold,
+            );
+        }
+        Ok((decision, freeze.frozen))
+    }
+
+    /// Distinct approvals a decision calls for: the largest over the bearers
+    /// in its blast radius; none for a refusal.
+    pub(crate) fn required_approvals(&self, decision: &Decision<'_>) -> u32 {
+        if decision.decision == Verdict::Refuse {
+            return 0;
+        }
+        decision
+            .bearers
+            .iter()
+            .map(|b| self.config.approvals.get(b).copied().unwrap_or(1))
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// Makes `decision` the write's decision, and recomputes everything that
+    /// follows from it: its hash (what approvals bind to), the approvals it
+    /// calls for, and the expiry of a hold. The only place any of these is
+    /// set, at submit and whenever re-verification adopts a new decision.
+    pub(crate) fn adopt(&self, rec: &mut WriteRecord, decision: Decision<'static>) {
+        let now = self.now();
+        rec.decision_hash = decision_hash(&decision);
+        rec.required_approvals = self.required_approvals(&decision);
+        rec.expires_at = (decision.decision == Verdict::Hold).then(|| now + self.config.hold_ttl);
+        rec.decision = decision;
+    }
+}

@@ -1,0 +1,252 @@
+//! Running a write: claim it, capture, record the capture, execute, record
+//! the outcome; and settling it from the connector's own evidence when a
+//! step fails.
+
+use std::future::Future;
+
+use recourse_client::{FreezeState, WriteRecord};
+use recourse_connector::{crash_point, Connector, ConnectorError};
+use serde_json::{json, Value};
+
+use super::{Gate, Move, Step};
+use crate::audit::AuditDraft;
+use crate::error::{classify, ErrorClass, GateError};
+
+impl Gate {
+    /// Claims the write for this gate for the length of `work` (the claim is
+    /// renewed while it runs, so a sweep never takes up a write still in
+    /// progress), then releases it, with a backoff when `work` left the
+    /// write waiting.
+    pub(crate) async fn with_claim<T>(
+        &self,
+        id: &str,
+        work: impl Future<Output = Result<T, GateError>>,
+    ) -> Result<T, GateError> {
+        let lease = self.config.claim_lease;
+        let now = self.now();
+        if !self
+            .store
+            .claim(id, &self.instance, now + lease, now)
+            .await?
+        {
+            return Err(GateError::conflict(
+                "in_progress",
+                format!("write `{id}` is being worked on; its outcome will show in its history"),
+            ));
+        }
+        let renew = {
+            let store = self.store.clone();
+            let clock = self.clock.clone();
+            let (id, owner) = (id.to_string(), self.instance.clone());
+            let every = (lease / 3)
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(10));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let now = clock.now();
+                    if let Err(e) = store.claim(&id, &owner, now + lease, now).await {
+                        tracing::warn!(write = %id, error = %e, "renewing a claim");
+                    }
+                }
+            })
+        };
+        let out = work.await;
+        renew.abort();
+        let retry_at = self.pending_retry(id);
+        if let Err(e) = self.store.release(id, &self.instance, retry_at).await {
+            // The lease lapses on its own; the sweep takes the write up then.
+            tracing::warn!(write = %id, error = %e, "releasing a claim");
+        }
+        out
+    }
+
+    /// [`Gate::run`] under a claim.
+    pub(crate) async fn run_claimed(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+    ) -> Result<WriteRecord, GateError> {
+        let id = rec.id.clone();
+        self.with_claim(&id, self.run(rec, version, actor)).await
+    }
+
+    /// Capture, record the capture, execute, record the outcome. The write
+    /// must be `executing` at `version`.
+    pub(crate) async fn run(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+    ) -> Result<WriteRecord, GateError> {
+        let Some(connector) = self.connector(&rec.connector) else {
+            let why = self.missing_connector(&rec.connector);
+            return self.wait(rec, version, actor, why).await;
+        };
+        let (rec, version) = if rec.capture.is_none() {
+            match connector.capture(&rec.id, &rec.proposal).await {
+                Ok(capture) => {
+                    // The capture is durable in the vault, its record not
+                    // yet in the store: recovery reads it back (`captured`).
+                    crash_point!("gate.before_capture_record");
+                    let mut rec = rec;
+                    rec.capture = Some(capture.clone());
+                    let body = json!({"capture": self.redacted(&capture)});
+                    self.apply_won(
+                        Move::new(rec, version, Step::Captured, actor)
+                            .note("captured")
+                            .body(body),
+                    )
+                    .await?
+                }
+                Err(e) => {
+                    return self
+                        .after_error(rec, version, actor, connector.as_ref(), "capture", e)
+                        .await
+                }
+            }
+        } else {
+            (rec, version)
+        };
+        crash_point!("gate.after_capture");
+        let capture = rec.capture.clone().unwrap_or(Value::Null);
+        match connector.execute(&rec.id, &rec.proposal, &capture).await {
+            Ok(outcome) => {
+                crash_point!("gate.after_execute");
+                self.forget_retries(&rec.id);
+                let mut rec = rec;
+                rec.outcome = Some(self.redacted(&outcome));
+                let body = json!({"outcome": rec.outcome});
+                Ok(self
+                    .apply_won(Move::new(rec, version, Step::Executed, actor).body(body))
+                    .await?
+                    .0)
+            }
+            Err(e) => {
+                self.after_error(rec, version, actor, connector.as_ref(), "write", e)
+                    .await
+            }
+        }
+    }
+
+    /// A capture or a write failed. Errors are classified in one place
+    /// ([`classify`]): a transient one leaves the write waiting for a retry;
+    /// a failed fsync stops the gate; anything else is settled from the
+    /// connector's own evidence of whether the write took effect.
+    async fn after_error(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+        connector: &dyn Connector,
+        what: &str,
+        e: ConnectorError,
+    ) -> Result<WriteRecord, GateError> {
+        match classify(&e) {
+            ErrorClass::Transient => {
+                let why =
+                    format!("the {what} could not reach its target ({e}); retried with backoff");
+                self.wait(rec, version, actor, why).await
+            }
+            ErrorClass::Durability => {
+                self.stop_for_durability(&rec.id, &e).await;
+                let note = format!("the {what} could not be made durable ({e}): whether it took effect is unknown; the gate froze itself");
+                Ok(self
+                    .apply_won(Move::new(rec, version, Step::Unknown, actor).note(note))
+                    .await?
+                    .0)
+            }
+            ErrorClass::Uncertain | ErrorClass::Permanent => {
+                let capture = rec.capture.clone().unwrap_or(Value::Null);
+                let (step, note) = match connector.applied(&rec.id, &rec.proposal, &capture).await {
+                    Ok(Some(false)) => (Step::NothingRan, format!("the {what} failed and nothing ran: {e}")),
+                    Ok(Some(true)) => (
+                        Step::Executed,
+                        format!("the {what} reported an error ({e}), but the target shows it took effect"),
+                    ),
+                    Ok(None) | Err(_) => (
+                        Step::Unknown,
+                        format!("the {what} failed ({e}) and whether it took effect cannot be told: a person must check"),
+                    ),
+                };
+                self.forget_retries(&rec.id);
+                Ok(self
+                    .apply_won(Move::new(rec, version, step, actor).note(note))
+                    .await?
+                    .0)
+            }
+        }
+    }
+
+    pub(crate) fn missing_connector(&self, name: &str) -> String {
+        format!(
+            "this gate has no `{name}` connector (it has: {}); the write waits for a gate that has it",
+            self.connector_names().join(", ")
+        )
+    }
+
+    /// Records once why an in-flight write is not moving, and schedules a
+    /// retry with backoff. The write keeps its status.
+    pub(crate) async fn wait(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+        why: String,
+    ) -> Result<WriteRecord, GateError> {
+        self.schedule_retry(&rec.id);
+        if rec.waiting.as_deref() == Some(why.as_str()) {
+            return Ok(rec);
+        }
+        let mut rec = rec;
+        rec.waiting = Some(why.clone());
+        Ok(self
+            .apply_won(Move::new(rec, version, Step::Wait, actor).note(why))
+            .await?
+            .0)
+    }
+
+    /// After a failed fsync the page cache may have dropped what it said it
+    /// kept: the gate never retries, it freezes itself (audited) so nothing
+    /// runs until an incident lead has looked.
+    pub(crate) async fn stop_for_durability(&self, id: &str, e: &ConnectorError) {
+        let state = FreezeState {
+            frozen: true,
+            by: Some("gate".into()),
+            at: Some(self.now()),
+            reason: Some(format!(
+                "write `{id}`: {e}; nothing runs until an incident lead has checked the disk and resumes"
+            )),
+        };
+        let body = serde_json::to_value(&state).unwrap_or_default();
+        let draft = AuditDraft::new("gate", "gate.frozen", Some(id), body);
+        if let Err(err) = self.store.set_freeze(&state, draft).await {
+            tracing::error!(error = %err, "could not record the freeze after a failed fsync");
+        }
+        self.emit("gate.frozen", None);
+    }
+
+    fn schedule_retry(&self, id: &str) {
+        if let Ok(mut a) = self.attempts.lock() {
+            *a.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    pub(crate) fn forget_retries(&self, id: &str) {
+        if let Ok(mut a) = self.attempts.lock() {
+            a.remove(id);
+        }
+    }
+
+    /// When a waiting write may be tried again: 1 s, 2 s, 4 s, ... up to
+    /// `max_backoff`. `None` when it is not waiting.
+    fn pending_retry(&self, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let n = *self.attempts.lock().ok()?.get(id)?;
+        let secs = 1i64
+            .checked_shl(n.saturating_sub(1).min(30))
+            .unwrap_or(i64::MAX)
+            .min(self.config.max_backoff.num_seconds().max(1));
+        Some(self.now() + chrono::Duration::seconds(secs))
+    }
+}

@@ -1,0 +1,260 @@
+//! The write lifecycle as data: one table of `(status, step) -> status`.
+//! Every change of a write's status goes through [`next`], inside the one
+//! transition function (`Gate::apply`); a move the table lacks is refused
+//! there, whoever asks for it.
+
+use recourse_client::WriteStatus;
+use recourse_core::Verdict;
+
+use WriteStatus as S;
+
+/// What happens to a write. The audit trail names each by [`Step::action`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    /// A reviewer's approval, not yet enough of them.
+    Approval,
+    /// The approval that completes the count: the write is claimed to run.
+    Approve,
+    Reject,
+    /// Nobody decided before the hold expired.
+    Expire,
+    /// Re-verification before running found the decision changed.
+    Rehold,
+    /// Re-verified: capture and run.
+    Start,
+    /// The capture is durable (same status; the record gains it).
+    Captured,
+    Executed,
+    /// The capture or the write failed, and the connector's evidence says
+    /// nothing changed.
+    NothingRan,
+    /// Whether the write took effect cannot be told.
+    Unknown,
+    /// An in-flight write cannot move now (its connector is missing, its
+    /// target unreachable): recorded once, retried later.
+    Wait,
+    /// A person checked: the write took effect.
+    ResolveRan,
+    /// A person checked: it did not.
+    ResolveNotRun,
+    Rollback,
+    RolledBack,
+    /// The target changed after the write: nothing was overwritten.
+    Drift,
+    /// The rollback ran and did not verify.
+    RollbackUnverified,
+}
+
+impl Step {
+    pub const ALL: [Step; 17] = [
+        Step::Approval,
+        Step::Approve,
+        Step::Reject,
+        Step::Expire,
+        Step::Rehold,
+        Step::Start,
+        Step::Captured,
+        Step::Executed,
+        Step::NothingRan,
+        Step::Unknown,
+        Step::Wait,
+        Step::ResolveRan,
+        Step::ResolveNotRun,
+        Step::Rollback,
+        Step::RolledBack,
+        Step::Drift,
+        Step::RollbackUnverified,
+    ];
+
+    /// The audit trail's name for it.
+    pub fn action(self) -> &'static str {
+        match self {
+            Step::Approval => "write.approval",
+            Step::Approve => "write.approved",
+            Step::Reject => "write.rejected",
+            Step::Expire => "write.expired",
+            Step::Rehold => "write.reheld",
+            Step::Start => "write.executing",
+            Step::Captured => "write.captured",
+            Step::Executed => "write.executed",
+            Step::NothingRan => "write.failed",
+            Step::Unknown => "write.outcome_unknown",
+            Step::Wait => "write.waiting",
+            Step::ResolveRan => "write.resolved",
+            Step::ResolveNotRun => "write.resolved",
+            Step::Rollback => "write.rolling_back",
+            Step::RolledBack => "write.rollback_result",
+            Step::Drift => "write.rollback_result",
+            Step::RollbackUnverified => "write.rollback_result",
+        }
+    }
+}
+
+/// Every legal move. Anything not here is refused.
+pub const TABLE: &[(WriteStatus, Step, WriteStatus)] = &[
+    // review
+    (S::Held, Step::Approval, S::Held),
+    (S::Held, Step::Approve, S::Approved),
+    (S::Held, Step::Reject, S::Rejected),
+    (S::Held, Step::Expire, S::Expired),
+    // re-verification before running
+    (S::Approved, Step::Rehold, S::Held),
+    (S::Approved, Step::Start, S::Executing),
+    (S::Approved, Step::Wait, S::Approved),
+    // running
+    (S::Executing, Step::Captured, S::Executing),
+    (S::Executing, Step::Executed, S::Executed),
+    (S::Executing, Step::NothingRan, S::Failed),
+    (S::Executing, Step::Unknown, S::OutcomeUnknown),
+    (S::Executing, Step::Wait, S::Executing),
+    // a person settles what the gate cannot know
+    (S::OutcomeUnknown, Step::ResolveRan, S::Executed),
+    (S::OutcomeUnknown, Step::ResolveNotRun, S::Failed),
+    // rollback, and again after one that did not verify
+    (S::Executed, Step::Rollback, S::RollingBack),
+    (S::RollbackFailed, Step::Rollback, S::RollingBack),
+    (S::RollingBack, Step::RolledBack, S::RolledBack),
+    (S::RollingBack, Step::Drift, S::Executed),
+    (S::RollingBack, Step::RollbackUnverified, S::RollbackFailed),
+    (S::RollingBack, Step::Wait, S::RollingBack),
+];
+
+/// Where `step` takes a write in `from`, or `None` when the table has no
+/// such move.
+pub fn next(from: WriteStatus, step: Step) -> Option<WriteStatus> {
+    TABLE
+        .iter()
+        .find(|(f, s, _)| *f == from && *s == step)
+        .map(|(_, _, to)| *to)
+}
+
+/// The status a new write starts in.
+pub fn initial(verdict: Verdict) -> WriteStatus {
+    match verdict {
+        Verdict::Proceed => S::Executing,
+        Verdict::Hold => S::Held,
+        Verdict::Refuse => S::Refused,
+    }
+}
+
+/// The table as the Markdown docs/lifecycle.md carries it.
+pub fn markdown() -> String {
+    let mut out = String::from("| from | step | to | audit action |\n|---|---|---|---|\n");
+    for (from, step, to) in TABLE {
+        out.push_str(&format!(
+            "| `{}` | {step:?} | `{}` | `{}` |\n",
+            from.as_str(),
+            to.as_str(),
+            step.action()
+        ));
+    }
+    out
+}
+
+/// Statuses no step leaves.
+pub fn is_final(status: WriteStatus) -> bool {
+    !TABLE.iter().any(|(f, _, to)| *f == status && *to != status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_a_function() {
+        for (i, (f, s, _)) in TABLE.iter().enumerate() {
+            assert!(
+                !TABLE[i + 1..].iter().any(|(g, t, _)| g == f && t == s),
+                "{f:?} x {s:?} appears twice"
+            );
+        }
+    }
+
+    #[test]
+    fn every_status_is_reachable_and_every_step_used() {
+        for status in WriteStatus::ALL {
+            let reached = TABLE.iter().any(|(_, _, to)| *to == status)
+                || [Verdict::Proceed, Verdict::Hold, Verdict::Refuse]
+                    .into_iter()
+                    .any(|v| initial(v) == status);
+            assert!(reached, "{status:?} cannot be reached");
+        }
+        for step in Step::ALL {
+            assert!(TABLE.iter().any(|(_, s, _)| *s == step), "{step:?} unused");
+        }
+    }
+
+    #[test]
+    fn ends_and_exits() {
+        let ends: Vec<_> = WriteStatus::ALL
+            .into_iter()
+            .filter(|s| is_final(*s))
+            .collect();
+        assert_eq!(
+            ends,
+            vec![
+                S::Rejected,
+                S::Refused,
+                S::Expired,
+                S::Failed,
+                S::RolledBack
+            ]
+        );
+        // The two statuses that wait for a person each have a way out.
+        assert_eq!(next(S::OutcomeUnknown, Step::ResolveRan), Some(S::Executed));
+        assert_eq!(
+            next(S::OutcomeUnknown, Step::ResolveNotRun),
+            Some(S::Failed)
+        );
+        assert_eq!(
+            next(S::RollbackFailed, Step::Rollback),
+            Some(S::RollingBack)
+        );
+        // Nothing runs from a status a person has not approved.
+        assert_eq!(next(S::Held, Step::Start), None);
+        assert_eq!(next(S::Rejected, Step::Approve), None);
+        assert_eq!(next(S::Expired, Step::Approve), None);
+    }
+
+    /// docs/lifecycle.md shows the table generated from the code; set
+    /// UPDATE_DOCS=1 to rewrite it.
+    #[test]
+    fn the_documented_table_is_the_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/lifecycle.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let (begin, end) = (
+            "<!-- BEGIN GENERATED: lifecycle table -->\n",
+            "<!-- END GENERATED: lifecycle table -->",
+        );
+        let a = doc.find(begin).unwrap() + begin.len();
+        let b = doc.find(end).unwrap();
+        let want = markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, format!("{}{want}{}", &doc[..a], &doc[b..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            &doc[a..b],
+            want,
+            "docs/lifecycle.md is stale: UPDATE_DOCS=1 cargo test -p recourse-gate machine"
+        );
+    }
+
+    /// Every (status, step) pair, legal or refused, answered by the table:
+    /// the count of answers equals the table's size plus the refusals.
+    #[test]
+    fn every_pair_is_answered() {
+        let mut legal = 0;
+        let mut refused = 0;
+        for from in WriteStatus::ALL {
+            for step in Step::ALL {
+                match next(from, step) {
+                    Some(_) => legal += 1,
+                    None => refused += 1,
+                }
+            }
+        }
+        assert_eq!(legal, TABLE.len());
+        assert_eq!(legal + refused, WriteStatus::ALL.len() * Step::ALL.len());
+    }
+}

@@ -1,0 +1,383 @@
+//! The life of a write: submit -> decide -> capture -> execute, or hold ->
+//! approve (re-verify) -> run; reject; expire; roll back; freeze; rewind;
+//! and recovery of what a crash or an error left in flight.
+//!
+//! The legal moves are one table ([`machine::TABLE`]); every move goes
+//! through [`Gate::apply`], which checks the table and does one
+//! compare-and-set on the write's version plus one audit entry, in one store
+//! transaction: two gates (or fifty concurrent approvals) cannot both win,
+//! and a move whose audit entry cannot be written does not happen (fail
+//! closed).
+
+mod catalog_cache;
+pub mod clock;
+mod evaluate;
+mod execute;
+mod freeze;
+pub mod machine;
+mod recovery;
+mod review;
+mod rollback;
+mod submit;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use rand::RngCore;
+use recourse_client::{
+    FreezeState, GateEvent, Permission, Transition, WriteAction, WriteRecord, WriteStatus,
+    WriteSummary,
+};
+use recourse_connector::Connector;
+use recourse_core::{Bearer, CatalogGraph, Policy};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use evaluate::decision_hash;
+pub use machine::Step;
+
+use crate::audit::{redact, AuditDraft};
+use crate::auth::Caller;
+use crate::error::GateError;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What a deployment decides about its gate.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// How long a held write waits for a person before it expires.
+    pub hold_ttl: Duration,
+    /// Distinct approvals a write needs, by the bearers in its blast radius
+    /// (the largest applies); 1 where none is given.
+    pub approvals: HashMap<Bearer, u32>,
+    pub policy: Policy,
+    /// Extra keys whose values are redacted before the audit trail and logs.
+    pub redact_keys: Vec<String>,
+    /// How long a claim on an in-flight write lasts without renewal; a write
+    /// nobody renewed for this long is taken up by the sweep.
+    pub claim_lease: Duration,
+    /// How often the running gate looks for in-flight writes nobody holds,
+    /// retries waiting ones and expires holds.
+    pub sweep_every: std::time::Duration,
+    /// The longest wait between retries of a write whose target is
+    /// unreachable.
+    pub max_backoff: Duration,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        let mut approvals = HashMap::new();
+        // Where a patient or a borrower pays for a failed reversal, two
+        // people decide.
+        approvals.insert(Bearer::Patient, 2);
+        approvals.insert(Bearer::Borrower, 2);
+        Self {
+            hold_ttl: Duration::days(7),
+            approvals,
+            policy: Policy::default(),
+            redact_keys: Vec::new(),
+            claim_lease: Duration::seconds(30),
+            sweep_every: std::time::Duration::from_secs(5),
+            max_backoff: Duration::seconds(60),
+        }
+    }
+}
+
+pub struct Gate {
+    store: Arc<dyn Store>,
+    connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    config: GateConfig,
+    events: broadcast::Sender<GateEvent>,
+    /// The catalog graph, rebuilt when the store's catalog version moves.
+    catalog: Mutex<Option<(i64, Arc<CatalogGraph>)>>,
+    clock: Arc<dyn Clock>,
+    /// This process's name in claims on in-flight writes.
+    instance: String,
+    /// Retries so far of writes waiting on an unreachable target, for the
+    /// backoff (process-local: only the pace of retries depends on it).
+    attempts: Mutex<HashMap<String, u32>>,
+    pub metrics: Metrics,
+}
+
+/// How often a lost compare-and-set is retried against a fresh read.
+const CAS_RETRIES: usize = 16;
+
+pub(crate) fn sha256_json(v: &impl serde::Serialize) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_string(v).unwrap_or_default().as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut b = [0u8; 10];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+/// One move of one write: the record as it should be after the move (its
+/// fields already edited), the version it was read at, the step, who, why,
+/// and what the audit entry adds.
+pub(crate) struct Move<'a> {
+    pub record: WriteRecord,
+    pub version: i64,
+    pub step: Step,
+    pub actor: &'a str,
+    pub note: Option<String>,
+    pub body: Value,
+}
+
+impl<'a> Move<'a> {
+    pub fn new(record: WriteRecord, version: i64, step: Step, actor: &'a str) -> Self {
+        Self {
+            record,
+            version,
+            step,
+            actor,
+            note: None,
+            body: json!({}),
+        }
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    pub fn body(mut self, body: Value) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+impl Gate {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connectors: Vec<Arc<dyn Connector>>,
+        config: GateConfig,
+    ) -> Self {
+        Self::with_clock(store, connectors, config, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        connectors: Vec<Arc<dyn Connector>>,
+        config: GateConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            store,
+            connectors: connectors.into_iter().map(|c| (c.name(), c)).collect(),
+            config,
+            events,
+            catalog: Mutex::new(None),
+            clock,
+            instance: random_id("gate"),
+            attempts: Mutex::new(HashMap::new()),
+            metrics: Metrics::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &GateConfig {
+        &self.config
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<GateEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn connector_names(&self) -> Vec<&'static str> {
+        self.connectors.keys().copied().collect()
+    }
+
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    fn connector(&self, name: &str) -> Option<Arc<dyn Connector>> {
+        self.connectors.get(name).cloned()
+    }
+
+    fn emit(&self, kind: &str, write: Option<&WriteRecord>) {
+        let _ = self.events.send(GateEvent {
+            kind: kind.to_string(),
+            write_id: write.map(|w| w.id.clone()),
+            status: write.map(|w| w.status),
+            at: self.now(),
+        });
+    }
+
+    /// The freeze switch as stored; an undecodable state is an error (the
+    /// gate then runs nothing), never "not frozen".
+    pub async fn freeze_state(&self) -> Result<FreezeState, GateError> {
+        Ok(self.store.freeze().await?)
+    }
+
+    fn redacted(&self, v: &Value) -> Value {
+        redact(v, &self.config.redact_keys)
+    }
+
+    /// The one transition function: checks the move against the table,
+    /// stamps the history, and stores record and audit entry together if
+    /// the version still holds. `None` when another move got there first.
+    pub(crate) async fn apply(
+        &self,
+        mv: Move<'_>,
+    ) -> Result<Option<(WriteRecord, i64)>, GateError> {
+        let Move {
+            mut record,
+            version,
+            step,
+            actor,
+            note,
+            body,
+        } = mv;
+        let from = record.status;
+        let to = machine::next(from, step).ok_or_else(|| {
+            GateError::conflict(
+                "wrong_status",
+                format!(
+                    "write `{}` is {}: `{}` is not a move from there",
+                    record.id,
+                    from.as_str(),
+                    step.action()
+                ),
+            )
+        })?;
+        let now = self.now();
+        record.status = to;
+        record.updated_at = now;
+        record.actions.clear();
+        if step != Step::Wait {
+            // Moving again: whatever it waited for is over.
+            record.waiting = None;
+        }
+        record.history.push(Transition {
+            at: now,
+            from: Some(from),
+            to,
+            actor: actor.to_string(),
+            note: note.clone(),
+        });
+        let mut body = body;
+        if let Value::Object(map) = &mut body {
+            map.insert("from".into(), json!(from));
+            map.insert("to".into(), json!(to));
+            if let Some(n) = note {
+                map.insert("note".into(), json!(n));
+            }
+        }
+        let draft = AuditDraft::new(actor, step.action(), Some(&record.id), body);
+        if self.store.update_write(&record, version, draft).await? {
+            self.emit("write", Some(&record));
+            Ok(Some((record, version + 1)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// [`Gate::apply`] where losing the race is the caller's conflict.
+    pub(crate) async fn apply_won(&self, mv: Move<'_>) -> Result<(WriteRecord, i64), GateError> {
+        let what = format!("write `{}` changed meanwhile; try again", mv.record.id);
+        self.apply(mv)
+            .await?
+            .ok_or_else(|| GateError::conflict("conflict", what))
+    }
+
+    async fn load(&self, id: &str) -> Result<(WriteRecord, i64), GateError> {
+        self.store
+            .write(id)
+            .await?
+            .ok_or_else(|| GateError::NotFound(format!("no write `{id}`")))
+    }
+
+    /// A write, if the caller may see it (agents see their own), with the
+    /// actions the caller may take on it now.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<WriteRecord, GateError> {
+        let (mut rec, _) = self.load(id).await?;
+        if !caller.role.may(Permission::ReadAllWrites) && rec.agent != caller.name {
+            return Err(GateError::NotFound(format!("no write `{id}`")));
+        }
+        rec.actions = self.actions_for(caller, &rec);
+        Ok(rec)
+    }
+
+    /// What `caller` may do to `rec` now: the role's permissions, the
+    /// machine's moves from its status, and separation of duties.
+    pub fn actions_for(&self, caller: &Caller, rec: &WriteRecord) -> Vec<WriteAction> {
+        actions_for(caller, rec)
+    }
+
+    fn not_in(rec: &WriteRecord, wanted: &str) -> GateError {
+        let why = match rec.status {
+            WriteStatus::Held => "nothing ran, so there is nothing to roll back".to_string(),
+            WriteStatus::RolledBack => "it was rolled back already".to_string(),
+            WriteStatus::Rejected => "it was rejected".to_string(),
+            s => format!("it is {}", s.as_str()),
+        };
+        GateError::conflict(
+            "wrong_status",
+            format!(
+                "write `{}` is {}, not {wanted}: {why}",
+                rec.id,
+                rec.status.as_str()
+            ),
+        )
+    }
+}
+
+/// See [`Gate::actions_for`]; a free function so the API can fill summaries.
+pub fn actions_for(caller: &Caller, rec: &WriteRecord) -> Vec<WriteAction> {
+    let approved = rec.current_approvers().contains(&caller.name);
+    actions_for_parts(caller, rec.status, &rec.agent, approved)
+}
+
+/// The same, for a write in a list.
+pub fn summary_actions(caller: &Caller, s: &WriteSummary) -> Vec<WriteAction> {
+    actions_for_parts(
+        caller,
+        s.status,
+        &s.agent,
+        s.approved_by.contains(&caller.name),
+    )
+}
+
+/// The same, from the parts both have.
+pub fn actions_for_parts(
+    caller: &Caller,
+    status: WriteStatus,
+    agent: &str,
+    approved_already: bool,
+) -> Vec<WriteAction> {
+    let role = caller.role;
+    let own = agent == caller.name;
+    let mut out = Vec::new();
+    let can = |step: Step| machine::next(status, step).is_some();
+    if role.may(Permission::ApproveWrites)
+        && !own
+        && !approved_already
+        && (can(Step::Approve) || can(Step::Approval))
+    {
+        out.push(WriteAction::Approve);
+    }
+    if role.may(Permission::RejectWrites) && can(Step::Reject) {
+        out.push(WriteAction::Reject);
+    }
+    if role.may(Permission::RollBack) && can(Step::Rollback) {
+        out.push(WriteAction::Rollback);
+    }
+    if role.may(Permission::RollBack) && can(Step::ResolveRan) {
+        out.push(WriteAction::Resolve);
+    }
+    out
+}

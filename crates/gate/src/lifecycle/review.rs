@@ -1,0 +1,207 @@
+//! Review: approvals (as many as the decision calls for, each bound to the
+//! proposal and decision it was given for), re-verification before an
+//! approved write runs, rejection, expiry.
+
+use recourse_client::{Approval, Permission, WriteRecord, WriteStatus};
+use serde_json::json;
+
+use super::{Gate, Move, Step, CAS_RETRIES};
+use crate::auth::Caller;
+use crate::error::GateError;
+use crate::store::WriteFilter;
+
+impl Gate {
+    pub async fn approve(
+        &self,
+        caller: &Caller,
+        id: &str,
+        comment: Option<String>,
+    ) -> Result<WriteRecord, GateError> {
+        caller.allow(Permission::ApproveWrites)?;
+        for _ in 0..CAS_RETRIES {
+            let (mut rec, version) = self.load(id).await?;
+            if rec.agent == caller.name {
+                return Err(GateError::Forbidden(format!(
+                    "separation of duties: `{}` submitted write `{id}` and cannot approve it",
+                    caller.name
+                )));
+            }
+            if rec.status != WriteStatus::Held {
+                return Err(Self::not_in(&rec, "held"));
+            }
+            if rec.expires_at.is_some_and(|t| t <= self.now()) {
+                self.expire_one(rec, version).await?;
+                return Err(GateError::conflict(
+                    "wrong_status",
+                    format!("write `{id}` expired before it was approved"),
+                ));
+            }
+            // An undecodable freeze state is an error here: fail closed.
+            let freeze = self.freeze_state().await?;
+            if freeze.frozen {
+                return Err(GateError::conflict(
+                    "frozen",
+                    format!("the gate is frozen by `{}`: nothing runs until an incident lead resumes it", freeze.by.unwrap_or_default()),
+                ));
+            }
+            let current = |a: &Approval| {
+                a.proposal_hash == rec.proposal_hash && a.decision_hash == rec.decision_hash
+            };
+            if rec
+                .approvals
+                .iter()
+                .any(|a| a.by == caller.name && current(a))
+            {
+                return Err(GateError::conflict(
+                    "already_approved",
+                    format!("`{}` approved write `{id}` already", caller.name),
+                ));
+            }
+            rec.approvals.push(Approval {
+                by: caller.name.clone(),
+                at: self.now(),
+                comment: comment.clone(),
+                proposal_hash: rec.proposal_hash.clone(),
+                decision_hash: rec.decision_hash.clone(),
+            });
+            let mut valid: Vec<&str> = rec
+                .approvals
+                .iter()
+                .filter(|a| current(a))
+                .map(|a| a.by.as_str())
+                .collect();
+            valid.sort_unstable();
+            valid.dedup();
+            let (count, required) = (valid.len() as u32, rec.required_approvals);
+            let body = json!({"by": caller.name, "comment": comment, "proposal_hash": rec.proposal_hash, "decision_hash": rec.decision_hash});
+            if count < required {
+                let mv = Move::new(rec, version, Step::Approval, &caller.name)
+                    .note(format!("approval {count} of {required}"))
+                    .body(body);
+                match self.apply(mv).await? {
+                    Some((rec, _)) => return Ok(rec),
+                    None => continue,
+                }
+            }
+            // Enough approvals: the write is ours to run if this move wins.
+            let mut mv = Move::new(rec, version, Step::Approve, &caller.name).body(body);
+            mv.note = comment.clone();
+            let Some((rec, version)) = self.apply(mv).await? else {
+                continue;
+            };
+            let name = caller.name.clone();
+            return self
+                .with_claim(id, self.reverify_and_run(rec, version, &name))
+                .await;
+        }
+        Err(GateError::conflict(
+            "busy",
+            format!("write `{id}` kept changing; try again"),
+        ))
+    }
+
+    /// Before an approved write runs, its evidence is verified again. If the
+    /// decision changed, the new one is adopted with all that follows from
+    /// it (reasons, approvals required, expiry) and the write is held again:
+    /// approvals given for the old decision no longer count.
+    pub(crate) async fn reverify_and_run(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+    ) -> Result<WriteRecord, GateError> {
+        let Some(connector) = self.connector(&rec.connector) else {
+            let why = self.missing_connector(&rec.connector);
+            return self.wait(rec, version, actor, why).await;
+        };
+        let graph = self.catalog_graph().await?;
+        let (decision, _) = self
+            .evaluate(&graph, &rec.id, &rec.proposal, connector.as_ref())
+            .await?;
+        let hash = super::decision_hash(&decision);
+        if hash != rec.decision_hash {
+            let mut rec = rec;
+            let previous = std::mem::take(&mut rec.decision_hash);
+            self.adopt(&mut rec, decision);
+            let body = json!({"decision": rec.decision, "previous_decision_hash": previous,
+                              "decision_hash": rec.decision_hash,
+                              "required_approvals": rec.required_approvals});
+            let note = format!(
+                "re-verification found the context changed: held again with the new reasons ({} approval{} needed)",
+                rec.required_approvals,
+                if rec.required_approvals == 1 { "" } else { "s" }
+            );
+            return Ok(self
+                .apply_won(
+                    Move::new(rec, version, Step::Rehold, "gate")
+                        .note(note)
+                        .body(body),
+                )
+                .await?
+                .0);
+        }
+        let (rec, version) = self
+            .apply_won(Move::new(rec, version, Step::Start, actor).note("re-verified"))
+            .await?;
+        self.run(rec, version, actor).await
+    }
+
+    pub async fn reject(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: String,
+    ) -> Result<WriteRecord, GateError> {
+        caller.allow(Permission::RejectWrites)?;
+        if reason.trim().is_empty() {
+            return Err(GateError::invalid("reason", "must not be empty: say why"));
+        }
+        for _ in 0..CAS_RETRIES {
+            let (rec, version) = self.load(id).await?;
+            if rec.status != WriteStatus::Held {
+                return Err(Self::not_in(&rec, "held"));
+            }
+            let mv = Move::new(rec, version, Step::Reject, &caller.name)
+                .note(reason.clone())
+                .body(json!({"reason": reason}));
+            if let Some((rec, _)) = self.apply(mv).await? {
+                return Ok(rec);
+            }
+        }
+        Err(GateError::conflict(
+            "busy",
+            format!("write `{id}` kept changing; try again"),
+        ))
+    }
+
+    async fn expire_one(&self, rec: WriteRecord, version: i64) -> Result<(), GateError> {
+        let mv = Move::new(rec, version, Step::Expire, "gate")
+            .note("no decision before the hold expired");
+        self.apply(mv).await?;
+        Ok(())
+    }
+
+    /// Expires held writes whose time is up; returns how many.
+    pub async fn expire_due(&self) -> Result<usize, GateError> {
+        let held = self
+            .store
+            .writes(&WriteFilter {
+                status: Some(WriteStatus::Held),
+                ..Default::default()
+            })
+            .await?;
+        let now = self.now();
+        let mut n = 0;
+        for rec in held {
+            if rec.expires_at.is_some_and(|t| t <= now) {
+                if let Some((rec, version)) = self.store.write(&rec.id).await? {
+                    if rec.status == WriteStatus::Held {
+                        self.expire_one(rec, version).await?;
+                        n += 1;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+}

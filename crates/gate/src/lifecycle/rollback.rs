@@ -1,0 +1,154 @@
+//! Rollback: an incident lead puts back what a write changed; the connector
+//! restores from its capture and verifies. A rollback cut by a crash is
+//! resumed by recovery with the same `force` (kept in the record), and the
+//! connector's restore is resumable, so it finishes rather than reporting
+//! its own partial work as drift. Also: settling a write whose outcome the
+//! gate cannot know.
+
+use recourse_client::{Permission, RestoreStatus, RollbackReport, WriteRecord};
+use recourse_connector::ConnectorError;
+use serde_json::{json, Value};
+
+use super::{Gate, Move, Step};
+use crate::auth::Caller;
+use crate::error::{classify, ErrorClass, GateError};
+
+impl Gate {
+    pub async fn rollback(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: String,
+        force: bool,
+    ) -> Result<WriteRecord, GateError> {
+        caller.allow(Permission::RollBack)?;
+        if reason.trim().is_empty() {
+            return Err(GateError::invalid("reason", "must not be empty: say why"));
+        }
+        let (mut rec, version) = self.load(id).await?;
+        if super::machine::next(rec.status, Step::Rollback).is_none() {
+            return Err(Self::not_in(&rec, "executed"));
+        }
+        // The force flag travels with the record: a rollback resumed after a
+        // crash continues as it was asked.
+        rec.rollback = Some(RollbackReport {
+            verified: false,
+            items: Vec::new(),
+            forced: force,
+        });
+        let mv = Move::new(rec, version, Step::Rollback, &caller.name)
+            .note(reason.clone())
+            .body(json!({"reason": reason, "force": force}));
+        let Some((rec, version)) = self.apply(mv).await? else {
+            return Err(GateError::conflict(
+                "wrong_status",
+                format!("write `{id}` is being rolled back by someone else"),
+            ));
+        };
+        let name = caller.name.clone();
+        self.with_claim(id, self.finish_rollback(rec, version, &name))
+            .await
+    }
+
+    /// Runs (or resumes) the restore of a `rolling_back` write and records
+    /// what verification found.
+    pub(crate) async fn finish_rollback(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+    ) -> Result<WriteRecord, GateError> {
+        let Some(connector) = self.connector(&rec.connector) else {
+            let why = self.missing_connector(&rec.connector);
+            return self.wait(rec, version, actor, why).await;
+        };
+        let force = rec.rollback.as_ref().is_some_and(|r| r.forced);
+        let capture = rec.capture.clone().unwrap_or(Value::Null);
+        let result = connector
+            .restore(
+                &rec.id,
+                &rec.proposal,
+                &capture,
+                rec.outcome.as_ref(),
+                force,
+            )
+            .await;
+        let mut rec = rec;
+        let (step, note, report) = match result {
+            Ok(report) if report.verified => (Step::RolledBack, "restored and verified".to_string(), report),
+            Ok(report) if report.items.iter().any(|i| i.status == RestoreStatus::Drift) => (
+                Step::Drift,
+                "drift: the target changed after the write; nothing was overwritten (use force to overwrite)".to_string(),
+                report,
+            ),
+            Ok(report) => (Step::RollbackUnverified, "the rollback ran but did not verify".to_string(), report),
+            Err(ConnectorError::Drift(m)) => (
+                Step::Drift,
+                format!("drift: {m}; nothing was overwritten (use force to overwrite)"),
+                RollbackReport { verified: false, items: Vec::new(), forced: force },
+            ),
+            Err(e) => match classify(&e) {
+                ErrorClass::Transient => {
+                    let why = format!("the rollback could not reach its target ({e}); retried with backoff");
+                    return self.wait(rec, version, actor, why).await;
+                }
+                class => {
+                    if class == ErrorClass::Durability {
+                        self.stop_for_durability(&rec.id, &e).await;
+                    }
+                    (
+                        Step::RollbackUnverified,
+                        format!("the rollback could not finish: {e}"),
+                        RollbackReport { verified: false, items: Vec::new(), forced: force },
+                    )
+                }
+            },
+        };
+        self.forget_retries(&rec.id);
+        rec.rollback = Some(report.clone());
+        let mv = Move::new(rec, version, step, actor)
+            .note(note)
+            .body(json!({"report": report}));
+        Ok(self.apply_won(mv).await?.0)
+    }
+
+    /// An incident lead settles a write whose outcome the gate could not
+    /// tell: it ran (it becomes `executed`, and can be rolled back) or it
+    /// did not (`failed`). The reason goes into the audit trail.
+    pub async fn resolve(
+        &self,
+        caller: &Caller,
+        id: &str,
+        executed: bool,
+        reason: String,
+    ) -> Result<WriteRecord, GateError> {
+        caller.allow(Permission::RollBack)?;
+        if reason.trim().is_empty() {
+            return Err(GateError::invalid(
+                "reason",
+                "must not be empty: say what was checked",
+            ));
+        }
+        let (mut rec, version) = self.load(id).await?;
+        let step = if executed {
+            Step::ResolveRan
+        } else {
+            Step::ResolveNotRun
+        };
+        if super::machine::next(rec.status, step).is_none() {
+            return Err(Self::not_in(&rec, "outcome_unknown"));
+        }
+        if executed && rec.capture.is_none() {
+            // So that it can be rolled back: the capture the vault holds.
+            if let Some(c) = self.connector(&rec.connector) {
+                if let Ok(Some(capture)) = c.captured(&rec.id, &rec.proposal).await {
+                    rec.capture = Some(capture);
+                }
+            }
+        }
+        let mv = Move::new(rec, version, step, &caller.name)
+            .note(reason.clone())
+            .body(json!({"executed": executed, "reason": reason}));
+        Ok(self.apply_won(mv).await?.0)
+    }
+}

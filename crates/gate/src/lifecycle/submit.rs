@@ -1,0 +1,448 @@
+//! Submission: a proposal is planned by its connector, decided, and then
+//! run at once (capture first), held for a person, or refused and recorded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use recourse_client::{Explained, Permission, Transition, WriteRecord, WriteStatus};
+use recourse_connector::{Connector, ConnectorError};
+use recourse_core::{
+    Bearer, Catalog, CatalogGraph, Decision, Proposal, Reach, Reason, ReasonCode, Resource, Verdict,
+};
+use serde_json::{json, Value};
+
+use super::{machine, random_id, sha256_json, Gate};
+use crate::audit::AuditDraft;
+use crate::auth::Caller;
+use crate::error::GateError;
+use crate::store::Inserted;
+
+fn parse_proposal(body: Value) -> Result<Proposal, GateError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "proposal".to_string()
+        } else {
+            format!("proposal.{path}")
+        };
+        GateError::invalid(field, e.into_inner().to_string())
+    })
+}
+
+/// A proposal as its connector sees it.
+enum Planned {
+    Ready {
+        name: String,
+        connector: Arc<dyn Connector>,
+        proposal: Proposal,
+        additions: Catalog,
+        graph: Arc<CatalogGraph>,
+    },
+    Refused {
+        name: String,
+        proposal: Proposal,
+        reason: Reason<'static>,
+    },
+}
+
+/// The ids that contain `id`, nearest first: `fs:` parents, then
+/// `scheme:a/b/c` -> `scheme:a/b` -> `scheme:a`.
+fn containers(id: &str) -> Vec<String> {
+    if id.starts_with("fs:") {
+        return recourse_core::id::fs_ancestors(id)
+            .map(str::to_string)
+            .collect();
+    }
+    let mut out = Vec::new();
+    let mut cur = id;
+    while let Some(cut) = cur.rfind('/') {
+        cur = &cur[..cut];
+        if cur.contains(':') && !cur.ends_with(':') {
+            out.push(cur.to_string());
+        }
+    }
+    out
+}
+
+impl Gate {
+    /// Submits a proposal: decides, runs a `proceed` at once (capture first),
+    /// holds a `hold`, records a `refuse`. The same idempotency key from the
+    /// same agent returns the first write, never a second one.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        body: Value,
+    ) -> Result<(WriteRecord, bool), GateError> {
+        caller.allow(Permission::SubmitWrites)?;
+        let submitted_hash = sha256_json(&body);
+        let mut proposal = parse_proposal(body)?;
+        if proposal.agent.is_empty() {
+            proposal.agent = caller.name.clone();
+        }
+        if let Some(key) = proposal.idempotency_key.clone() {
+            if key.is_empty() || key.len() > 200 {
+                return Err(GateError::invalid(
+                    "proposal.idempotency_key",
+                    "must be 1 to 200 characters",
+                ));
+            }
+            if let Some(existing) = self.store.write_by_key(&caller.name, &key).await? {
+                return self.repeat(existing, &submitted_hash).map(|w| (w, false));
+            }
+        }
+        let id = random_id("w");
+        let started = Instant::now();
+        let (name, connector, proposal, additions, graph) =
+            match self.plan_write(&id, proposal).await? {
+                Planned::Ready {
+                    name,
+                    connector,
+                    proposal,
+                    additions,
+                    graph,
+                } => (name, connector, proposal, additions, graph),
+                Planned::Refused {
+                    name,
+                    proposal,
+                    reason,
+                } => {
+                    return self
+                        .record_refusal(caller, id, name, proposal, submitted_hash, reason)
+                        .await;
+                }
+            };
+        // What the connector knows and the catalog lacks joins it.
+        let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
+            graph
+        } else {
+            let draft = AuditDraft::new(
+                &caller.name,
+                "catalog.discovered",
+                Some(&id),
+                json!({"connector": name, "added": additions}),
+            );
+            let upsert = self
+                .store
+                .upsert_catalog(&additions, false, Some(draft))
+                .await?;
+            self.graph_after(&graph, &upsert).await?
+        };
+
+        let (decision, frozen) = self
+            .evaluate(&graph, &id, &proposal, connector.as_ref())
+            .await?;
+        self.metrics
+            .observe_decision(decision.decision, started.elapsed());
+        let note = frozen.then(|| "the gate is frozen".to_string());
+        let record = self.new_record(
+            id.clone(),
+            caller,
+            name,
+            proposal,
+            submitted_hash,
+            decision,
+            note,
+        );
+        let status = record.status;
+        let draft = AuditDraft::new(
+            &caller.name,
+            "write.submitted",
+            Some(&id),
+            json!({"status": status, "proposal": self.redacted(&serde_json::to_value(&record.proposal).unwrap_or_default()),
+                   "decision": record.decision, "proposal_hash": record.proposal_hash,
+                   "decision_hash": record.decision_hash}),
+        );
+        match self.store.insert_write(&record, draft).await? {
+            Inserted::Existing(existing) => {
+                // Another request with the same key won the race.
+                return self
+                    .repeat(*existing, &record.submitted_hash)
+                    .map(|w| (w, false));
+            }
+            Inserted::New => {}
+        }
+        self.emit("write", Some(&record));
+        if status == WriteStatus::Executing {
+            let record = self.run_claimed(record, 1, &caller.name).await?;
+            return Ok((record, true));
+        }
+        Ok((record, true))
+    }
+
+    /// The decision a proposal would get now, without storing or running
+    /// anything (the catalog additions it would make are only simulated).
+    pub async fn explain(&self, caller: &Caller, body: Value) -> Result<Explained, GateError> {
+        caller.allow(Permission::Explain)?;
+        let mut proposal = parse_proposal(body)?;
+        if proposal.agent.is_empty() {
+            proposal.agent = caller.name.clone();
+        }
+        let id = random_id("w");
+        match self.plan_write(&id, proposal).await? {
+            Planned::Refused {
+                proposal, reason, ..
+            } => Ok(Explained {
+                proposal,
+                decision: Decision {
+                    decision: Verdict::Refuse,
+                    reasons: vec![reason],
+                    blast_radius: Vec::new(),
+                    bearers: Vec::new(),
+                    evidence: Vec::new(),
+                    steps: Vec::new(),
+                },
+            }),
+            Planned::Ready {
+                connector,
+                proposal,
+                additions,
+                graph: current,
+                ..
+            } => {
+                let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
+                    current
+                } else {
+                    let mut catalog = current.catalog().clone();
+                    catalog.resources.extend(additions.resources);
+                    catalog.edges.extend(additions.edges);
+                    Arc::new(CatalogGraph::new(catalog)?)
+                };
+                let (decision, _) = self
+                    .evaluate(&graph, &id, &proposal, connector.as_ref())
+                    .await?;
+                Ok(Explained { proposal, decision })
+            }
+        }
+    }
+
+    /// The connector's view of a proposal: touches and its own step merged
+    /// in, validated, and what the catalog would gain. Nothing is stored.
+    async fn plan_write(&self, id: &str, mut proposal: Proposal) -> Result<Planned, GateError> {
+        let name = proposal
+            .action
+            .get("connector")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                GateError::invalid(
+                    "proposal.action.connector",
+                    "required: which connector runs the write",
+                )
+            })?
+            .to_string();
+        let Some(connector) = self.connectors.get(name.as_str()).cloned() else {
+            let reason = Reason {
+                code: ReasonCode::UnknownConnector,
+                resource: None,
+                evidence: None,
+                step: None,
+                path: None,
+                detail: format!(
+                    "this gate has no `{name}` connector (it has: {})",
+                    self.connector_names().join(", ")
+                ),
+            };
+            return Ok(Planned::Refused {
+                name,
+                proposal,
+                reason,
+            });
+        };
+        let plan = match connector.plan(id, &proposal.action).await {
+            Ok(plan) => plan,
+            Err(ConnectorError::Refuse { code, message }) => {
+                let reason = Reason {
+                    code,
+                    resource: None,
+                    evidence: None,
+                    step: None,
+                    path: None,
+                    detail: message,
+                };
+                return Ok(Planned::Refused {
+                    name,
+                    proposal,
+                    reason,
+                });
+            }
+            Err(ConnectorError::Invalid { field, message }) => {
+                let field = if field.starts_with("proposal.") {
+                    field
+                } else {
+                    format!("proposal.{field}")
+                };
+                return Err(GateError::Invalid { field, message });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for t in plan.touches {
+            if !proposal.touches.contains(&t) {
+                proposal.touches.push(t);
+            }
+        }
+        if let Some(step) = plan.step {
+            proposal.rollback.steps.push(step);
+        }
+        // Validate before anything is stored: a bad request changes nothing.
+        proposal.validate()?;
+
+        // A resource the connector knows and the catalog lacks joins it as
+        // `controlled`, borne by whoever bears its nearest known container.
+        let graph = self.catalog_graph().await?;
+        let mut additions = Catalog::default();
+        let mut known: HashMap<String, Bearer> = HashMap::new();
+        let mut resources = plan.resources;
+        // Containers first, so a child finds its parent's bearer.
+        resources.sort_by_key(|r| r.id.len());
+        for r in resources {
+            if graph.get(&r.id).is_some() || known.contains_key(&r.id) {
+                continue;
+            }
+            let bearer = containers(&r.id)
+                .iter()
+                .find_map(|c| {
+                    graph
+                        .get(c)
+                        .map(|p| p.bearer)
+                        .or_else(|| known.get(c).copied())
+                })
+                .unwrap_or(Bearer::Institution);
+            known.insert(r.id.clone(), bearer);
+            additions.resources.push(Resource {
+                reach: Reach::Controlled,
+                bearer,
+                ..r
+            });
+        }
+        for e in plan.edges {
+            let ok = |id: &str| graph.get(id).is_some() || known.contains_key(id);
+            if ok(&e.from) && ok(&e.to) {
+                additions.edges.push(e);
+            }
+        }
+        Ok(Planned::Ready {
+            name,
+            connector,
+            proposal,
+            additions,
+            graph,
+        })
+    }
+
+    fn repeat(
+        &self,
+        existing: WriteRecord,
+        submitted_hash: &str,
+    ) -> Result<WriteRecord, GateError> {
+        if existing.submitted_hash == submitted_hash {
+            Ok(existing)
+        } else {
+            Err(GateError::conflict(
+                "idempotency_conflict",
+                format!(
+                    "idempotency_key `{}` was used for write `{}` with a different proposal",
+                    existing.proposal.idempotency_key.as_deref().unwrap_or(""),
+                    existing.id
+                ),
+            ))
+        }
+    }
+
+    async fn record_refusal(
+        &self,
+        caller: &Caller,
+        id: String,
+        connector: String,
+        proposal: Proposal,
+        submitted_hash: String,
+        reason: Reason<'static>,
+    ) -> Result<(WriteRecord, bool), GateError> {
+        let decision = Decision {
+            decision: Verdict::Refuse,
+            reasons: vec![reason],
+            blast_radius: Vec::new(),
+            bearers: Vec::new(),
+            evidence: Vec::new(),
+            steps: Vec::new(),
+        };
+        self.metrics
+            .observe_decision(Verdict::Refuse, std::time::Duration::ZERO);
+        let record = self.new_record(
+            id.clone(),
+            caller,
+            connector,
+            proposal,
+            submitted_hash,
+            decision,
+            None,
+        );
+        let draft = AuditDraft::new(
+            &caller.name,
+            "write.refused",
+            Some(&id),
+            json!({"proposal": self.redacted(&serde_json::to_value(&record.proposal).unwrap_or_default()),
+                   "decision": record.decision}),
+        );
+        if let Inserted::Existing(existing) = self.store.insert_write(&record, draft).await? {
+            return self
+                .repeat(*existing, &record.submitted_hash)
+                .map(|w| (w, false));
+        }
+        self.emit("write", Some(&record));
+        Ok((record, true))
+    }
+
+    /// A new write as decided: its status from the verdict, and what follows
+    /// from the decision set by [`Gate::adopt`].
+    #[expect(clippy::too_many_arguments, reason = "a new write is all of these")]
+    fn new_record(
+        &self,
+        id: String,
+        caller: &Caller,
+        connector: String,
+        proposal: Proposal,
+        submitted_hash: String,
+        decision: Decision<'static>,
+        note: Option<String>,
+    ) -> WriteRecord {
+        let now = self.now();
+        let status = machine::initial(decision.decision);
+        let mut record = WriteRecord {
+            id,
+            agent: caller.name.clone(),
+            status,
+            connector,
+            proposal_hash: sha256_json(&proposal),
+            decision_hash: String::new(),
+            submitted_hash,
+            proposal,
+            decision: Decision {
+                decision: Verdict::Refuse,
+                reasons: Vec::new(),
+                blast_radius: Vec::new(),
+                bearers: Vec::new(),
+                evidence: Vec::new(),
+                steps: Vec::new(),
+            },
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            required_approvals: 0,
+            approvals: Vec::new(),
+            history: vec![Transition {
+                at: now,
+                from: None,
+                to: status,
+                actor: caller.name.clone(),
+                note,
+            }],
+            capture: None,
+            outcome: None,
+            rollback: None,
+            waiting: None,
+            actions: Vec::new(),
+        };
+        self.adopt(&mut record, decision);
+        record
+    }
+}

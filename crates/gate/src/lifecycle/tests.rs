@@ -1,0 +1,620 @@
+//! The lifecycle in process: a memory store, a scripted connector and a
+//! clock that moves only when told. Every legal move of the table is
+//! exercised, every refused one is shown to change nothing, and each bug
+//! the state-machine issue found has its regression test.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use recourse_client::{RestoreItem, RestoreStatus, Role, RollbackReport, WriteRecord, WriteStatus};
+use recourse_connector::ConnectorError;
+use recourse_core::{Catalog, Edge};
+use serde_json::json;
+
+use super::machine::{Step, TABLE};
+use super::{FixedClock, Gate, GateConfig};
+use crate::auth::Caller;
+use crate::error::GateError;
+use crate::store::{AuditStore, CatalogStore, MemoryStore, WriteStore};
+use crate::testing::{push, resource, who, Fake};
+
+struct World {
+    store: Arc<MemoryStore>,
+    fake: Arc<Fake>,
+    clock: Arc<FixedClock>,
+    gate: Gate,
+}
+
+fn world() -> World {
+    let store = Arc::new(MemoryStore::new());
+    let fake = Arc::new(Fake::default());
+    let clock = Arc::new(FixedClock::at(
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap(),
+    ));
+    let gate = Gate::with_clock(
+        store.clone(),
+        vec![fake.clone()],
+        GateConfig::default(),
+        clock.clone(),
+    );
+    World {
+        store,
+        fake,
+        clock,
+        gate,
+    }
+}
+
+impl World {
+    /// The same store and clock, with other connectors (none: a gate that
+    /// lacks the write's connector).
+    fn gate_without_connector(&self) -> Gate {
+        Gate::with_clock(
+            self.store.clone(),
+            Vec::new(),
+            GateConfig::default(),
+            self.clock.clone(),
+        )
+    }
+
+    async fn catalog(&self, resources: &[(&str, &str)], edges: &[(&str, &str)]) {
+        let add = Catalog {
+            resources: resources.iter().map(|(id, b)| resource(id, b)).collect(),
+            edges: edges
+                .iter()
+                .map(|(f, t)| serde_json::from_value::<Edge>(json!({"from": f, "to": t})).unwrap())
+                .collect(),
+        };
+        self.store.upsert_catalog(&add, true, None).await.unwrap();
+    }
+
+    async fn submit(&self, target: &str) -> WriteRecord {
+        let body = json!({"intent": "test", "action": {"connector": "fake", "target": target}});
+        self.gate.submit(&agent(), body).await.unwrap().0
+    }
+
+    async fn status(&self, id: &str) -> WriteStatus {
+        self.store.write(id).await.unwrap().unwrap().0.status
+    }
+
+    /// Past every lease and backoff.
+    fn later(&self) {
+        self.clock.advance(Duration::minutes(5));
+    }
+}
+
+fn agent() -> Caller {
+    who("bot", Role::Agent)
+}
+fn reviewer(n: u8) -> Caller {
+    who(&format!("rev{n}"), Role::Reviewer)
+}
+fn lead() -> Caller {
+    who("lead", Role::IncidentLead)
+}
+
+/// The moves the audit trail recorded: (from, action, to).
+async fn moves(store: &MemoryStore) -> BTreeSet<(String, String, String)> {
+    let entries = store.audit(0, 100_000).await.unwrap();
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            let from = e.body.get("from")?.as_str()?.to_string();
+            let to = e.body.get("to")?.as_str()?.to_string();
+            Some((from, e.action, to))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_legal_move_is_exercised() {
+    let w = world();
+    w.catalog(
+        &[
+            ("fake:cust", "customer"),
+            ("fake:pat", "patient"),
+            ("other:p", "patient"),
+        ],
+        &[],
+    )
+    .await;
+
+    // Proceed: executing -> captured -> executed; rollback -> rolled back.
+    let a = w.submit("a").await;
+    assert_eq!(a.status, WriteStatus::Executed);
+    let a = w
+        .gate
+        .rollback(&lead(), &a.id, "test".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(a.status, WriteStatus::RolledBack);
+
+    // Two approvals (a patient bears it): approval, approve, start, run.
+    let b = w.submit("pat").await;
+    assert_eq!(b.status, WriteStatus::Held);
+    assert_eq!(b.required_approvals, 2);
+    let b1 = w.gate.approve(&reviewer(1), &b.id, None).await.unwrap();
+    assert_eq!(b1.status, WriteStatus::Held);
+    let b2 = w.gate.approve(&reviewer(2), &b.id, None).await.unwrap();
+    assert_eq!(b2.status, WriteStatus::Executed);
+
+    // Reject; expire.
+    let c = w.submit("cust").await;
+    w.gate
+        .reject(&reviewer(1), &c.id, "no".into())
+        .await
+        .unwrap();
+    let d = w.submit("cust").await;
+    w.clock.advance(Duration::days(8));
+    assert_eq!(w.gate.expire_due().await.unwrap(), 1);
+    assert_eq!(w.status(&d.id).await, WriteStatus::Expired);
+
+    // Re-hold: the context changes between hold and approval.
+    let e = w.submit("cust").await;
+    w.catalog(&[], &[("fake:cust", "other:p")]).await;
+    let e = w.gate.approve(&reviewer(1), &e.id, None).await.unwrap();
+    assert_eq!(e.status, WriteStatus::Held);
+
+    // Approved on a gate without the connector: waits, approved.
+    w.catalog(&[("fake:cust2", "customer")], &[]).await;
+    let f = w.submit("cust2").await;
+    assert_eq!(f.status, WriteStatus::Held, "{f:?}");
+    let other = w.gate_without_connector();
+    let f2 = other.approve(&reviewer(1), &f.id, None).await.unwrap();
+    assert_eq!(f2.status, WriteStatus::Approved);
+    assert!(f2.waiting.is_some());
+    w.later();
+    w.gate.sweep().await.unwrap();
+    assert_eq!(w.status(&f.id).await, WriteStatus::Executed);
+
+    // Executing waits on an unreachable target, then the sweep runs it.
+    push(&w.fake, |s| {
+        s.execute
+            .push_back(Err(ConnectorError::Unavailable("down".into())))
+    });
+    let g = w.submit("g").await;
+    assert_eq!(g.status, WriteStatus::Executing);
+    assert!(g.waiting.is_some());
+    w.later();
+    w.gate.sweep().await.unwrap();
+    assert_eq!(w.status(&g.id).await, WriteStatus::Executed);
+
+    // Nothing ran.
+    push(&w.fake, |s| {
+        s.execute
+            .push_back(Err(ConnectorError::Io("refused".into())))
+    });
+    let h = w.submit("h").await;
+    assert_eq!(h.status, WriteStatus::Failed);
+
+    // Outcome unknown: resolved both ways.
+    for ran in [true, false] {
+        push(&w.fake, |s| {
+            s.execute
+                .push_back(Err(ConnectorError::Uncertain("timeout".into())));
+            s.applied.push_back(Ok(None));
+        });
+        let i = w.submit("i").await;
+        assert_eq!(i.status, WriteStatus::OutcomeUnknown);
+        let i = w
+            .gate
+            .resolve(&lead(), &i.id, ran, "checked".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            i.status,
+            if ran {
+                WriteStatus::Executed
+            } else {
+                WriteStatus::Failed
+            }
+        );
+    }
+
+    // Rollback: drift; did not verify, then again; waits, then finishes.
+    let j = w.submit("j").await;
+    push(&w.fake, |s| {
+        s.restore.push_back(Ok(RollbackReport {
+            verified: false,
+            items: vec![RestoreItem {
+                resource: "fake:j".into(),
+                status: RestoreStatus::Drift,
+                detail: None,
+            }],
+            forced: false,
+        }))
+    });
+    let j = w
+        .gate
+        .rollback(&lead(), &j.id, "t".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(j.status, WriteStatus::Executed);
+    push(&w.fake, |s| {
+        s.restore.push_back(Err(ConnectorError::Io("cut".into())))
+    });
+    let j = w
+        .gate
+        .rollback(&lead(), &j.id, "t".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(j.status, WriteStatus::RollbackFailed);
+    push(&w.fake, |s| {
+        s.restore
+            .push_back(Err(ConnectorError::Unavailable("down".into())))
+    });
+    let j = w
+        .gate
+        .rollback(&lead(), &j.id, "t".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(j.status, WriteStatus::RollingBack);
+    w.later();
+    w.gate.sweep().await.unwrap();
+    assert_eq!(w.status(&j.id).await, WriteStatus::RolledBack);
+
+    let expected: BTreeSet<(String, String, String)> = TABLE
+        .iter()
+        .map(|(f, s, t)| {
+            (
+                f.as_str().to_string(),
+                s.action().to_string(),
+                t.as_str().to_string(),
+            )
+        })
+        .collect();
+    let seen = moves(&w.store).await;
+    let missing: Vec<_> = expected.difference(&seen).collect();
+    assert!(missing.is_empty(), "moves never exercised: {missing:?}");
+    let illegal: Vec<_> = seen.difference(&expected).collect();
+    assert!(illegal.is_empty(), "moves outside the table: {illegal:?}");
+    assert_eq!(seen.len(), TABLE.len());
+}
+
+/// A person's commands against a write in every status: legal where the
+/// table has the move, refused (409, nothing stored, nothing audited)
+/// everywhere else.
+#[tokio::test]
+async fn refused_moves_change_nothing() {
+    let commands = [
+        Step::Approve,
+        Step::Reject,
+        Step::Rollback,
+        Step::ResolveRan,
+        Step::ResolveNotRun,
+    ];
+    let mut refused = 0;
+    let mut legal = 0;
+    for status in WriteStatus::ALL {
+        for step in commands {
+            let w = world();
+            w.catalog(&[("fake:cust", "customer")], &[]).await;
+            let mut rec = w.submit("cust").await;
+            rec.status = status;
+            w.store.put_write_raw(rec.clone());
+            let (_, version) = w.store.write(&rec.id).await.unwrap().unwrap();
+            let audit_before = w.store.audit(0, 100_000).await.unwrap().len();
+            let result = match step {
+                Step::Approve => w.gate.approve(&reviewer(1), &rec.id, None).await,
+                Step::Reject => w.gate.reject(&reviewer(1), &rec.id, "r".into()).await,
+                Step::Rollback => w.gate.rollback(&lead(), &rec.id, "r".into(), false).await,
+                Step::ResolveRan => w.gate.resolve(&lead(), &rec.id, true, "r".into()).await,
+                _ => w.gate.resolve(&lead(), &rec.id, false, "r".into()).await,
+            };
+            let allowed = super::machine::next(status, step).is_some()
+                || (step == Step::Approve
+                    && super::machine::next(status, Step::Approval).is_some());
+            if allowed {
+                legal += 1;
+                assert!(result.is_ok(), "{status:?} x {step:?}: {result:?}");
+            } else {
+                refused += 1;
+                match result {
+                    Err(GateError::Conflict {
+                        code: "wrong_status",
+                        ..
+                    }) => {}
+                    other => panic!("{status:?} x {step:?} should be refused: {other:?}"),
+                }
+                let (after, v) = w.store.write(&rec.id).await.unwrap().unwrap();
+                assert_eq!(v, version, "{status:?} x {step:?} changed the write");
+                assert_eq!(after.status, status);
+                let audit_after = w.store.audit(0, 100_000).await.unwrap().len();
+                assert_eq!(
+                    audit_before, audit_after,
+                    "{status:?} x {step:?} left an audit entry"
+                );
+            }
+        }
+    }
+    assert_eq!(legal + refused, WriteStatus::ALL.len() * commands.len());
+    assert_eq!(legal, 6, "held x approve/reject, executed and rollback_failed x rollback, outcome_unknown x resolve both ways");
+}
+
+/// Reproduced before the fix: a customer-borne write held (one approval
+/// needed); a patient's record joins its blast radius; the first approval
+/// re-verifies and holds it again, and ONE more approval ran it, though a
+/// patient needs two.
+#[tokio::test]
+async fn a_rehold_needs_the_approvals_its_new_decision_calls_for() {
+    let w = world();
+    w.catalog(&[("fake:acct", "customer"), ("chart:7", "patient")], &[])
+        .await;
+    let rec = w.submit("acct").await;
+    assert_eq!(rec.required_approvals, 1);
+    w.catalog(&[], &[("fake:acct", "chart:7")]).await;
+    let rec = w.gate.approve(&reviewer(1), &rec.id, None).await.unwrap();
+    assert_eq!(rec.status, WriteStatus::Held);
+    assert_eq!(rec.required_approvals, 2, "the new decision's approvals");
+    let rec = w.gate.approve(&reviewer(2), &rec.id, None).await.unwrap();
+    assert_eq!(
+        rec.status,
+        WriteStatus::Held,
+        "one approval of two must not run it"
+    );
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+    let rec = w.gate.approve(&reviewer(3), &rec.id, None).await.unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed);
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
+}
+
+/// Reproduced before the fix: a freeze state that does not decode was read
+/// as "not frozen". Now nothing runs and nothing is approved.
+#[tokio::test]
+async fn an_undecodable_freeze_fails_closed() {
+    let w = world();
+    w.catalog(&[("fake:cust", "customer")], &[]).await;
+    let held = w.submit("cust").await;
+    w.store.plant_raw_freeze("{not json");
+    let body = json!({"intent": "t", "action": {"connector": "fake", "target": "x"}});
+    assert!(w.gate.submit(&agent(), body).await.is_err());
+    assert!(w.gate.approve(&reviewer(1), &held.id, None).await.is_err());
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+    assert_eq!(w.status(&held.id).await, WriteStatus::Held);
+}
+
+/// Reproduced before the fix: an upsert that changed nothing returned the
+/// store's current version, and the cache adopted another request's bump
+/// with only its own additions (a missing edge shrinks a blast radius).
+#[tokio::test]
+async fn the_catalog_cache_never_misses_anothers_change() {
+    let w = world();
+    w.catalog(&[("fake:a", "institution"), ("ext:b", "customer")], &[])
+        .await;
+    let cached = w.gate.catalog_graph().await.unwrap();
+    // Someone else adds an edge behind this gate's cache.
+    w.catalog(&[], &[("fake:a", "ext:b")]).await;
+    // This gate's own discovery of something that exists changes nothing.
+    let upsert = w
+        .store
+        .upsert_catalog(
+            &Catalog {
+                resources: vec![resource("fake:a", "institution")],
+                edges: vec![],
+            },
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(upsert.before, upsert.after);
+    assert!(upsert.applied.resources.is_empty());
+    let g = w.gate.graph_after(&cached, &upsert).await.unwrap();
+    assert!(
+        g.catalog().edges.iter().any(|e| e.to == "ext:b"),
+        "the other request's edge"
+    );
+    // An edge the store already has is not added twice to the graph.
+    let again = w
+        .store
+        .upsert_catalog(
+            &Catalog {
+                resources: vec![],
+                edges: vec![serde_json::from_value(
+                    json!({"from": "fake:a", "to": "ext:b", "why": "dup"}),
+                )
+                .unwrap()],
+            },
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let g2 = w.gate.graph_after(&g, &again).await.unwrap();
+    assert_eq!(g2.catalog().edges.len(), 1);
+    // A write on fake:a is held: the edge reaches a customer's resource.
+    let rec = w.submit("a").await;
+    assert_eq!(rec.status, WriteStatus::Held);
+}
+
+/// Reproduced before the fix: a transient error after an approval won its
+/// compare-and-set left the write `approved`/`executing` until a restart.
+#[tokio::test]
+async fn a_stranded_write_is_taken_up_by_the_running_gate_once() {
+    let w = world();
+    w.catalog(&[("fake:cust", "customer")], &[]).await;
+    let rec = w.submit("cust").await;
+    push(&w.fake, |s| {
+        s.execute
+            .push_back(Err(ConnectorError::Unavailable("db restarting".into())))
+    });
+    let rec = w.gate.approve(&reviewer(1), &rec.id, None).await.unwrap();
+    assert_eq!(rec.status, WriteStatus::Executing);
+    assert!(rec
+        .waiting
+        .as_deref()
+        .unwrap_or("")
+        .contains("db restarting"));
+    // Within the backoff nothing is retried.
+    assert_eq!(w.gate.sweep().await.unwrap(), 0);
+    w.later();
+    assert_eq!(w.gate.sweep().await.unwrap(), 1);
+    let (after, _) = w.store.write(&rec.id).await.unwrap().unwrap();
+    assert_eq!(after.status, WriteStatus::Executed);
+    assert!(after.waiting.is_none());
+    w.later();
+    assert_eq!(w.gate.sweep().await.unwrap(), 0);
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
+}
+
+/// A claimed write is left alone by the sweep of another gate until its
+/// lease lapses.
+#[tokio::test]
+async fn a_claimed_write_is_not_swept() {
+    let w = world();
+    let rec = w.submit("x").await;
+    let mut rec = rec;
+    rec.status = WriteStatus::Executing;
+    rec.capture = None;
+    w.store.put_write_raw(rec.clone());
+    w.fake.applied.lock().unwrap().clear();
+    let now = w.clock.now_for_test();
+    assert!(w
+        .store
+        .claim(&rec.id, "other-gate", now + Duration::minutes(1), now)
+        .await
+        .unwrap());
+    w.clock.advance(Duration::seconds(45));
+    assert_eq!(w.gate.sweep().await.unwrap(), 0, "the lease still holds");
+    w.clock.advance(Duration::seconds(30));
+    assert_eq!(w.gate.sweep().await.unwrap(), 1);
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Executed);
+}
+
+/// Reproduced before the fix: at restart a missing connector (a `--sql`
+/// forgotten) or an unreachable target marked applied writes `failed` for
+/// good. Now they wait, visibly, and finish when it is back.
+#[tokio::test]
+async fn recovery_waits_for_a_missing_connector_instead_of_failing() {
+    let w = world();
+    let mut rec = w.submit("x").await;
+    rec.status = WriteStatus::Executing;
+    w.store.put_write_raw(rec.clone());
+    let bare = w.gate_without_connector();
+    bare.recover_at_start().await.unwrap();
+    let (after, _) = w.store.write(&rec.id).await.unwrap().unwrap();
+    assert_eq!(after.status, WriteStatus::Executing);
+    assert!(after
+        .waiting
+        .as_deref()
+        .unwrap_or("")
+        .contains("no `fake` connector"));
+    // Unreachable target at restart: waits too.
+    push(&w.fake, |s| {
+        s.applied
+            .push_back(Err(ConnectorError::Unavailable("refused".into())))
+    });
+    w.gate.recover_at_start().await.unwrap();
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Executing);
+    w.later();
+    w.gate.recover_at_start().await.unwrap();
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Executed);
+    assert_eq!(
+        w.fake.executions.load(Ordering::SeqCst),
+        1,
+        "taken effect once, never re-run"
+    );
+}
+
+/// An unknown outcome: an incident lead says it ran, and rolls it back.
+#[tokio::test]
+async fn an_unknown_outcome_is_settled_and_rolled_back() {
+    let w = world();
+    push(&w.fake, |s| {
+        s.execute
+            .push_back(Err(ConnectorError::Uncertain("timeout".into())));
+        s.applied.push_back(Ok(None));
+    });
+    let rec = w.submit("x").await;
+    assert_eq!(rec.status, WriteStatus::OutcomeUnknown);
+    assert!(
+        w.gate
+            .resolve(&reviewer(1), &rec.id, true, "x".into())
+            .await
+            .is_err(),
+        "reviewers do not settle"
+    );
+    assert!(matches!(
+        w.gate.resolve(&lead(), &rec.id, true, " ".into()).await,
+        Err(GateError::Invalid { .. })
+    ));
+    let rec = w
+        .gate
+        .resolve(&lead(), &rec.id, true, "the row shows it".into())
+        .await
+        .unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed);
+    let rec = w
+        .gate
+        .rollback(&lead(), &rec.id, "undo".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(rec.status, WriteStatus::RolledBack);
+}
+
+/// A rollback cut part-way (the connector's restore stopped) is resumed
+/// with the force it was asked with, at restart.
+#[tokio::test]
+async fn a_rollback_cut_by_a_crash_resumes_with_its_force() {
+    let w = world();
+    let rec = w.submit("x").await;
+    // The crash: the write is recorded rolling back, forced; nothing else.
+    let (mut r, _) = w.store.write(&rec.id).await.unwrap().unwrap();
+    r.status = WriteStatus::RollingBack;
+    r.rollback = Some(RollbackReport {
+        verified: false,
+        items: vec![],
+        forced: true,
+    });
+    w.store.put_write_raw(r);
+    let settled = w.gate.recover_at_start().await.unwrap();
+    assert_eq!(settled, vec![(rec.id.clone(), WriteStatus::RolledBack)]);
+    let (after, _) = w.store.write(&rec.id).await.unwrap().unwrap();
+    assert!(after.rollback.unwrap().verified);
+    assert_eq!(w.fake.restores.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn actions_follow_role_status_and_duties() {
+    use recourse_client::WriteAction as A;
+    let w = world();
+    w.catalog(&[("fake:cust", "customer")], &[]).await;
+    let held = w.submit("cust").await;
+    assert_eq!(
+        w.gate.get(&reviewer(1), &held.id).await.unwrap().actions,
+        vec![A::Approve, A::Reject]
+    );
+    assert!(w
+        .gate
+        .get(&agent(), &held.id)
+        .await
+        .unwrap()
+        .actions
+        .is_empty());
+    assert!(w
+        .gate
+        .get(&lead(), &held.id)
+        .await
+        .unwrap()
+        .actions
+        .is_empty());
+    let done = w.submit("y").await;
+    assert_eq!(
+        w.gate.get(&lead(), &done.id).await.unwrap().actions,
+        vec![A::Rollback]
+    );
+    assert!(w
+        .gate
+        .get(&reviewer(1), &done.id)
+        .await
+        .unwrap()
+        .actions
+        .is_empty());
+    // Another agent does not see it at all.
+    assert!(matches!(
+        w.gate.get(&who("other", Role::Agent), &held.id).await,
+        Err(GateError::NotFound(_))
+    ));
+}

@@ -1,0 +1,502 @@
+//! The in-process store, for tests: the same semantics as [`SqliteStore`]
+//! (idempotency, compare-and-set, claims, the audit chain, a freeze that
+//! fails closed) over plain collections behind one mutex, so a test of the
+//! lifecycle needs no file and can plant states a running gate never would.
+//!
+//! Every operation takes the lock, does its work and lets go without an
+//! await in between: one operation is one transaction, and nothing here can
+//! interleave with another.
+//!
+//! [`SqliteStore`]: super::SqliteStore
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use recourse_client::{AuditEntry, FreezeState, WriteRecord, WriteStatus, WriteSummary};
+use recourse_core::{Catalog, Edge, Resource};
+
+use super::{
+    decode_freeze, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted, StoreError,
+    TokenRow, TokenStore, WriteFilter, WriteStore,
+};
+use crate::audit::{self, AuditDraft};
+
+/// The in-process store. Cheap to create; everything is lost with it.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tokens: Vec<TokenRow>,
+    /// Resources and edges in the order they were first stored, as SQLite
+    /// returns them (by rowid): an overwrite keeps the place.
+    resources: Vec<Resource>,
+    resource_at: HashMap<String, usize>,
+    edges: Vec<Edge>,
+    edge_at: HashMap<(String, String), usize>,
+    catalog_version: i64,
+    /// In insertion order, so ties in the orderings below break the same
+    /// way every run.
+    writes: Vec<StoredWrite>,
+    write_at: HashMap<String, usize>,
+    audit: Vec<AuditEntry>,
+    /// Kept as the JSON text SQLite keeps, so that a test can plant one that
+    /// does not decode and see the switch fail closed.
+    freeze: Option<String>,
+}
+
+/// A write as the `writes` table holds it: the columns set once at insert
+/// (agent, idempotency key, creation time) are kept apart from the record,
+/// as SQLite's `UPDATE` leaves them alone too.
+#[derive(Debug, Clone)]
+struct StoredWrite {
+    agent: String,
+    idempotency_key: Option<String>,
+    created_at: DateTime<Utc>,
+    record: WriteRecord,
+    version: i64,
+    claim_owner: Option<String>,
+    claim_until: Option<DateTime<Utc>>,
+}
+
+impl StoredWrite {
+    fn in_flight(&self) -> bool {
+        matches!(
+            self.record.status,
+            WriteStatus::Approved | WriteStatus::Executing | WriteStatus::RollingBack
+        )
+    }
+
+    /// Nobody holds it at `now`: no lease, or a lapsed one (or a backoff
+    /// that has passed).
+    fn free_at(&self, now: DateTime<Utc>) -> bool {
+        self.claim_until
+            .is_none_or(|until| micros(until) < micros(now))
+    }
+}
+
+/// SQLite keeps timestamps as text with microseconds and compares that
+/// text; comparing truncated times here gives the same answers at the edges.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// SQLite's `LIMIT`: a negative limit means none.
+fn limited<T>(items: impl Iterator<Item = T>, limit: i64) -> Vec<T> {
+    match usize::try_from(limit) {
+        Ok(n) => items.take(n).collect(),
+        Err(_) => items.collect(),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Inner {
+    /// Seals the next entry of the chain; the caller has made its change in
+    /// the same critical section, so the two are one transaction.
+    fn append(&mut self, draft: AuditDraft) -> AuditEntry {
+        let (seq, prev) = match self.audit.last() {
+            Some(last) => (last.seq + 1, last.hash.clone()),
+            None => (1, audit::GENESIS.to_string()),
+        };
+        let entry = audit::seal(draft, seq, Utc::now(), &prev);
+        self.audit.push(entry.clone());
+        entry
+    }
+
+    fn write_mut(&mut self, id: &str) -> Option<&mut StoredWrite> {
+        let i = *self.write_at.get(id)?;
+        self.writes.get_mut(i)
+    }
+
+    /// The writes a filter selects, newest first (by creation time; ties in
+    /// insertion order).
+    fn filtered(&self, filter: &WriteFilter) -> Vec<&StoredWrite> {
+        let mut out: Vec<&StoredWrite> = self
+            .writes
+            .iter()
+            .filter(|w| filter.status.is_none_or(|s| w.record.status == s))
+            .filter(|w| filter.agent.as_deref().is_none_or(|a| w.agent == a))
+            .collect();
+        out.sort_by_key(|w| std::cmp::Reverse(micros(w.created_at)));
+        limited(out.into_iter(), filter.limit.unwrap_or(-1))
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A panic while the lock was held may have left a change half made:
+    /// refuse to go on rather than answer from it.
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| {
+            StoreError::Corrupt("the in-memory store was poisoned by a panic mid-change".into())
+        })
+    }
+
+    /// For tests of fail-closed behaviour: stores `raw` as the freeze state
+    /// as-is, so that [`GateStateStore::freeze`] finds a value that may not
+    /// decode. No audit entry.
+    pub fn plant_raw_freeze(&self, raw: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.freeze = Some(raw.to_string());
+    }
+
+    /// For tests: inserts `record`, or replaces the stored write with its
+    /// id, exactly as given, with no checks and no audit entry. The version
+    /// moves (1 for a new write), so a compare-and-set from before fails as
+    /// it would after any change; a claim on it is kept.
+    pub fn put_write_raw(&self, record: WriteRecord) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = |record: WriteRecord, version, claim_owner, claim_until| StoredWrite {
+            agent: record.agent.clone(),
+            idempotency_key: record.proposal.idempotency_key.clone(),
+            created_at: record.created_at,
+            record,
+            version,
+            claim_owner,
+            claim_until,
+        };
+        match inner.write_mut(&record.id) {
+            Some(w) => {
+                *w = stored(record, w.version + 1, w.claim_owner.take(), w.claim_until);
+            }
+            None => {
+                let i = inner.writes.len();
+                inner.write_at.insert(record.id.clone(), i);
+                inner.writes.push(stored(record, 1, None, None));
+            }
+        }
+    }
+
+    /// For tests: the claim on a write as stored, `(owner, until)`; `None`
+    /// when there is no such write. An owner of `None` with an `until` is a
+    /// backoff.
+    pub fn claim_of(&self, id: &str) -> Option<(Option<String>, Option<DateTime<Utc>>)> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let i = *inner.write_at.get(id)?;
+        inner
+            .writes
+            .get(i)
+            .map(|w| (w.claim_owner.clone(), w.claim_until))
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.tokens.iter().any(|t| t.name == row.name) {
+            return Err(StoreError::DuplicateToken(row.name.clone()));
+        }
+        // The `hash` column is UNIQUE: SQLite refuses the insert, and so
+        // does this, storing nothing.
+        if inner.tokens.iter().any(|t| t.hash == row.hash) {
+            return Err(StoreError::Commit(format!(
+                "a token with the hash of `{}` exists already",
+                row.name
+            )));
+        }
+        inner.tokens.push(row.clone());
+        inner.append(audit);
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner.tokens.iter().find(|t| t.hash == hash).cloned())
+    }
+}
+
+#[async_trait]
+impl CatalogStore for MemoryStore {
+    async fn catalog(&self) -> Result<(Catalog, i64), StoreError> {
+        let inner = self.lock()?;
+        Ok((
+            Catalog {
+                resources: inner.resources.clone(),
+                edges: inner.edges.clone(),
+            },
+            inner.catalog_version,
+        ))
+    }
+
+    async fn catalog_version(&self) -> Result<i64, StoreError> {
+        Ok(self.lock()?.catalog_version)
+    }
+
+    async fn upsert_catalog(
+        &self,
+        add: &Catalog,
+        replace: bool,
+        audit: Option<AuditDraft>,
+    ) -> Result<CatalogUpsert, StoreError> {
+        let mut inner = self.lock()?;
+        let inner = &mut *inner;
+        let before = inner.catalog_version;
+        let mut applied = Catalog::default();
+        // As `ON CONFLICT DO UPDATE` / `DO NOTHING`: an overwrite counts as
+        // stored even when the value is the same, a kept one does not.
+        for r in &add.resources {
+            match inner.resource_at.get(&r.id) {
+                Some(&i) if replace => {
+                    if let Some(slot) = inner.resources.get_mut(i) {
+                        *slot = r.clone();
+                    }
+                    applied.resources.push(r.clone());
+                }
+                Some(_) => {}
+                None => {
+                    inner
+                        .resource_at
+                        .insert(r.id.clone(), inner.resources.len());
+                    inner.resources.push(r.clone());
+                    applied.resources.push(r.clone());
+                }
+            }
+        }
+        for e in &add.edges {
+            let key = (e.from.clone(), e.to.clone());
+            match inner.edge_at.get(&key) {
+                Some(&i) if replace => {
+                    if let Some(slot) = inner.edges.get_mut(i) {
+                        *slot = e.clone();
+                    }
+                    applied.edges.push(e.clone());
+                }
+                Some(_) => {}
+                None => {
+                    inner.edge_at.insert(key, inner.edges.len());
+                    inner.edges.push(e.clone());
+                    applied.edges.push(e.clone());
+                }
+            }
+        }
+        let changed = !applied.resources.is_empty() || !applied.edges.is_empty();
+        if changed {
+            inner.catalog_version += 1;
+            if let Some(a) = audit {
+                inner.append(a);
+            }
+        }
+        Ok(CatalogUpsert {
+            before,
+            after: inner.catalog_version,
+            applied,
+        })
+    }
+}
+
+#[async_trait]
+impl WriteStore for MemoryStore {
+    async fn insert_write(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+    ) -> Result<Inserted, StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(key) = &record.proposal.idempotency_key {
+            let existing = inner.writes.iter().find(|w| {
+                w.agent == record.agent && w.idempotency_key.as_deref() == Some(key.as_str())
+            });
+            if let Some(w) = existing {
+                return Ok(Inserted::Existing(Box::new(w.record.clone())));
+            }
+        }
+        // `id` is the primary key: SQLite refuses a second one, and the
+        // group commit answers that operation with an error.
+        if inner.write_at.contains_key(&record.id) {
+            return Err(StoreError::Commit(format!(
+                "a write with id `{}` exists already",
+                record.id
+            )));
+        }
+        let i = inner.writes.len();
+        inner.write_at.insert(record.id.clone(), i);
+        inner.writes.push(StoredWrite {
+            agent: record.agent.clone(),
+            idempotency_key: record.proposal.idempotency_key.clone(),
+            created_at: record.created_at,
+            record: record.clone(),
+            version: 1,
+            claim_owner: None,
+            claim_until: None,
+        });
+        inner.append(audit);
+        Ok(Inserted::New)
+    }
+
+    async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .write_at
+            .get(id)
+            .and_then(|&i| inner.writes.get(i))
+            .map(|w| (w.record.clone(), w.version)))
+    }
+
+    async fn write_by_key(
+        &self,
+        agent: &str,
+        key: &str,
+    ) -> Result<Option<WriteRecord>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .writes
+            .iter()
+            .find(|w| w.agent == agent && w.idempotency_key.as_deref() == Some(key))
+            .map(|w| w.record.clone()))
+    }
+
+    async fn summaries(&self, filter: &WriteFilter) -> Result<Vec<WriteSummary>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .filtered(filter)
+            .into_iter()
+            .map(|w| w.record.summary())
+            .collect())
+    }
+
+    async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .filtered(filter)
+            .into_iter()
+            .map(|w| w.record.clone())
+            .collect())
+    }
+
+    async fn update_write(
+        &self,
+        record: &WriteRecord,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(w) = inner.write_mut(&record.id) else {
+            return Ok(false);
+        };
+        if w.version != expected {
+            return Ok(false);
+        }
+        // Agent, key and creation time stay as inserted; the claim is not
+        // part of the version and stays too.
+        w.record = record.clone();
+        w.version += 1;
+        inner.append(audit);
+        Ok(true)
+    }
+
+    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError> {
+        let inner = self.lock()?;
+        // Keyed by the stored text, as `GROUP BY status` orders its groups.
+        let mut counts: BTreeMap<&'static str, (WriteStatus, i64)> = BTreeMap::new();
+        for w in &inner.writes {
+            let s = w.record.status;
+            counts.entry(s.as_str()).or_insert((s, 0)).1 += 1;
+        }
+        Ok(counts.into_values().collect())
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(w) = inner.write_mut(id) else {
+            return Ok(false);
+        };
+        let mine = w.claim_owner.as_deref() == Some(owner);
+        if !w.in_flight() || !(mine || w.free_at(now)) {
+            return Ok(false);
+        }
+        w.claim_owner = Some(owner.to_string());
+        w.claim_until = Some(micros(until));
+        Ok(true)
+    }
+
+    async fn release(
+        &self,
+        id: &str,
+        owner: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(w) = inner.write_mut(id) {
+            if w.claim_owner.as_deref() == Some(owner) {
+                w.claim_owner = None;
+                w.claim_until = retry_at.map(micros);
+            }
+        }
+        Ok(())
+    }
+
+    async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError> {
+        let inner = self.lock()?;
+        let mut free: Vec<&StoredWrite> = inner
+            .writes
+            .iter()
+            .filter(|w| w.in_flight() && w.free_at(now))
+            .collect();
+        free.sort_by_key(|w| micros(w.record.updated_at));
+        Ok(limited(
+            free.into_iter().map(|w| w.record.id.clone()),
+            limit,
+        ))
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError> {
+        Ok(self.lock()?.append(audit))
+    }
+
+    async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let inner = self.lock()?;
+        Ok(limited(
+            inner.audit.iter().filter(|e| e.seq > after_seq).cloned(),
+            limit,
+        ))
+    }
+
+    async fn audit_newest(
+        &self,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let inner = self.lock()?;
+        let before = before_seq.unwrap_or(i64::MAX);
+        Ok(limited(
+            inner.audit.iter().rev().filter(|e| e.seq < before).cloned(),
+            limit,
+        ))
+    }
+}
+
+#[async_trait]
+impl GateStateStore for MemoryStore {
+    async fn freeze(&self) -> Result<FreezeState, StoreError> {
+        let inner = self.lock()?;
+        decode_freeze(inner.freeze.as_deref())
+    }
+
+    async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError> {
+        let raw = to_json(state)?;
+        let mut inner = self.lock()?;
+        inner.freeze = Some(raw);
+        inner.append(audit);
+        Ok(())
+    }
+}

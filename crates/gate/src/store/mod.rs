@@ -1,0 +1,203 @@
+//! Durable state, by concern: tokens, the catalog, writes, the audit trail
+//! and the gate's own state (the freeze), each a trait. `SqliteStore` (one
+//! file in the data directory) implements them all for the embedded gate;
+//! `MemoryStore` implements them for in-process tests. Nothing the gate
+//! decides on lives only in process memory.
+
+mod memory;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_core::Catalog;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use crate::audit::AuditDraft;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store holds a record that does not parse: {0}")]
+    Corrupt(String),
+    #[error("a token named `{0}` exists already")]
+    DuplicateToken(String),
+    /// The group commit failed: nothing of the batch was stored.
+    #[error("store commit: {0}")]
+    Commit(String),
+}
+
+impl StoreError {
+    /// Worth trying again: the store was busy or briefly unreachable, and
+    /// nothing was stored. A corrupt record or a failed commit is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Db(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                ) || e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == "5" || c == "6" || c == "517")
+            } // SQLITE_BUSY, _LOCKED, BUSY_SNAPSHOT
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub name: String,
+    pub role: Role,
+    pub hash: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What inserting a write found.
+#[derive(Debug)]
+pub enum Inserted {
+    New,
+    /// The same agent already submitted this idempotency key.
+    Existing(Box<WriteRecord>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteFilter {
+    pub status: Option<WriteStatus>,
+    pub agent: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// What an upsert of the catalog did, read in its own transaction: the
+/// version before and after, and what was actually stored (a connector's
+/// discovery keeps what exists, so part of a batch may be dropped). A cached
+/// graph may be extended in memory only from `before` and only with
+/// `applied`.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogUpsert {
+    pub before: i64,
+    pub after: i64,
+    pub applied: Catalog,
+}
+
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError>;
+}
+
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// The whole catalog and its version (bumped by every change).
+    async fn catalog(&self) -> Result<(Catalog, i64), StoreError>;
+    async fn catalog_version(&self) -> Result<i64, StoreError>;
+    /// Adds resources and edges. With `replace`, existing ones take the new
+    /// values (a risk officer's edit); without, existing ones are kept (a
+    /// connector adding what it discovered). The version moves only when
+    /// something changed; the audit entry is written only then.
+    async fn upsert_catalog(
+        &self,
+        add: &Catalog,
+        replace: bool,
+        audit: Option<AuditDraft>,
+    ) -> Result<CatalogUpsert, StoreError>;
+}
+
+#[async_trait]
+pub trait WriteStore: Send + Sync {
+    /// Inserts a new write, or returns the one with the same agent and
+    /// idempotency key. One transaction with its audit entry.
+    async fn insert_write(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+    ) -> Result<Inserted, StoreError>;
+    /// A write and its version, for compare-and-set updates.
+    async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError>;
+    async fn write_by_key(&self, agent: &str, key: &str)
+        -> Result<Option<WriteRecord>, StoreError>;
+    async fn summaries(&self, filter: &WriteFilter) -> Result<Vec<WriteSummary>, StoreError>;
+    async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError>;
+    /// Replaces a write if its version is still `expected`, with its audit
+    /// entry, in one transaction. False when someone else changed it first.
+    async fn update_write(
+        &self,
+        record: &WriteRecord,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError>;
+    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError>;
+
+    /// Takes (or renews) the claim on an in-flight write for `owner` until
+    /// `until`: true when nobody else holds it at `now` (no claim, a lapsed
+    /// one, or `owner`'s own). The claim is not part of the write's version:
+    /// renewing it never fails the worker's next compare-and-set.
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives up `owner`'s claim; with `retry_at`, nobody takes the write up
+    /// before then (a backoff).
+    async fn release(
+        &self,
+        id: &str,
+        owner: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+    /// In-flight writes (approved, executing, rolling back) nobody holds at
+    /// `now`, oldest first.
+    async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError>;
+    /// Oldest first, those after `after_seq`.
+    async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The newest entries first, those before `before_seq` when given.
+    async fn audit_newest(
+        &self,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+#[async_trait]
+pub trait GateStateStore: Send + Sync {
+    /// The freeze switch. A stored state that does not decode is an error,
+    /// never "not frozen": the switch fails closed.
+    async fn freeze(&self) -> Result<FreezeState, StoreError>;
+    async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError>;
+}
+
+/// Everything a gate keeps.
+pub trait Store: TokenStore + CatalogStore + WriteStore + AuditStore + GateStateStore {}
+
+impl<T: TokenStore + CatalogStore + WriteStore + AuditStore + GateStateStore> Store for T {}
+
+/// Decodes the stored freeze state, failing closed.
+pub(crate) fn decode_freeze(raw: Option<&str>) -> Result<FreezeState, StoreError> {
+    match raw {
+        None => Ok(FreezeState::default()),
+        Some(s) => serde_json::from_str(s).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "the stored freeze state does not decode ({e}): the gate treats it as frozen"
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,893 @@
+//! One suite, run against every store: the in-memory one stands in for
+//! SQLite in the lifecycle tests, so each behaviour the gate leans on is
+//! checked on both, from the same test body.
+
+use chrono::{DateTime, Duration, Utc};
+use recourse_client::{FreezeState, Role, WriteRecord, WriteStatus};
+use recourse_core::{Catalog, Edge, Resource};
+use serde_json::json;
+use tempfile::TempDir;
+
+use super::{
+    Inserted, MemoryStore, SqliteStore, Store, StoreError, TokenRow, WriteFilter, WriteStore,
+};
+use crate::audit::{self, AuditDraft};
+
+/// A store under test, and what it needs kept alive.
+enum Backend {
+    Memory(Box<MemoryStore>),
+    Sqlite(SqliteStore, TempDir),
+}
+
+impl Backend {
+    async fn memory() -> Self {
+        Backend::Memory(Box::new(MemoryStore::new()))
+    }
+
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).await.expect("open sqlite");
+        Backend::Sqlite(store, dir)
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            Backend::Memory(s) => &**s,
+            Backend::Sqlite(s, _) => s,
+        }
+    }
+
+    /// Stores a freeze state that may not decode, behind the store's back.
+    async fn plant_raw_freeze(&self, raw: &str) {
+        match self {
+            Backend::Memory(s) => s.plant_raw_freeze(raw),
+            Backend::Sqlite(_, dir) => {
+                // The store's own pools are private to its module: a second
+                // connection to the same file does what an operator's
+                // `sqlite3` session (or a bad migration) could.
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.path().join("recourse.db"))
+                    .busy_timeout(std::time::Duration::from_secs(30));
+                let pool = sqlx::SqlitePool::connect_with(opts).await.expect("connect");
+                sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                    .bind(raw)
+                    .execute(&pool)
+                    .await
+                    .expect("plant freeze");
+                pool.close().await;
+            }
+        }
+    }
+}
+
+/// Runs each named test body against a fresh store of every kind:
+/// `store::tests::memory::<name>` and `store::tests::sqlite::<name>`.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::Backend::memory().await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::Backend::sqlite().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_store!(
+    idempotent_insert,
+    cas_update_wins_once,
+    lost_cas_writes_no_audit_entry,
+    listing_filters_orders_and_limits,
+    claim_renew_release_and_backoff,
+    claimable_lists_free_in_flight_writes_oldest_first,
+    catalog_upsert_reports_before_after_and_applied,
+    freeze_round_trips,
+    freeze_fails_closed_on_a_corrupt_value,
+    tokens_are_unique_by_name,
+    audit_chain_verifies_after_a_mix_of_operations,
+    audit_newest_is_newest_first,
+);
+
+fn t0() -> DateTime<Utc> {
+    // A fixed instant, so ordering by time does not depend on the clock.
+    DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+/// A minimal write, built from its JSON form so that fields added to the
+/// record later with defaults do not break the suite.
+fn record(
+    id: &str,
+    agent: &str,
+    key: Option<&str>,
+    status: WriteStatus,
+    at: DateTime<Utc>,
+) -> WriteRecord {
+    serde_json::from_value(json!({
+        "id": id,
+        "agent": agent,
+        "status": status,
+        "connector": "test",
+        "proposal": {"agent": agent, "intent": format!("intent of {id}"), "idempotency_key": key,
+                     "action": {"op": "noop"}, "touches": ["res:a"]},
+        "decision": {"decision": "hold", "reasons": [], "blast_radius": [], "bearers": [],
+                     "evidence": [], "steps": []},
+        "proposal_hash": "p",
+        "decision_hash": "d",
+        "submitted_hash": "s",
+        "created_at": at,
+        "updated_at": at,
+        "required_approvals": 1,
+    }))
+    .expect("a write record")
+}
+
+fn draft(action: &str, write_id: Option<&str>) -> AuditDraft {
+    AuditDraft::new("tester", action, write_id, json!({"action": action}))
+}
+
+async fn audit_len(store: &dyn Store) -> usize {
+    store.audit(0, -1).await.expect("audit").len()
+}
+
+async fn insert(store: &dyn Store, r: &WriteRecord) {
+    let got = store
+        .insert_write(r, draft("write.submitted", Some(&r.id)))
+        .await
+        .expect("insert");
+    assert!(matches!(got, Inserted::New), "{} was not new", r.id);
+}
+
+async fn idempotent_insert(b: &Backend) {
+    let store = b.store();
+    let first = record("w1", "bot", Some("k1"), WriteStatus::Held, t0());
+    insert(store, &first).await;
+
+    // The same agent and key: the first write comes back, nothing stored.
+    let again = record("w2", "bot", Some("k1"), WriteStatus::Held, t0());
+    match store
+        .insert_write(&again, draft("write.submitted", Some("w2")))
+        .await
+    {
+        Ok(Inserted::Existing(existing)) => assert_eq!(*existing, first),
+        other => panic!("expected the existing write, got {other:?}"),
+    }
+    assert!(store.write("w2").await.expect("read").is_none());
+    assert_eq!(audit_len(store).await, 1, "a repeat writes no audit entry");
+
+    // Keys are per agent; a write without a key is never a repeat.
+    insert(
+        store,
+        &record("w3", "other", Some("k1"), WriteStatus::Held, t0()),
+    )
+    .await;
+    insert(store, &record("w4", "bot", None, WriteStatus::Held, t0())).await;
+    insert(store, &record("w5", "bot", None, WriteStatus::Held, t0())).await;
+
+    let by_key = store.write_by_key("bot", "k1").await.expect("by key");
+    assert_eq!(by_key.map(|r| r.id), Some("w1".to_string()));
+    assert_eq!(
+        store
+            .write_by_key("other", "k1")
+            .await
+            .expect("by key")
+            .map(|r| r.id),
+        Some("w3".to_string())
+    );
+    assert!(store
+        .write_by_key("bot", "nope")
+        .await
+        .expect("by key")
+        .is_none());
+
+    let (stored, version) = store.write("w1").await.expect("read").expect("w1 stored");
+    assert_eq!(stored, first);
+    assert_eq!(version, 1, "a new write starts at version 1");
+    assert_eq!(audit_len(store).await, 4);
+}
+
+async fn cas_update_wins_once(b: &Backend) {
+    let store = b.store();
+    insert(store, &record("w1", "bot", None, WriteStatus::Held, t0())).await;
+    let (current, v) = store.write("w1").await.expect("read").expect("stored");
+
+    let mut approved = current.clone();
+    approved.status = WriteStatus::Approved;
+    approved.updated_at = t0() + Duration::seconds(1);
+    let mut rejected = current.clone();
+    rejected.status = WriteStatus::Rejected;
+    rejected.updated_at = t0() + Duration::seconds(2);
+
+    // Both from the same version, at once: exactly one may win.
+    let (a, r) = tokio::join!(
+        store.update_write(&approved, v, draft("write.approved", Some("w1"))),
+        store.update_write(&rejected, v, draft("write.rejected", Some("w1"))),
+    );
+    let (a, r) = (a.expect("update"), r.expect("update"));
+    assert!(
+        a ^ r,
+        "exactly one compare-and-set wins (approved {a}, rejected {r})"
+    );
+
+    let (stored, v2) = store.write("w1").await.expect("read").expect("stored");
+    assert_eq!(v2, v + 1);
+    assert_eq!(stored, if a { approved } else { rejected });
+}
+
+async fn lost_cas_writes_no_audit_entry(b: &Backend) {
+    let store = b.store();
+    insert(store, &record("w1", "bot", None, WriteStatus::Held, t0())).await;
+    let (current, v) = store.write("w1").await.expect("read").expect("stored");
+    let mut approved = current.clone();
+    approved.status = WriteStatus::Approved;
+    assert!(store
+        .update_write(&approved, v, draft("write.approved", Some("w1")))
+        .await
+        .expect("update"));
+    let entries = audit_len(store).await;
+
+    let mut stale = current;
+    stale.status = WriteStatus::Rejected;
+    assert!(!store
+        .update_write(&stale, v, draft("write.rejected", Some("w1")))
+        .await
+        .expect("update"));
+    assert_eq!(
+        audit_len(store).await,
+        entries,
+        "a lost CAS writes no audit entry"
+    );
+    let (stored, v2) = store.write("w1").await.expect("read").expect("stored");
+    assert_eq!(
+        stored.status,
+        WriteStatus::Approved,
+        "a lost CAS stores nothing"
+    );
+    assert_eq!(v2, v + 1);
+
+    // An unknown write is a lost CAS too, not an error.
+    let mut ghost = stored;
+    ghost.id = "ghost".into();
+    assert!(!store
+        .update_write(&ghost, 1, draft("write.approved", Some("ghost")))
+        .await
+        .expect("update"));
+    assert_eq!(audit_len(store).await, entries);
+}
+
+async fn listing_filters_orders_and_limits(b: &Backend) {
+    let store = b.store();
+    let s = Duration::seconds;
+    insert(
+        store,
+        &record("a", "bot", None, WriteStatus::Held, t0() + s(2)),
+    )
+    .await;
+    insert(
+        store,
+        &record("b", "bot", None, WriteStatus::Approved, t0() + s(1)),
+    )
+    .await;
+    insert(
+        store,
+        &record("c", "other", None, WriteStatus::Held, t0() + s(3)),
+    )
+    .await;
+
+    let ids = |v: Vec<WriteRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = WriteFilter::default();
+    assert_eq!(
+        ids(store.writes(&all).await.expect("list")),
+        ["c", "a", "b"]
+    );
+    let unlimited = WriteFilter {
+        limit: Some(-1),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(store.writes(&unlimited).await.expect("list")),
+        ["c", "a", "b"]
+    );
+    let two = WriteFilter {
+        limit: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(ids(store.writes(&two).await.expect("list")), ["c", "a"]);
+    let held = WriteFilter {
+        status: Some(WriteStatus::Held),
+        ..Default::default()
+    };
+    assert_eq!(ids(store.writes(&held).await.expect("list")), ["c", "a"]);
+    let bots_held = WriteFilter {
+        status: Some(WriteStatus::Held),
+        agent: Some("bot".into()),
+        limit: None,
+    };
+    assert_eq!(ids(store.writes(&bots_held).await.expect("list")), ["a"]);
+
+    let summaries = store.summaries(&held).await.expect("summaries");
+    let expected: Vec<_> = store
+        .writes(&held)
+        .await
+        .expect("list")
+        .iter()
+        .map(WriteRecord::summary)
+        .collect();
+    assert_eq!(summaries, expected);
+
+    let mut counts = store.counts().await.expect("counts");
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(counts, [(WriteStatus::Approved, 1), (WriteStatus::Held, 2)]);
+}
+
+async fn claim_renew_release_and_backoff(b: &Backend) {
+    let store = b.store();
+    let s = Duration::seconds;
+    let now = t0();
+    insert(store, &record("w1", "bot", None, WriteStatus::Held, now)).await;
+
+    // Only an in-flight write can be claimed.
+    assert!(!store
+        .claim("w1", "a", now + s(30), now)
+        .await
+        .expect("claim"));
+    assert!(!store
+        .claim("nope", "a", now + s(30), now)
+        .await
+        .expect("claim"));
+    let (held, v) = store.write("w1").await.expect("read").expect("stored");
+    let mut approved = held;
+    approved.status = WriteStatus::Approved;
+    assert!(store
+        .update_write(&approved, v, draft("write.approved", Some("w1")))
+        .await
+        .expect("update"));
+
+    assert!(store
+        .claim("w1", "a", now + s(30), now)
+        .await
+        .expect("claim"));
+    // Held by `a`: nobody else takes it before the lease lapses.
+    assert!(!store
+        .claim("w1", "b", now + s(30), now)
+        .await
+        .expect("claim"));
+    assert!(!store
+        .claim("w1", "b", now + s(40), now + s(29))
+        .await
+        .expect("claim"));
+    assert!(store
+        .claimable(now + s(29), 10)
+        .await
+        .expect("claimable")
+        .is_empty());
+
+    // The owner renews; renewing is not a change of the write.
+    let (_, before_renew) = store.write("w1").await.expect("read").expect("stored");
+    assert!(store
+        .claim("w1", "a", now + s(60), now + s(20))
+        .await
+        .expect("renew"));
+    let (current, after_renew) = store.write("w1").await.expect("read").expect("stored");
+    assert_eq!(
+        before_renew, after_renew,
+        "a claim is not part of the version"
+    );
+    assert!(!store
+        .claim("w1", "b", now + s(90), now + s(45))
+        .await
+        .expect("claim"));
+
+    // The worker's next compare-and-set is not failed by its renewal.
+    let mut executing = current;
+    executing.status = WriteStatus::Executing;
+    assert!(store
+        .update_write(
+            &executing,
+            after_renew,
+            draft("write.executing", Some("w1"))
+        )
+        .await
+        .expect("update"));
+
+    // After the lease lapses, someone else can.
+    assert!(store
+        .claim("w1", "b", now + s(120), now + s(61))
+        .await
+        .expect("claim"));
+    assert!(!store
+        .claim("w1", "a", now + s(120), now + s(62))
+        .await
+        .expect("claim"));
+
+    // Only the owner can release: `a`'s release changes nothing.
+    store.release("w1", "a", None).await.expect("release");
+    assert!(!store
+        .claim("w1", "c", now + s(120), now + s(63))
+        .await
+        .expect("claim"));
+
+    // `b` backs off until +200: nobody takes it up before then.
+    store
+        .release("w1", "b", Some(now + s(200)))
+        .await
+        .expect("release");
+    assert!(store
+        .claimable(now + s(199), 10)
+        .await
+        .expect("claimable")
+        .is_empty());
+    assert!(!store
+        .claim("w1", "b", now + s(300), now + s(199))
+        .await
+        .expect("claim"));
+    assert!(!store
+        .claim("w1", "c", now + s(300), now + s(199))
+        .await
+        .expect("claim"));
+    assert_eq!(
+        store.claimable(now + s(201), 10).await.expect("claimable"),
+        ["w1"]
+    );
+    assert!(store
+        .claim("w1", "c", now + s(300), now + s(201))
+        .await
+        .expect("claim"));
+
+    // A release without a backoff frees it at once.
+    store.release("w1", "c", None).await.expect("release");
+    assert_eq!(
+        store.claimable(now + s(202), 10).await.expect("claimable"),
+        ["w1"]
+    );
+    assert!(store
+        .claim("w1", "d", now + s(300), now + s(202))
+        .await
+        .expect("claim"));
+
+    // A write that leaves flight cannot be claimed, even by its owner.
+    let (cur, v) = store.write("w1").await.expect("read").expect("stored");
+    let mut executed = cur;
+    executed.status = WriteStatus::Executed;
+    assert!(store
+        .update_write(&executed, v, draft("write.executed", Some("w1")))
+        .await
+        .expect("update"));
+    assert!(!store
+        .claim("w1", "d", now + s(300), now + s(203))
+        .await
+        .expect("claim"));
+    assert!(store
+        .claimable(now + s(400), 10)
+        .await
+        .expect("claimable")
+        .is_empty());
+}
+
+async fn claimable_lists_free_in_flight_writes_oldest_first(b: &Backend) {
+    let store = b.store();
+    let s = Duration::seconds;
+    let now = t0() + s(100);
+    let in_flight = |id: &str, status, updated: i64| {
+        let mut r = record(id, "bot", None, status, t0());
+        r.updated_at = t0() + s(updated);
+        r
+    };
+    let writes = [
+        in_flight("late", WriteStatus::Approved, 30),
+        in_flight("early", WriteStatus::Executing, 10),
+        in_flight("middle", WriteStatus::RollingBack, 20),
+        in_flight("held", WriteStatus::Held, 1),
+        in_flight("done", WriteStatus::Executed, 2),
+        in_flight("taken", WriteStatus::Approved, 3),
+    ];
+    for w in &writes {
+        insert(store, w).await;
+    }
+    assert!(store
+        .claim("taken", "x", now + s(60), now)
+        .await
+        .expect("claim"));
+
+    assert_eq!(
+        store.claimable(now, 10).await.expect("claimable"),
+        ["early", "middle", "late"]
+    );
+    assert_eq!(
+        store.claimable(now, 2).await.expect("claimable"),
+        ["early", "middle"]
+    );
+    // The lease on `taken` lapses.
+    assert_eq!(
+        store.claimable(now + s(61), 10).await.expect("claimable"),
+        ["taken", "early", "middle", "late"]
+    );
+}
+
+async fn catalog_upsert_reports_before_after_and_applied(b: &Backend) {
+    let store = b.store();
+    let titled = |id: &str, title: &str| Resource {
+        title: Some(title.into()),
+        ..Resource::new(id)
+    };
+    let edge = |from: &str, to: &str, why: &str| Edge {
+        from: from.into(),
+        to: to.into(),
+        why: Some(why.into()),
+    };
+    assert_eq!(
+        store.catalog().await.expect("catalog"),
+        (Catalog::default(), 0)
+    );
+
+    // A connector discovers two resources and an edge.
+    let first = Catalog {
+        resources: vec![titled("r1", "one"), titled("r2", "two")],
+        edges: vec![edge("r1", "r2", "feeds")],
+    };
+    let up = store
+        .upsert_catalog(&first, false, Some(draft("catalog.discovered", None)))
+        .await
+        .expect("upsert");
+    assert_eq!((up.before, up.after), (0, 1));
+    assert_eq!(up.applied, first);
+
+    // Discovery keeps what exists: only the new resource is stored.
+    let second = Catalog {
+        resources: vec![titled("r1", "renamed"), titled("r3", "three")],
+        edges: vec![edge("r1", "r2", "other")],
+    };
+    let up = store
+        .upsert_catalog(&second, false, Some(draft("catalog.discovered", None)))
+        .await
+        .expect("upsert");
+    assert_eq!((up.before, up.after), (1, 2));
+    assert_eq!(
+        up.applied,
+        Catalog {
+            resources: vec![titled("r3", "three")],
+            edges: vec![],
+        }
+    );
+
+    // Discovering only what exists changes nothing: no bump, no entry.
+    let entries = audit_len(store).await;
+    let up = store
+        .upsert_catalog(
+            &second_only_existing(),
+            false,
+            Some(draft("catalog.discovered", None)),
+        )
+        .await
+        .expect("upsert");
+    assert_eq!((up.before, up.after), (2, 2));
+    assert_eq!(up.applied, Catalog::default());
+    assert_eq!(audit_len(store).await, entries, "no change, no audit entry");
+    assert_eq!(store.catalog_version().await.expect("version"), 2);
+
+    // A replace overwrites in place and bumps the version.
+    let edit = Catalog {
+        resources: vec![titled("r1", "renamed")],
+        edges: vec![edge("r1", "r2", "other")],
+    };
+    let up = store
+        .upsert_catalog(&edit, true, Some(draft("catalog.edited", None)))
+        .await
+        .expect("upsert");
+    assert_eq!((up.before, up.after), (2, 3));
+    assert_eq!(up.applied, edit);
+    assert_eq!(audit_len(store).await, entries + 1);
+
+    let (catalog, version) = store.catalog().await.expect("catalog");
+    assert_eq!(version, 3);
+    assert_eq!(
+        catalog,
+        Catalog {
+            resources: vec![
+                titled("r1", "renamed"),
+                titled("r2", "two"),
+                titled("r3", "three")
+            ],
+            edges: vec![edge("r1", "r2", "other")],
+        },
+        "resources and edges keep their first place"
+    );
+
+    // Without an audit draft the change is still stored and counted.
+    let up = store
+        .upsert_catalog(
+            &Catalog {
+                resources: vec![titled("r4", "four")],
+                edges: vec![],
+            },
+            false,
+            None,
+        )
+        .await
+        .expect("upsert");
+    assert_eq!((up.before, up.after), (3, 4));
+    assert_eq!(audit_len(store).await, entries + 1);
+}
+
+fn second_only_existing() -> Catalog {
+    Catalog {
+        resources: vec![Resource {
+            title: Some("yet another name".into()),
+            ..Resource::new("r1")
+        }],
+        edges: vec![Edge {
+            from: "r1".into(),
+            to: "r2".into(),
+            why: None,
+        }],
+    }
+}
+
+async fn freeze_round_trips(b: &Backend) {
+    let store = b.store();
+    assert_eq!(
+        store.freeze().await.expect("freeze"),
+        FreezeState::default()
+    );
+    let frozen = FreezeState {
+        frozen: true,
+        by: Some("lead".into()),
+        at: Some(t0()),
+        reason: Some("incident 42".into()),
+    };
+    store
+        .set_freeze(&frozen, draft("gate.frozen", None))
+        .await
+        .expect("set");
+    assert_eq!(store.freeze().await.expect("freeze"), frozen);
+    let thawed = FreezeState::default();
+    store
+        .set_freeze(&thawed, draft("gate.resumed", None))
+        .await
+        .expect("set");
+    assert_eq!(store.freeze().await.expect("freeze"), thawed);
+    assert_eq!(audit_len(store).await, 2);
+}
+
+async fn freeze_fails_closed_on_a_corrupt_value(b: &Backend) {
+    for raw in ["not json", r#"{"frozen": "yes"}"#, ""] {
+        b.plant_raw_freeze(raw).await;
+        match b.store().freeze().await {
+            Err(StoreError::Corrupt(_)) => {}
+            other => panic!("freeze on {raw:?} must fail closed, got {other:?}"),
+        }
+    }
+    // Setting a good state again heals it.
+    b.store()
+        .set_freeze(&FreezeState::default(), draft("gate.resumed", None))
+        .await
+        .expect("set");
+    assert!(!b.store().freeze().await.expect("freeze").frozen);
+}
+
+async fn tokens_are_unique_by_name(b: &Backend) {
+    let store = b.store();
+    let row = TokenRow {
+        name: "ci".into(),
+        role: Role::Agent,
+        hash: "h1".into(),
+        expires_at: Some(t0()),
+    };
+    store
+        .create_token(&row, draft("token.created", None))
+        .await
+        .expect("create");
+    let again = TokenRow {
+        hash: "h2".into(),
+        ..row.clone()
+    };
+    match store
+        .create_token(&again, draft("token.created", None))
+        .await
+    {
+        Err(StoreError::DuplicateToken(name)) => assert_eq!(name, "ci"),
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    assert_eq!(audit_len(store).await, 1);
+
+    let found = store
+        .token_by_hash("h1")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        (found.name, found.role, found.hash, found.expires_at),
+        (row.name, row.role, row.hash, row.expires_at)
+    );
+    assert!(store.token_by_hash("h2").await.expect("lookup").is_none());
+}
+
+async fn audit_chain_verifies_after_a_mix_of_operations(b: &Backend) {
+    let store = b.store();
+    let token = TokenRow {
+        name: "ci".into(),
+        role: Role::Agent,
+        hash: "h".into(),
+        expires_at: None,
+    };
+    store
+        .create_token(&token, draft("token.created", None))
+        .await
+        .expect("token");
+    insert(
+        store,
+        &record("w1", "ci", Some("k"), WriteStatus::Held, t0()),
+    )
+    .await;
+    // A repeat and a lost CAS: neither may leave a gap or an entry.
+    let _ = store
+        .insert_write(
+            &record("w2", "ci", Some("k"), WriteStatus::Held, t0()),
+            draft("write.submitted", Some("w2")),
+        )
+        .await
+        .expect("repeat");
+    let (r, v) = store.write("w1").await.expect("read").expect("stored");
+    let mut approved = r.clone();
+    approved.status = WriteStatus::Approved;
+    assert!(store
+        .update_write(&approved, v, draft("write.approved", Some("w1")))
+        .await
+        .expect("update"));
+    assert!(!store
+        .update_write(&r, v, draft("write.rejected", Some("w1")))
+        .await
+        .expect("update"));
+    store
+        .upsert_catalog(
+            &Catalog {
+                resources: vec![Resource::new("r1")],
+                edges: vec![],
+            },
+            false,
+            Some(draft("catalog.discovered", None)),
+        )
+        .await
+        .expect("catalog");
+    store
+        .set_freeze(
+            &FreezeState {
+                frozen: true,
+                ..Default::default()
+            },
+            draft("gate.frozen", None),
+        )
+        .await
+        .expect("freeze");
+    let appended = store
+        .append_audit(AuditDraft::new(
+            "gate",
+            "note",
+            None,
+            json!({"nested": {"b": 1, "a": [2]}}),
+        ))
+        .await
+        .expect("append");
+    assert_eq!(appended.seq, 6);
+
+    let entries = store.audit(0, 1000).await.expect("audit");
+    let actions: Vec<_> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "token.created",
+            "write.submitted",
+            "write.approved",
+            "catalog.discovered",
+            "gate.frozen",
+            "note"
+        ]
+    );
+    assert_eq!(
+        entries.last(),
+        Some(&appended),
+        "what append returns is what is stored"
+    );
+    assert_eq!(entries[0].prev_hash, audit::GENESIS);
+    let verified = audit::verify(&entries);
+    assert!(verified.ok, "{verified:?}");
+    assert_eq!(verified.entries, 6);
+    assert_eq!(verified.head, appended.hash);
+
+    // Paging forward: after a sequence number, with a limit.
+    let page = store.audit(2, 2).await.expect("audit");
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    assert!(store.audit(6, 10).await.expect("audit").is_empty());
+}
+
+async fn audit_newest_is_newest_first(b: &Backend) {
+    let store = b.store();
+    assert!(store
+        .audit_newest(None, 10)
+        .await
+        .expect("audit")
+        .is_empty());
+    for i in 1..=5 {
+        store
+            .append_audit(draft(&format!("a{i}"), None))
+            .await
+            .expect("append");
+    }
+    let seqs = |v: Vec<recourse_client::AuditEntry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.audit_newest(None, 3).await.expect("audit")),
+        [5, 4, 3]
+    );
+    assert_eq!(
+        seqs(store.audit_newest(Some(3), 10).await.expect("audit")),
+        [2, 1]
+    );
+    assert_eq!(
+        seqs(store.audit_newest(Some(1), 10).await.expect("audit")),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        seqs(store.audit_newest(None, -1).await.expect("audit")),
+        [5, 4, 3, 2, 1]
+    );
+}
+
+/// The test-only helpers of the in-memory store.
+mod memory_helpers {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_write_raw_bumps_the_version_without_an_audit_entry() {
+        let store = MemoryStore::new();
+        let r = record("w1", "bot", Some("k"), WriteStatus::Approved, t0());
+        store.put_write_raw(r.clone());
+        assert_eq!(store.write("w1").await.expect("read"), Some((r.clone(), 1)));
+        assert_eq!(
+            store.write_by_key("bot", "k").await.expect("by key"),
+            Some(r.clone())
+        );
+
+        assert!(store
+            .claim("w1", "a", t0() + Duration::seconds(30), t0())
+            .await
+            .expect("claim"));
+        let mut planted = r;
+        planted.status = WriteStatus::Executing;
+        store.put_write_raw(planted.clone());
+        assert_eq!(store.write("w1").await.expect("read"), Some((planted, 2)));
+        assert_eq!(
+            store.claim_of("w1"),
+            Some((Some("a".to_string()), Some(t0() + Duration::seconds(30)))),
+            "the claim survives"
+        );
+        assert_eq!(audit_len(&store).await, 0);
+    }
+
+    #[tokio::test]
+    async fn release_with_a_backoff_is_visible() {
+        let store = MemoryStore::new();
+        store.put_write_raw(record("w1", "bot", None, WriteStatus::Approved, t0()));
+        assert!(store
+            .claim("w1", "a", t0() + Duration::seconds(30), t0())
+            .await
+            .expect("claim"));
+        let retry = t0() + Duration::seconds(90);
+        store
+            .release("w1", "a", Some(retry))
+            .await
+            .expect("release");
+        assert_eq!(store.claim_of("w1"), Some((None, Some(retry))));
+        assert_eq!(store.claim_of("nope"), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! Test support: a connector whose answers a test scripts (unscripted
+//! calls succeed), for the lifecycle and the API in process.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use recourse_client::{RestoreItem, RestoreStatus, Role, RollbackReport};
+use recourse_connector::{Connector, ConnectorError, Plan};
+use recourse_core::{Evidence, EvidenceKind, Observation, Proposal, Resource, Step as PlanStep};
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+
+#[derive(Default)]
+pub(crate) struct Script {
+    pub capture: VecDeque<Result<Value, ConnectorError>>,
+    pub execute: VecDeque<Result<Value, ConnectorError>>,
+    pub applied: VecDeque<Result<Option<bool>, ConnectorError>>,
+    pub restore: VecDeque<Result<RollbackReport, ConnectorError>>,
+}
+
+/// A connector whose answers a test scripts; unscripted calls succeed.
+#[derive(Default)]
+pub(crate) struct Fake {
+    pub script: Mutex<Script>,
+    pub applied: Mutex<HashSet<String>>,
+    pub executions: AtomicUsize,
+    pub restores: AtomicUsize,
+}
+
+pub(crate) fn pop<T>(q: &Mutex<Script>, f: impl FnOnce(&mut Script) -> Option<T>) -> Option<T> {
+    q.lock().ok().and_then(|mut s| f(&mut s))
+}
+
+pub(crate) fn verified() -> RollbackReport {
+    RollbackReport {
+        verified: true,
+        items: vec![RestoreItem {
+            resource: "fake:x".into(),
+            status: RestoreStatus::Restored,
+            detail: None,
+        }],
+        forced: false,
+    }
+}
+
+#[async_trait]
+impl Connector for Fake {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
+        let target = action
+            .get("target")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ConnectorError::invalid("action.target", "required"))?;
+        let id = format!("fake:{target}");
+        Ok(Plan {
+            touches: vec![id.clone()],
+            resources: vec![resource(&id, "institution")],
+            edges: Vec::new(),
+            step: Some(PlanStep {
+                restores: vec![id],
+                op: json!({"connector": "fake", "op": "restore"}),
+                requires: vec![Evidence {
+                    id: format!("fake-snap-{write_id}"),
+                    kind: EvidenceKind::Snapshot,
+                    location: Some("vault:fake".into()),
+                    until: None,
+                    max_age_s: None,
+                    check: None,
+                }],
+                modelled_by: Some("fake".into()),
+            }),
+        })
+    }
+
+    async fn observe(&self, _write_id: &str, evidence: &Evidence) -> Option<Observation> {
+        evidence
+            .id
+            .starts_with("fake-snap-")
+            .then_some(Observation {
+                present: true,
+                captured_at: None,
+                detail: None,
+            })
+    }
+
+    async fn capture(&self, _: &str, _: &Proposal) -> Result<Value, ConnectorError> {
+        pop(&self.script, |s| s.capture.pop_front()).unwrap_or(Ok(json!({"fake": true})))
+    }
+
+    async fn execute(&self, id: &str, _: &Proposal, _: &Value) -> Result<Value, ConnectorError> {
+        let r = pop(&self.script, |s| s.execute.pop_front()).unwrap_or(Ok(json!({"ok": true})));
+        if r.is_ok() {
+            self.executions.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut a) = self.applied.lock() {
+                a.insert(id.to_string());
+            }
+        }
+        r
+    }
+
+    async fn applied(
+        &self,
+        id: &str,
+        _: &Proposal,
+        _: &Value,
+    ) -> Result<Option<bool>, ConnectorError> {
+        pop(&self.script, |s| s.applied.pop_front()).unwrap_or_else(|| {
+            Ok(Some(
+                self.applied.lock().map(|a| a.contains(id)).unwrap_or(false),
+            ))
+        })
+    }
+
+    async fn restore(
+        &self,
+        _: &str,
+        _: &Proposal,
+        _: &Value,
+        _: Option<&Value>,
+        _: bool,
+    ) -> Result<RollbackReport, ConnectorError> {
+        self.restores.fetch_add(1, Ordering::SeqCst);
+        pop(&self.script, |s| s.restore.pop_front()).unwrap_or(Ok(verified()))
+    }
+}
+
+pub(crate) fn resource(id: &str, bearer: &str) -> Resource {
+    serde_json::from_value(json!({"id": id, "bearer": bearer})).unwrap()
+}
+
+pub(crate) fn who(name: &str, role: Role) -> Caller {
+    Caller {
+        name: name.into(),
+        role,
+        expires_at: None,
+    }
+}
+
+pub(crate) fn push(fake: &Fake, f: impl FnOnce(&mut Script)) {
+    if let Ok(mut s) = fake.script.lock() {
+        f(&mut s);
+    }
+}
