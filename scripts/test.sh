@@ -57,7 +57,9 @@ fi
 if [ "${SKIP_CONSOLE:-0}" = "1" ]; then
   skipped+=("console E2E (SKIP_CONSOLE=1)")
 else
-  say "console: UI unit tests (vitest) and the real app under Xvfb over WebDriver"
+  say "console: UI unit tests (vitest)"
+  (cd ui && npm test)
+  say "console: the real app under Xvfb over WebDriver"
   if [ "${CI:-}" = "true" ]; then export E2E_REQUIRE=1 E2E_GATE=real; fi
   export E2E_GATE_PREBUILT=1
   if bash tests/console/run.sh; then :; else
