@@ -196,15 +196,18 @@ async fn loan_approval_reaching_the_credit_file_is_held_renewal_proceeds_in_its_
 ) {
     let (host, systems) = start_systems().await;
     let gate = TestGate::start(&["--http-allow", &host]);
+    let url = |p: &str| format!("http://{host}{p}");
     catalog(&gate, json!({"resources": [
         {"id": "loan:app-7781", "bearer": "borrower"},
         {"id": "bureau:credit-file/7781", "reach": "external", "bearer": "borrower", "title": "the borrower's credit file"},
-        {"id": "contract:seats-2026", "title": "internal seat allocation"}],
+        {"id": "contract:seats-2026", "title": "internal seat allocation"},
+        // The risk officer says where the procurement API's evidence can be
+        // verified: the gate probes only checks under it (section 10).
+        {"id": "procure:api", "probe_prefix": url("/procure/")}],
         "edges": [{"from": "loan:app-7781", "to": "bureau:credit-file/7781",
                    "why": "a conditional approval is reported to the bureau as a hard inquiry"}]}))
     .await;
     let agent = gate.client(&gate.tokens.agent);
-    let url = |p: &str| format!("http://{host}{p}");
 
     let loan = agent
         .submit_json(&json!({"intent": "push conditional approval", "touches": ["loan:app-7781"],

@@ -4,9 +4,12 @@
 // Test code: a failed step should stop the test loudly, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit_anchor;
 mod gate_api;
 mod gate_fs;
 mod gate_sql_http;
 mod harness;
 mod lifecycle;
+mod limits;
 mod scenarios;
+mod trust;

@@ -449,7 +449,18 @@ export type ReasonCode = "external" | "uncovered" | "third_party_bearer" | "evid
  * A raw statement or an unbounded change the connector cannot model.
  */
 "unmodelled"
-export type Resource = { id: string; kind?: string | null; title?: string | null; labels?: Partial<{ [key in string]: JsonValue }> | null; reach?: Reach; bearer?: Bearer }
+export type Resource = { id: string; kind?: string | null; title?: string | null; labels?: Partial<{ [key in string]: JsonValue }> | null; reach?: Reach; 
+/**
+ * Who bears it; none: a resource a connector discovered, borne by its
+ * nearest catalogued container with a bearer, else the institution.
+ */
+bearer?: Bearer | null; 
+/**
+ * Where evidence held at this resource may be probed: a proposal's
+ * `check` URL is probed by the gate only when it starts with this
+ * (section 10). An `http://` or `https://` URL prefix.
+ */
+probe_prefix?: string | null }
 /**
  * A catalog resource with what reaches it, what it reaches, and the writes
  * that touched it.
@@ -539,7 +550,8 @@ requires?: Evidence[];
 modelled_by?: string | null }
 export type StepReport = { step: number; manual: boolean; 
 /**
- * Not manual, with evidence, all of it verified.
+ * Not manual, with at least one located evidence item (windows alone
+ * cover nothing), all of its evidence verified, and runnable.
  */
 available: boolean }
 /**

@@ -166,6 +166,10 @@ fn live(scenario: &Value, systems: &str) -> anyhow::Result<(Value, Value)> {
         .get_mut("rollback")
         .and_then(|r| r.get_mut("steps"))
         .and_then(Value::as_array_mut);
+    // Where the demo's local service answers checks: the risk officer
+    // declares it as the `probe_prefix` of each evidence location, so the
+    // gate may probe there (section 10).
+    let mut probed = Vec::new();
     if let Some(steps) = steps {
         for step in steps {
             let compensates = step["op"]["connector"] == "http";
@@ -190,12 +194,25 @@ fn live(scenario: &Value, systems: &str) -> anyhow::Result<(Value, Value)> {
                         let present = o["present"].as_bool().unwrap_or(false);
                         let path = if present { "evidence" } else { "missing" };
                         ev["check"] = json!({"url": format!("http://{systems}/{path}/{id}"), "method": "GET"});
+                        if let Some(loc) = ev["location"].as_str() {
+                            probed.push(loc.to_string());
+                        }
                     }
                 }
             }
         }
     }
-    Ok((s["catalog"].take(), proposal))
+    let mut catalog = s["catalog"].take();
+    if let Some(resources) = catalog["resources"].as_array_mut() {
+        for loc in probed {
+            let prefix = json!(format!("http://{systems}/"));
+            match resources.iter_mut().find(|r| r["id"] == loc.as_str()) {
+                Some(r) => r["probe_prefix"] = prefix,
+                None => resources.push(json!({"id": loc, "probe_prefix": prefix})),
+            }
+        }
+    }
+    Ok((catalog, proposal))
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {

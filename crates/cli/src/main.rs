@@ -63,6 +63,18 @@ struct ServeArgs {
     /// Where the embedded store and (by default) the vault live.
     #[arg(long, env = "RECOURSE_DATA_DIR")]
     data_dir: PathBuf,
+    /// The ed25519 key that signs checkpoints of the audit trail; created
+    /// (mode 0600) when missing, refused when others may read it. Default:
+    /// DATA_DIR/signing.key; keep it (and a backup) off the store's disk.
+    #[arg(long, env = "RECOURSE_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+    /// A signed checkpoint after this many audit entries...
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: i64,
+    /// ... or after this many seconds when anything was added (and one at
+    /// shutdown).
+    #[arg(long, default_value_t = 300)]
+    checkpoint_secs: u64,
     #[arg(long, default_value = "127.0.0.1:7420", env = "RECOURSE_LISTEN")]
     listen: String,
     /// A directory the `fs` connector may write under (repeatable).
@@ -104,6 +116,21 @@ struct ServeArgs {
     /// Extra JSON keys whose values are redacted (repeatable).
     #[arg(long = "redact")]
     redact: Vec<String>,
+    /// Open connections at most; above it the oldest connection that has
+    /// sent nothing is closed, else the newcomer gets a 503 at once.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// Seconds a connection has to send a request's headers (also how long
+    /// a kept-alive connection may sit idle).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_s: u64,
+    /// Requests per second per token (continuously refilled); over it, 429
+    /// with `Retry-After`.
+    #[arg(long, default_value_t = 50.0)]
+    rate_limit: f64,
+    /// Requests a token may make at once before --rate-limit applies.
+    #[arg(long, default_value_t = 100)]
+    rate_burst: u32,
 }
 
 #[derive(Subcommand)]
@@ -218,6 +245,17 @@ enum AuditCommand {
         gate: Option<String>,
         #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// A head exported before (`audit export-head`), kept off the
+        /// gate's machine: the trail must contain exactly that head, and its
+        /// signature must verify. Needs --data-dir.
+        #[arg(long, requires = "data_dir")]
+        anchor: Option<PathBuf>,
+    },
+    /// Print the newest signed head of the trail (JSON: seq, hash, key_id,
+    /// public_key, signature), to keep somewhere the gate cannot write.
+    ExportHead {
+        #[arg(long, env = "RECOURSE_DATA_DIR")]
+        data_dir: PathBuf,
     },
 }
 
@@ -312,10 +350,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::Audit(AuditCommand::ExportHead { data_dir }) => export_head(&data_dir).await,
+        Command::Audit(AuditCommand::Verify {
+            data_dir: Some(dir),
+            anchor: Some(anchor),
+            ..
+        }) => verify_anchor(&dir, &anchor).await,
         Command::Audit(AuditCommand::Verify {
             data_dir,
             gate,
             token,
+            anchor: _,
         }) => {
             let v = match (data_dir, gate) {
                 (Some(dir), _) => {
@@ -442,6 +487,21 @@ fn check_serve_args(args: &ServeArgs) -> anyhow::Result<()> {
             args.window_margin_s
         );
     }
+    if args.max_connections == 0 {
+        bail!("--max-connections 0: must be 1 or more");
+    }
+    if args.header_timeout_s == 0 {
+        bail!("--header-timeout-s 0: must be 1 or more (seconds to send a request's headers)");
+    }
+    if !(args.rate_limit.is_finite() && args.rate_limit > 0.0) {
+        bail!(
+            "--rate-limit {}: must be more than 0 (requests per second per token)",
+            args.rate_limit
+        );
+    }
+    if args.rate_burst == 0 {
+        bail!("--rate-burst 0: must be 1 or more");
+    }
     if args.hold_ttl_s <= 0 {
         bail!(
             "--hold-ttl-s {}: must be more than 0 (seconds a held write waits; 0 would expire every held write at once)",
@@ -449,6 +509,39 @@ fn check_serve_args(args: &ServeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses a data directory, vault or store inside an `--fs-root`, or a
+/// root inside them, in one sentence naming which is inside which.
+fn check_placement(args: &ServeArgs) -> anyhow::Result<()> {
+    use recourse_gate::placement::{self, Place};
+    let resolve = |flag: &str, p: &Path| {
+        placement::resolve(p).with_context(|| format!("{flag} {}", p.display()))
+    };
+    let data_dir = resolve("--data-dir", &args.data_dir)?;
+    let vault = match &args.vault {
+        Some(v) => resolve("--vault", v)?,
+        None => data_dir.join("vault"),
+    };
+    // The embedded store is the SQLite file in the data directory; the
+    // audit signing key defaults to a file there too.
+    let mut places = vec![
+        Place::new("the data directory", data_dir.clone()),
+        Place::new("the vault", vault),
+        Place::new("the store", data_dir),
+    ];
+    if let Some(key) = &args.signing_key {
+        places.push(Place::new(
+            "the audit signing key",
+            resolve("--signing-key", key)?,
+        ));
+    }
+    let roots = args
+        .fs_roots
+        .iter()
+        .map(|r| resolve("--fs-root", r))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    placement::check(&places, &roots).map_err(anyhow::Error::msg)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -468,6 +561,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let scheme = url.split(':').next().unwrap_or("");
         bail!("--database-url {scheme}://…: the shared PostgreSQL store is not available in this build; omit it to use the embedded SQLite store in --data-dir");
     }
+    // Before anything is created: the gate's own state never lies inside
+    // a root an agent may write, nor a root inside it.
+    check_placement(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
@@ -541,6 +637,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir).await?);
+    let checkpoints = start_checkpoints(&args, &data_dir, store.clone()).await?;
     let gate = Arc::new(Gate::new(store, connectors, config));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -552,8 +649,114 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    recourse_mcp::serve_gate(listener, gate, shutdown).await?;
+    let limits = recourse_gate::limits::ServeLimits {
+        max_connections: args.max_connections,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout_s),
+        rate_per_s: args.rate_limit,
+        burst: args.rate_burst,
+    };
+    recourse_mcp::serve_gate_with_limits(listener, gate, limits, shutdown).await?;
+    checkpoints.finish().await;
     Ok(())
+}
+
+/// The checkpoint writer of a running gate: a task that signs the trail's
+/// head when one is due, and [`Checkpoints::finish`] for the last one.
+struct Checkpoints {
+    writer: Arc<recourse_gate::checkpoint::Checkpointer>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Checkpoints {
+    async fn finish(self) {
+        self.task.abort();
+        match self.writer.checkpoint().await {
+            Ok(Some(head)) => tracing::info!(seq = head.seq, "signed the audit head at shutdown"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "signing the audit head at shutdown"),
+        }
+    }
+}
+
+async fn start_checkpoints(
+    args: &ServeArgs,
+    data_dir: &Path,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Checkpoints> {
+    use recourse_gate::checkpoint::{Checkpointer, Signer};
+    if args.checkpoint_every < 1 || args.checkpoint_secs < 1 {
+        bail!("--checkpoint-every and --checkpoint-secs: must be 1 or more");
+    }
+    let path = args
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| data_dir.join("signing.key"));
+    let (signer, created) = Signer::load_or_create(&path)
+        .with_context(|| format!("--signing-key {}", path.display()))?;
+    if created {
+        tracing::warn!(path = %path.display(), key_id = %signer.key_id(),
+            "created a new audit signing key: back it up, and keep it off the store's disk");
+    }
+    let writer = Arc::new(
+        Checkpointer::start(
+            store,
+            signer,
+            args.checkpoint_every,
+            std::time::Duration::from_secs(args.checkpoint_secs),
+        )
+        .await
+        .context("the audit trail at start")?,
+    );
+    let task = {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = writer.tick().await {
+                    tracing::error!(error = %e, "signing the audit head");
+                }
+            }
+        })
+    };
+    Ok(Checkpoints { writer, task })
+}
+
+async fn open_existing_store(dir: &Path) -> anyhow::Result<SqliteStore> {
+    if !dir.join("recourse.db").exists() {
+        bail!("--data-dir {}: no gate store there", dir.display());
+    }
+    Ok(SqliteStore::open(dir).await?)
+}
+
+async fn export_head(dir: &Path) -> anyhow::Result<ExitCode> {
+    let store = open_existing_store(dir).await?;
+    let entries = recourse_gate::checkpoint::read_trail(&store).await?;
+    let Some(head) = recourse_gate::checkpoint::latest_signed_head(&entries) else {
+        bail!(
+            "--data-dir {}: the trail holds no signed checkpoint yet",
+            dir.display()
+        );
+    };
+    println!("{}", serde_json::to_string_pretty(&head)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify_anchor(dir: &Path, anchor: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(anchor)
+        .with_context(|| format!("--anchor {}", anchor.display()))?;
+    let head: recourse_gate::checkpoint::SignedHead = serde_json::from_str(&text)
+        .with_context(|| format!("--anchor {}: not an exported head", anchor.display()))?;
+    let store = open_existing_store(dir).await?;
+    let entries = recourse_gate::checkpoint::read_trail(&store).await?;
+    let v = recourse_gate::checkpoint::verify_anchor(&entries, &head);
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(if v.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[cfg(test)]

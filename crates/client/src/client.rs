@@ -61,6 +61,10 @@ impl GateClient {
     pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
+            // The gate closes a connection idle for its header timeout
+            // (10 s by default): never reuse one that old, or a request
+            // can race the close.
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
             .build()
             .unwrap_or_default();
         Self {

@@ -247,6 +247,17 @@ impl Connector for FsConnector {
         "fs"
     }
 
+    /// The one op this connector runs in a rollback: its own `restore`, as
+    /// `plan` models it (`{"connector": "fs", "op": "restore"}`, nothing
+    /// else). It restores from what it captured for the write.
+    fn accepts_step(&self, op: &Value) -> bool {
+        op.as_object().is_some_and(|o| {
+            o.len() == 2
+                && o.get("connector").and_then(Value::as_str) == Some("fs")
+                && o.get("op").and_then(Value::as_str) == Some("restore")
+        })
+    }
+
     async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
         let (inner, id, action) = (self.inner.clone(), write_id.to_owned(), action.clone());
         blocking(move || inner.plan(&id, &action)).await

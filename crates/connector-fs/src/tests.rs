@@ -890,3 +890,19 @@ async fn restores_by_copy_as_from_a_vault_on_another_file_system() {
         assert!(again.verified, "{again:?}");
     }
 }
+
+#[test]
+fn accepts_only_its_own_restore_step() {
+    let e = env(false);
+    assert!(e
+        .fs
+        .accepts_step(&json!({"connector": "fs", "op": "restore"})));
+    for op in [
+        json!({"connector": "fs", "op": "noop"}),
+        json!({"connector": "fs", "op": "restore", "from": "/tmp"}),
+        json!({"connector": "sql", "op": "restore"}),
+        json!("restore"),
+    ] {
+        assert!(!e.fs.accepts_step(&op), "{op}");
+    }
+}

@@ -485,6 +485,13 @@ impl Connector for HttpConnector {
         "http"
     }
 
+    /// A compensating `request` it would send in `restore`: a valid request
+    /// to an allowed host (no credentials of the agent's).
+    fn accepts_step(&self, op: &Value) -> bool {
+        op.get("connector").and_then(Value::as_str) == Some("http")
+            && self.request("op", op).is_ok()
+    }
+
     async fn plan(&self, _write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
         let request = self.request("action", action)?;
         let id = resource_id(&request.url);
@@ -502,6 +509,10 @@ impl Connector for HttpConnector {
         })
     }
 
+    /// Probes the item's `check`. The gate hands it a `check` only when
+    /// the catalog cleared it (section 10: the evidence's location declares
+    /// a `probe_prefix` the URL starts with); it never probes on its own
+    /// anything else, and an item without a `check` is not its to observe.
     async fn observe(&self, write_id: &str, evidence: &Evidence) -> Option<Observation> {
         let check = evidence.check.as_ref()?;
         Some(

@@ -440,3 +440,21 @@ async fn no_connection_is_unavailable_and_no_answer_is_uncertain() {
     assert!(matches!(err, ConnectorError::Uncertain(_)), "{err:?}");
     assert!(rx.try_recv().is_ok(), "the request reached the server");
 }
+
+#[test]
+fn accepts_a_compensating_request_to_an_allowed_host_only() {
+    let c = connector("127.0.0.1:9");
+    assert!(c.accepts_step(
+        &json!({"connector": "http", "op": "request", "method": "POST",
+                                   "url": "http://127.0.0.1:9/reopen"})
+    ));
+    for op in [
+        json!({"connector": "http", "op": "request", "method": "POST", "url": "http://elsewhere:9/x"}),
+        json!({"connector": "http", "op": "noop"}),
+        json!({"connector": "http", "op": "request", "url": "http://127.0.0.1:9/x",
+               "headers": {"Authorization": "Bearer mine"}}),
+        json!({"connector": "fs", "op": "request", "url": "http://127.0.0.1:9/x"}),
+    ] {
+        assert!(!c.accepts_step(&op), "{op}");
+    }
+}

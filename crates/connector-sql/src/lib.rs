@@ -1278,6 +1278,17 @@ impl Connector for SqlConnector {
         "sql"
     }
 
+    /// The one op this connector runs in a rollback: its own `restore`, as
+    /// `plan` models it (`{"connector": "sql", "op": "restore"}`, nothing
+    /// else). It restores from what it captured for the write.
+    fn accepts_step(&self, op: &Value) -> bool {
+        op.as_object().is_some_and(|o| {
+            o.len() == 2
+                && o.get("connector").and_then(Value::as_str) == Some("sql")
+                && o.get("op").and_then(Value::as_str) == Some("restore")
+        })
+    }
+
     async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
         vault::check_write_id(write_id)?;
         let w = self.parse(action).await?;

@@ -1254,3 +1254,18 @@ async fn transient_failures_are_unavailable_and_a_lost_commit_is_uncertain() {
         ConnectorError::Unavailable(_)
     ));
 }
+
+#[tokio::test]
+async fn accepts_only_its_own_restore_step() {
+    let env = sqlite_env().await;
+    assert!(env
+        .conn
+        .accepts_step(&json!({"connector": "sql", "op": "restore"})));
+    for op in [
+        json!({"connector": "sql", "op": "raw", "sql": "DELETE FROM users"}),
+        json!({"connector": "sql", "op": "restore", "database": "main"}),
+        json!({"connector": "fs", "op": "restore"}),
+    ] {
+        assert!(!env.conn.accepts_step(&op), "{op}");
+    }
+}

@@ -19,7 +19,8 @@ pub struct Plan {
     pub touches: Vec<String>,
     /// Resources the connector knows and the catalog may lack (a file under
     /// a root, a row). The gate adds the missing ones as `controlled`, with
-    /// the bearer of their nearest known container.
+    /// no bearer of their own: each decision resolves it to that of their
+    /// nearest catalogued container with one.
     pub resources: Vec<Resource>,
     /// Edges the connector knows (foreign keys, containment it models).
     pub edges: Vec<Edge>,
@@ -102,6 +103,15 @@ pub trait Connector: Send + Sync {
 
     /// Validates `action` and models touches and the connector's own step.
     async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError>;
+
+    /// Whether this connector can run `op` as a rollback step (section 4,
+    /// rule 4): the op it models for its own step, or a compensation it
+    /// would send. A step the gate's connectors cannot run covers nothing,
+    /// whatever its evidence. `op` names this connector; the default runs
+    /// nothing.
+    fn accepts_step(&self, _op: &Value) -> bool {
+        false
+    }
 
     /// Observes one evidence item now (is the vault ready or does it hold
     /// the capture; does the `check` URL answer). `None` if the item is not

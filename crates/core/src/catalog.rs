@@ -100,12 +100,28 @@ pub struct Resource {
     pub labels: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub reach: Reach,
-    #[serde(default)]
-    pub bearer: Bearer,
+    // Why an `Option` on the resource and not a value resolved when the
+    // resource joins the catalog: the contract's JSON is kept (`bearer` is
+    // optional on input; entries a connector discovered are stored without
+    // it), and a copy taken when a file was first seen would go stale when
+    // a risk officer later marks its folder customer-borne. Entries a person
+    // writes (a scenario's catalog, `POST /v1/catalog`) get the contract's
+    // default, `institution`, at that boundary
+    // (`Catalog::with_default_bearers`), so they never inherit.
+    /// Who bears it; none: a resource a connector discovered, borne by its
+    /// nearest catalogued container with a bearer, else the institution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<Bearer>,
+    /// Where evidence held at this resource may be probed: a proposal's
+    /// `check` URL is probed by the gate only when it starts with this
+    /// (section 10). An `http://` or `https://` URL prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_prefix: Option<String>,
 }
 
 impl Resource {
-    /// A resource with the defaults: controlled, borne by the institution.
+    /// A resource with the defaults: controlled, with no bearer of its own
+    /// (as a connector discovers it).
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
@@ -113,8 +129,45 @@ impl Resource {
             title: None,
             labels: None,
             reach: Reach::default(),
-            bearer: Bearer::default(),
+            bearer: None,
+            probe_prefix: None,
         }
+    }
+}
+
+/// Checks a `probe_prefix`: an `http://` or `https://` URL prefix with a host.
+fn check_probe_prefix(prefix: &str) -> Result<(), String> {
+    let rest = prefix
+        .strip_prefix("https://")
+        .or_else(|| prefix.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{prefix}` must start with `http://` or `https://`"))?;
+    // A path is required: `https://market.internal` would also be a prefix
+    // of `https://market.internal.example.com/`.
+    let Some((host, _path)) = rest.split_once('/') else {
+        return Err(format!(
+            "`{prefix}` must name a host and a path (at least `/` after the host)"
+        ));
+    };
+    if host.is_empty()
+        || host.contains(['@', '?', '#'])
+        || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`{prefix}` must name a host (no user info, no spaces)"
+        ));
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// The contract's default for entries a person writes: a resource with
+    /// no `bearer` is borne by the institution (it does not inherit, which
+    /// only discovered resources do).
+    pub fn with_default_bearers(mut self) -> Self {
+        for r in &mut self.resources {
+            r.bearer.get_or_insert(Bearer::Institution);
+        }
+        self
     }
 }
 
@@ -174,6 +227,11 @@ impl CatalogGraph {
         for (i, resource) in catalog.resources.iter().enumerate() {
             let field = || format!("catalog.resources[{i}].id");
             id::check(&resource.id).map_err(|m| InputError::new(field(), m))?;
+            if let Some(prefix) = &resource.probe_prefix {
+                check_probe_prefix(prefix).map_err(|m| {
+                    InputError::new(format!("catalog.resources[{i}].probe_prefix"), m)
+                })?;
+            }
             let node = graph.add_node(());
             if index.insert(resource.id.clone(), node).is_some() {
                 return Err(InputError::new(
@@ -246,6 +304,17 @@ impl CatalogGraph {
         self.catalog.resources.get(node.index())
     }
 
+    /// Who bears `resource`: its own bearer, else that of its nearest
+    /// catalogued container that has one ([`id::containers`]), else the
+    /// institution. A few hash lookups per resource, no catalog scan.
+    pub fn bearer_of(&self, resource: &Resource) -> Bearer {
+        resource.bearer.unwrap_or_else(|| {
+            id::containers(&resource.id)
+                .find_map(|c| self.get(c).and_then(|r| r.bearer))
+                .unwrap_or(Bearer::Institution)
+        })
+    }
+
     /// The sentence an edge carries: its `why`, or the containment it stands for.
     pub fn why(&self, link: Link) -> Option<&str> {
         match link {
@@ -296,9 +365,54 @@ mod tests {
         let c = catalog(serde_json::json!({"resources": [{"id": "a:1"}]})).unwrap();
         let r = c.get("a:1").unwrap();
         assert_eq!(
-            (r.reach, r.bearer),
+            (r.reach, c.bearer_of(r)),
             (Reach::Controlled, Bearer::Institution)
         );
+    }
+
+    #[test]
+    fn no_bearer_of_its_own_resolves_to_the_nearest_container_with_one() {
+        let c = catalog(serde_json::json!({"resources": [
+            {"id": "fs:/", "bearer": "institution"},
+            {"id": "fs:/a", "bearer": "customer"},
+            {"id": "fs:/a/b"}, {"id": "fs:/a/b/c"}, {"id": "fs:/x"},
+            {"id": "sql:db", "bearer": "patient"}, {"id": "sql:db/t/1"},
+            {"id": "sql:db/u", "bearer": "institution"}, {"id": "sql:db/u/1"},
+            {"id": "acct:9"}
+        ]}))
+        .unwrap();
+        let b = |id: &str| c.bearer_of(c.get(id).unwrap());
+        assert_eq!(b("fs:/a/b/c"), Bearer::Customer);
+        assert_eq!(b("fs:/x"), Bearer::Institution);
+        assert_eq!(b("sql:db/t/1"), Bearer::Patient);
+        assert_eq!(b("sql:db/u/1"), Bearer::Institution);
+        assert_eq!(b("acct:9"), Bearer::Institution);
+        let explicit = Catalog {
+            resources: vec![Resource::new("fs:/a/b")],
+            edges: vec![],
+        }
+        .with_default_bearers();
+        assert_eq!(explicit.resources[0].bearer, Some(Bearer::Institution));
+    }
+
+    #[test]
+    fn probe_prefix_must_be_an_http_url() {
+        let ok = catalog(serde_json::json!({"resources": [
+            {"id": "vault:m", "probe_prefix": "https://market.internal/snapshots/"}]}));
+        assert!(ok.is_ok());
+        for bad in [
+            "ftp://x/",
+            "https://",
+            "https:///",
+            "market.internal/",
+            "https://u@h/",
+            "https://market.internal",
+        ] {
+            let err = catalog(serde_json::json!({"resources": [
+                {"id": "vault:m", "probe_prefix": bad}]}))
+            .unwrap_err();
+            assert_eq!(err.field, "catalog.resources[0].probe_prefix", "{bad}");
+        }
     }
 
     #[test]

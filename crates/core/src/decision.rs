@@ -12,7 +12,7 @@ use crate::blast_radius::BlastRadius;
 use crate::catalog::{Bearer, CatalogGraph, Reach};
 use crate::evidence::{self, EvidenceKind, EvidenceStatus, Observations};
 use crate::id;
-use crate::proposal::Proposal;
+use crate::proposal::{Proposal, Step};
 
 /// What the decision may depend on besides its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,7 +183,8 @@ pub struct EvidenceReport<'a> {
 pub struct StepReport {
     pub step: usize,
     pub manual: bool,
-    /// Not manual, with evidence, all of it verified.
+    /// Not manual, with at least one located evidence item (windows alone
+    /// cover nothing), all of its evidence verified, and runnable.
     pub available: bool,
 }
 
@@ -268,6 +269,22 @@ pub fn decide<'a>(
     now: DateTime<Utc>,
     policy: &Policy,
 ) -> Decision<'a> {
+    decide_with(catalog, proposal, observations, now, policy, &|_, _| true)
+}
+
+/// [`decide`], where `runnable(i, step)` says whether whoever runs the
+/// rollback can run step `i` at all (rule 4: in the gate, its `op` must name
+/// a connector the gate has, with an action that connector accepts). A step
+/// that is not runnable is not available. `recourse check` runs none, so it
+/// takes every step as runnable.
+pub fn decide_with<'a>(
+    catalog: &'a CatalogGraph,
+    proposal: &'a Proposal,
+    observations: &Observations,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    runnable: &dyn Fn(usize, &Step) -> bool,
+) -> Decision<'a> {
     let mut unknown = Vec::new();
     let mut roots = Vec::with_capacity(proposal.touches.len());
     for t in &proposal.touches {
@@ -351,12 +368,18 @@ pub fn decide<'a>(
     let mut fs_restorers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, step) in proposal.rollback.steps.iter().enumerate() {
         let manual = step.is_manual();
+        // Rule 4: a window bounds when a step may run but proves nothing
+        // exists, so a step needs at least one located item.
         let available = !manual
-            && !step.requires.is_empty()
             && step
                 .requires
                 .iter()
-                .all(|e| verified.contains(e.id.as_str()));
+                .any(|e| e.kind != EvidenceKind::Window && e.location.is_some())
+            && step
+                .requires
+                .iter()
+                .all(|e| verified.contains(e.id.as_str()))
+            && runnable(i, step);
         steps.push(StepReport {
             step: i,
             manual,
@@ -406,11 +429,12 @@ pub fn decide<'a>(
             }
             restored_by.sort_unstable();
         }
+        let bearer = catalog.bearer_of(res);
         let covered = res.reach != Reach::External
             && restored_by
                 .iter()
                 .any(|&s| steps.get(s).is_some_and(|st| st.available));
-        if let Some(seen) = bearer_seen.get_mut(res.bearer as usize) {
+        if let Some(seen) = bearer_seen.get_mut(bearer as usize) {
             *seen = true;
         }
         if res.reach == Reach::External {
@@ -418,7 +442,7 @@ pub fn decide<'a>(
         } else if !covered {
             uncovered.push(pos);
         }
-        if res.bearer.is_third_party() {
+        if bearer.is_third_party() {
             third_party.push(pos);
         }
         let via = visit.parent.map(|p| Cow::Borrowed(id_at(p as usize)));
@@ -426,7 +450,7 @@ pub fn decide<'a>(
             resource: Cow::Borrowed(res.id.as_str()),
             depth: visit.depth,
             reach: res.reach,
-            bearer: res.bearer,
+            bearer,
             covered,
             via,
             restored_by,
@@ -471,11 +495,9 @@ pub fn decide<'a>(
         }));
     }
     for &pos in &third_party {
-        let bearer = radius
-            .visits()
+        let bearer = blast_radius
             .get(pos)
-            .and_then(|v| catalog.resource(v.node))
-            .map_or("a third party", |r| r.bearer.as_str());
+            .map_or("a third party", |b: &BlastEntry<'_>| b.bearer.as_str());
         reasons.push(resource_reason(ReasonCode::ThirdPartyBearer, pos, &|id| {
             format!("if reversal of `{id}` fails, the {bearer} bears the cost, not the institution")
         }));
@@ -597,4 +619,87 @@ fn locate<'a>(
         let inner = (catalog.node(location).is_none()).then_some(location);
         Some((pos, inner))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-25T12:00:00Z".parse().unwrap()
+    }
+
+    fn graph() -> CatalogGraph {
+        CatalogGraph::new(
+            serde_json::from_value::<Catalog>(serde_json::json!({"resources": [
+                {"id": "pay:1"}, {"id": "ledger:pay"},
+                {"id": "fs:/c", "bearer": "customer"}, {"id": "fs:/c/f"}]}))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn proposal(touches: &str, requires: serde_json::Value) -> Proposal {
+        serde_json::from_value(serde_json::json!({"touches": [touches],
+            "rollback": {"steps": [{"restores": [touches], "op": {"connector": "x", "op": "undo"},
+                                    "requires": requires}]}}))
+        .unwrap()
+    }
+
+    fn observed(ids: &[&str]) -> Observations {
+        serde_json::from_value(
+            ids.iter()
+                .map(|id| (id.to_string(), serde_json::json!({"present": true})))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_window_alone_covers_nothing_with_located_evidence_it_does() {
+        let g = graph();
+        let window =
+            serde_json::json!({"id": "w", "kind": "window", "until": "2099-01-01T00:00:00Z"});
+        let located =
+            serde_json::json!({"id": "rec", "kind": "compensation", "location": "ledger:pay"});
+        let p = proposal("pay:1", serde_json::json!([window]));
+        let d = decide(&g, &p, &Observations::new(), now(), &Policy::default());
+        assert_eq!(d.decision, Verdict::Hold);
+        assert!(!d.steps[0].available);
+        assert_eq!(d.reasons[0].code, ReasonCode::Uncovered);
+        let p = proposal("pay:1", serde_json::json!([window, located]));
+        let d = decide(&g, &p, &observed(&["rec"]), now(), &Policy::default());
+        assert_eq!(d.decision, Verdict::Proceed, "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn a_step_that_is_not_runnable_is_not_available() {
+        let g = graph();
+        let located =
+            serde_json::json!({"id": "rec", "kind": "compensation", "location": "ledger:pay"});
+        let p = proposal("pay:1", serde_json::json!([located]));
+        let obs = observed(&["rec"]);
+        let d = decide_with(&g, &p, &obs, now(), &Policy::default(), &|_, s| {
+            s.op.get("connector").and_then(|c| c.as_str()) == Some("http")
+        });
+        assert_eq!(d.decision, Verdict::Hold);
+        assert!(!d.steps[0].available);
+        let d = decide_with(&g, &p, &obs, now(), &Policy::default(), &|i, _| i == 0);
+        assert_eq!(d.decision, Verdict::Proceed, "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn a_resource_with_no_bearer_of_its_own_is_borne_by_its_container() {
+        let g = graph();
+        let located =
+            serde_json::json!({"id": "rec", "kind": "compensation", "location": "ledger:pay"});
+        let p = proposal("fs:/c/f", serde_json::json!([located]));
+        let d = decide(&g, &p, &observed(&["rec"]), now(), &Policy::default());
+        assert_eq!(d.decision, Verdict::Hold);
+        assert_eq!(d.reasons[0].code, ReasonCode::ThirdPartyBearer);
+        assert_eq!(d.blast_radius[0].bearer, Bearer::Customer);
+        assert_eq!(d.bearers, vec![Bearer::Customer]);
+    }
 }

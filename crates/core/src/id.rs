@@ -68,6 +68,30 @@ pub fn fs_ancestors(id: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The ids that contain `id`, nearest first: `fs:` parents (as
+/// [`fs_ancestors`]), else `scheme:a/b/c` -> `scheme:a/b` -> `scheme:a`
+/// (`sql:db/table/pk` -> `sql:db/table` -> `sql:db`). No allocation: each is
+/// a prefix of `id`.
+pub fn containers(id: &str) -> impl Iterator<Item = &str> {
+    let fs = id.starts_with("fs:");
+    let mut fs_up = fs_ancestors(id);
+    let mut cur = (!fs).then_some(id);
+    std::iter::from_fn(move || {
+        if fs {
+            return fs_up.next();
+        }
+        loop {
+            let at = cur?;
+            let cut = at.rfind('/');
+            cur = cut.and_then(|c| at.get(..c));
+            let up = cur?;
+            if up.contains(':') && !up.ends_with(':') {
+                return Some(up);
+            }
+        }
+    })
+}
+
 /// Whether `inner` is `outer` or lies inside it by `fs:` containment.
 pub fn fs_within(inner: &str, outer: &str) -> bool {
     inner == outer || fs_ancestors(inner).any(|a| a == outer)
@@ -86,6 +110,16 @@ mod tests {
         assert!(fs_within("fs:/ab", "fs:/"));
         assert_eq!(fs_ancestors("fs:/").count(), 0);
         assert_eq!(fs_ancestors("sql:db/t").count(), 0);
+    }
+
+    #[test]
+    fn containers_are_nearest_first() {
+        let c: Vec<_> = containers("sql:db/t/7").collect();
+        assert_eq!(c, vec!["sql:db/t", "sql:db"]);
+        let c: Vec<_> = containers("fs:/a/b").collect();
+        assert_eq!(c, vec!["fs:/a", "fs:/"]);
+        assert_eq!(containers("account:4411").count(), 0);
+        assert_eq!(containers("x:/a").count(), 0);
     }
 
     #[test]

@@ -77,7 +77,9 @@ impl Scenario {
     }
 
     pub fn check(self) -> Result<Checked, InputError> {
-        let catalog = CatalogGraph::new(self.catalog)?;
+        // A scenario's catalog is written by a person: a resource without a
+        // `bearer` is the institution's, it does not inherit.
+        let catalog = CatalogGraph::new(self.catalog.with_default_bearers())?;
         self.proposal.validate()?;
         let policy = match self.window_margin_s {
             Some(m) if m < 0 => {

@@ -64,8 +64,14 @@ fn any_reach() -> impl Strategy<Value = Reach> {
     prop_oneof![12 => Just(Reach::Controlled), 3 => Just(Reach::Observed), 1 => Just(Reach::External)]
 }
 
-fn any_bearer() -> impl Strategy<Value = Bearer> {
-    prop_oneof![10 => Just(Bearer::Institution), 1 => prop::sample::select(Bearer::ALL.to_vec())]
+/// `None`: no bearer of its own (a discovered resource), resolved from its
+/// containers at each decision.
+fn any_bearer() -> impl Strategy<Value = Option<Bearer>> {
+    prop_oneof![
+        5 => Just(Some(Bearer::Institution)),
+        5 => Just(None),
+        1 => prop::sample::select(Bearer::ALL.to_vec()).prop_map(Some)
+    ]
 }
 
 fn any_catalog() -> impl Strategy<Value = Catalog> {

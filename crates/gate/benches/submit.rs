@@ -84,7 +84,7 @@ async fn through_gate(writes: usize, clients: usize) -> (Duration, Value) {
             .resources
             .push(Resource::new(format!("account:{n}")));
         let mut h = Resource::new(format!("history:{n}"));
-        h.bearer = recourse_core::Bearer::Customer;
+        h.bearer = Some(recourse_core::Bearer::Customer);
         catalog.resources.push(h);
         catalog.edges.push(recourse_core::Edge {
             from: format!("account:{n}"),

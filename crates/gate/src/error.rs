@@ -26,6 +26,10 @@ pub enum GateError {
     /// 413
     #[error("{0}")]
     TooLarge(String),
+    /// 429: over a limit (requests per second for the token); answered
+    /// with `Retry-After: retry_after_s`.
+    #[error("{message}")]
+    TooMany { message: String, retry_after_s: u64 },
     /// 502: a target system failed.
     #[error("{0}")]
     Target(String),
@@ -71,6 +75,7 @@ impl GateError {
             GateError::NotFound(_) => 404,
             GateError::Conflict { .. } => 409,
             GateError::TooLarge(_) => 413,
+            GateError::TooMany { .. } => 429,
             GateError::Target(_) => 502,
             GateError::Unavailable(_) => 503,
             GateError::Store(_) => 500,
@@ -86,6 +91,7 @@ impl GateError {
             GateError::NotFound(_) => "not_found",
             GateError::Conflict { code, .. } => code,
             GateError::TooLarge(_) => "too_large",
+            GateError::TooMany { .. } => "rate_limited",
             GateError::Target(_) => "target",
             GateError::Unavailable(_) => "unavailable",
             GateError::Store(_) => "internal",
@@ -106,6 +112,16 @@ impl GateError {
                 self.to_string()
             }
             other => other.to_string(),
+        }
+    }
+
+    /// Seconds a caller should wait before trying again (`Retry-After`),
+    /// for a 429 or a 503.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            GateError::TooMany { retry_after_s, .. } => Some(*retry_after_s),
+            GateError::Unavailable(_) => Some(1),
+            _ => None,
         }
     }
 

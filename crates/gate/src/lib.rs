@@ -5,10 +5,14 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod checkpoint;
 pub mod error;
 pub mod lifecycle;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod placement;
+mod server;
 pub mod store;
 #[cfg(test)]
 mod testing;
@@ -124,6 +128,25 @@ pub async fn serve_with(
     extra: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_limits(
+        listener,
+        gate,
+        extra,
+        limits::ServeLimits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_with`] under `limits`: open connections, header-read time and
+/// each token's requests per second.
+pub async fn serve_with_limits(
+    listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
+    extra: axum::Router,
+    limits: limits::ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Before any request: settle what a crash left in flight. A write that
     // cannot be settled now (its target unreachable, its connector not
     // configured) stays in flight, visibly, and the sweep retries it.
@@ -148,10 +171,9 @@ pub async fn serve_with(
             }
         })
     };
-    let app = api::router(gate).merge(extra);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limiter = Arc::new(limits::RateLimiter::new(limits.rate_per_s, limits.burst));
+    let app = api::with_rate_limit(api::router(gate).merge(extra), limiter);
+    let result = server::serve_limited(listener, app, limits, shutdown).await;
     sweeper.abort();
     result
 }

@@ -78,6 +78,10 @@ impl Connector for Fake {
         })
     }
 
+    fn accepts_step(&self, op: &Value) -> bool {
+        *op == json!({"connector": "fake", "op": "restore"})
+    }
+
     async fn observe(&self, _write_id: &str, evidence: &Evidence) -> Option<Observation> {
         evidence
             .id

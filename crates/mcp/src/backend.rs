@@ -83,7 +83,12 @@ impl HttpBackend {
     pub fn new(gate_url: &str, token: &str) -> Self {
         Self {
             client: GateClient::new(gate_url, token),
-            http: reqwest::Client::new(),
+            // See `GateClient::new`: idle connections are dropped before the
+            // gate's header timeout closes them.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(4))
+                .build()
+                .unwrap_or_default(),
         }
     }
 

@@ -67,11 +67,22 @@ pub async fn serve_gate(
     gate: Arc<Gate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_gate_with_limits(listener, gate, Default::default(), shutdown).await
+}
+
+/// [`serve_gate`] under `limits` (connections, header time, each token's
+/// requests per second, MCP included).
+pub async fn serve_gate_with_limits(
+    listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
+    limits: recourse_gate::limits::ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let stop = CancellationToken::new();
     let mcp = router(gate.clone(), stop.clone());
     let shutdown = async move {
         shutdown.await;
         stop.cancel();
     };
-    recourse_gate::serve_with(listener, gate, mcp, shutdown).await
+    recourse_gate::serve_with_limits(listener, gate, mcp, limits, shutdown).await
 }

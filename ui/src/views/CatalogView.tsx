@@ -70,7 +70,7 @@ export function CatalogView(props: { initial?: string; onOpenWrite: (id: string)
                 >
                   <div className="ellipsis">{r.title ? `${r.title} — ` : ""}{r.id}</div>
                   <div className="muted small">
-                    {r.reach} · {r.bearer}
+                    {r.reach} · {r.bearer ?? "bearer of its container"}
                     {r.kind ? ` · ${r.kind}` : ""}
                   </div>
                 </div>
@@ -88,7 +88,7 @@ export function CatalogView(props: { initial?: string; onOpenWrite: (id: string)
               {view.resource.title ?? view.resource.id}
             </h2>
             <p className="muted">
-              {view.resource.id} · {view.resource.reach} · borne by {view.resource.bearer}
+              {view.resource.id} · {view.resource.reach} · borne by {view.resource.bearer ?? "its nearest catalogued container"}
             </p>
             <h3>Reaches</h3>
             <ul className="small" data-testid="catalog-reaches">

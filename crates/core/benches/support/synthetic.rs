@@ -57,7 +57,7 @@ fn resource(i: usize, rng: &mut Rng) -> Resource {
     };
     Resource {
         reach,
-        bearer,
+        bearer: Some(bearer),
         ..Resource::new(id(i))
     }
 }

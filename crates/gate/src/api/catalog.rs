@@ -33,6 +33,9 @@ async fn upsert(
     Body(add): Body<Catalog>,
 ) -> Result<Json<Catalog>, ApiError> {
     caller.allow(Permission::EditCatalog)?;
+    // A risk officer's entry without a `bearer` is the institution's (the
+    // contract's default); only discovered resources inherit theirs.
+    let add = add.with_default_bearers();
     // Validate the batch on its own (duplicates, ids), then merged.
     let mut own = add.clone();
     let current = gate.catalog_graph().await?.catalog().clone();

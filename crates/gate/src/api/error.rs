@@ -33,11 +33,15 @@ impl IntoResponse for ApiError {
                 field: self.0.field().map(str::to_string),
             },
         };
+        let retry_after = self.0.retry_after_s().or_else(|| {
+            (status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS)
+                .then_some(1)
+        });
         let mut resp = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(s) = retry_after {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(s),
             );
         }
         resp

@@ -39,6 +39,13 @@ pub fn router(gate: AppState) -> Router {
         .with_state(gate)
 }
 
+/// `router` with each token's requests per second limited by `limiter`
+/// (checked where the caller is known: [`Auth`]); over it, a 429 with
+/// `Retry-After` and nothing done.
+pub fn with_rate_limit(router: Router, limiter: Arc<crate::limits::RateLimiter>) -> Router {
+    router.layer(axum::Extension(limiter))
+}
+
 /// The caller, from `Authorization: Bearer TOKEN`.
 pub struct Auth(pub Caller);
 
@@ -78,6 +85,18 @@ impl FromRequestParts<AppState> for Auth {
             return Err(
                 GateError::Unauthorized(format!("the token `{}` has expired", row.name)).into(),
             );
+        }
+        if let Some(limiter) = parts.extensions.get::<Arc<crate::limits::RateLimiter>>() {
+            if let Err(retry_after_s) = limiter.check(&row.name) {
+                return Err(GateError::TooMany {
+                    message: format!(
+                        "the token `{}` is over its rate limit; try again in {retry_after_s} s",
+                        row.name
+                    ),
+                    retry_after_s,
+                }
+                .into());
+            }
         }
         Ok(Auth(Caller {
             name: row.name,

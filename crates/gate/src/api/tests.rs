@@ -224,3 +224,35 @@ async fn an_unknown_outcome_is_settled_over_the_api() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["status"], "failed");
 }
+
+#[tokio::test]
+async fn over_its_rate_a_token_gets_429_with_retry_after_and_others_do_not() {
+    let api = api().await;
+    let limited = super::with_rate_limit(
+        api.router.clone(),
+        Arc::new(crate::limits::RateLimiter::new(0.5, 2)),
+    );
+    let get = |who: &str| {
+        Request::builder()
+            .uri("/v1/writes")
+            .header("authorization", format!("Bearer {}", api.tokens[who]))
+            .body(Body::empty())
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let r = limited.clone().oneshot(get("bot")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = limited.clone().oneshot(get("bot")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "2");
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["message"].as_str().unwrap().contains("`bot`"));
+    // Another token has its own budget; an unknown one is a 401, not a 429.
+    let r = limited.clone().oneshot(get("rev")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -4,9 +4,10 @@
 use recourse_client::WriteRecord;
 use recourse_connector::Connector;
 use recourse_core::{
-    decide, CatalogGraph, Decision, EvidenceKind, Observations, Proposal, Reason, ReasonCode,
-    Verdict,
+    decide_with, CatalogGraph, Decision, Evidence, EvidenceKind, Observations, Proposal, Reason,
+    ReasonCode, Step, Verdict,
 };
+use serde_json::Value;
 
 use super::{sha256_json, Gate};
 use crate::error::GateError;
@@ -32,6 +33,25 @@ pub fn decision_hash(d: &Decision<'_>) -> String {
     sha256_json(&(d.decision, reasons, evidence, radius))
 }
 
+/// Whether the gate may probe `item`'s `check` (section 10): the catalog
+/// resource named by its `location` declares a `probe_prefix`, and the
+/// check's URL starts with it.
+pub(crate) fn probe_cleared(graph: &CatalogGraph, item: &Evidence) -> bool {
+    let Some(url) = item
+        .check
+        .as_ref()
+        .and_then(|c| c.get("url"))
+        .and_then(Value::as_str)
+    else {
+        return false;
+    };
+    item.location
+        .as_deref()
+        .and_then(|loc| graph.get(loc))
+        .and_then(|r| r.probe_prefix.as_deref())
+        .is_some_and(|prefix| url.starts_with(prefix))
+}
+
 impl Gate {
     /// Observes the evidence now and decides, adding the gate's own reasons.
     /// Returns the decision and whether the gate is frozen.
@@ -42,11 +62,27 @@ impl Gate {
         proposal: &Proposal,
         connector: &dyn Connector,
     ) -> Result<(Decision<'static>, bool), GateError> {
+        // Section 10: observations come from the gate. Each connector sees
+        // the item with its `check` only when the catalog cleared it, so a
+        // probe runs only where a risk officer said evidence can be verified;
+        // otherwise only a connector's own capture (its own evidence ids)
+        // can observe it, and anything else stays `unverifiable`.
         let mut observations = Observations::new();
         for (item, _) in proposal.evidence() {
-            if item.kind == EvidenceKind::Window && item.check.is_none() {
+            let cleared = probe_cleared(graph, item);
+            if item.kind == EvidenceKind::Window && !cleared {
                 continue;
             }
+            let shown;
+            let item = if cleared || item.check.is_none() {
+                item
+            } else {
+                shown = Evidence {
+                    check: None,
+                    ..item.clone()
+                };
+                &shown
+            };
             let mut seen = connector.observe(id, item).await;
             if seen.is_none() {
                 for other in self.connectors.values() {
@@ -62,12 +98,27 @@ impl Gate {
                 observations.insert(item.id.clone(), o);
             }
         }
-        let mut decision = decide(
+        // Rule 4: a step is available only if this gate can run it: its
+        // `op` names a connector the gate has, which accepts the op. A
+        // rollback runs the write's own connector's `restore` and nothing
+        // else, so a step naming another connector (an `http` compensation
+        // declared on an `fs` delete) would never run: it is not runnable
+        // either.
+        let runnable = |_: usize, step: &Step| {
+            step.op
+                .get("connector")
+                .and_then(Value::as_str)
+                .filter(|name| *name == connector.name())
+                .and_then(|name| self.connectors.get(name))
+                .is_some_and(|c| c.accepts_step(&step.op))
+        };
+        let mut decision = decide_with(
             graph,
             proposal,
             &observations,
             self.now(),
             &self.config.policy,
+            &runnable,
         )
         .into_owned();
         let freeze = self.freeze_state().await?;

@@ -8,8 +8,8 @@ use recourse_client::{FreezeState, WriteRecord};
 use recourse_connector::{crash_point, Connector, ConnectorError};
 use serde_json::{json, Value};
 
-use super::{Gate, Move, Step};
-use crate::audit::AuditDraft;
+use super::{sha256_json, Gate, Move, Step};
+use crate::audit::{entry_hash, AuditDraft};
 use crate::error::{classify, ErrorClass, GateError};
 
 impl Gate {
@@ -80,6 +80,9 @@ impl Gate {
         version: i64,
         actor: &str,
     ) -> Result<WriteRecord, GateError> {
+        if let Some(why) = self.submission_mismatch(&rec).await? {
+            return self.refuse_mismatch(rec, version, why).await;
+        }
         let Some(connector) = self.connector(&rec.connector) else {
             let why = self.missing_connector(&rec.connector);
             return self.wait(rec, version, actor, why).await;
@@ -128,6 +131,87 @@ impl Gate {
                     .await
             }
         }
+    }
+
+    /// Before a write runs: is the stored write the one submitted? Its
+    /// `write.submitted` entry (sealed in the hash chain when the write was
+    /// stored) carries the proposal hash; the stored proposal is hashed
+    /// again the same way and compared, and so is the record's own
+    /// `proposal_hash`. `Some(why)` when they differ, or the entry is
+    /// missing or was edited in place. (An entry re-sealed with the whole
+    /// chain after it is caught only against a signed head: see
+    /// [`crate::checkpoint`].)
+    pub(crate) async fn submission_mismatch(
+        &self,
+        rec: &WriteRecord,
+    ) -> Result<Option<String>, GateError> {
+        let Some(entry) = self
+            .store
+            .audit_entry_for(&rec.id, "write.submitted")
+            .await?
+        else {
+            return Ok(Some(
+                "the audit trail has no submission entry for it".into(),
+            ));
+        };
+        let sealed = entry_hash(
+            entry.seq,
+            entry.at,
+            &entry.actor,
+            &entry.action,
+            entry.write_id.as_deref(),
+            &entry.body,
+            &entry.prev_hash,
+        );
+        if sealed != entry.hash {
+            return Ok(Some(format!(
+                "its submission entry (audit entry {}) was changed after it was written",
+                entry.seq
+            )));
+        }
+        let Some(submitted) = entry.body.get("proposal_hash").and_then(Value::as_str) else {
+            return Ok(Some(format!(
+                "its submission entry (audit entry {}) names no proposal hash",
+                entry.seq
+            )));
+        };
+        let stored = sha256_json(&rec.proposal);
+        if stored != submitted {
+            return Ok(Some(format!(
+                "the stored proposal hashes to {stored}, not to {submitted} as submitted (audit entry {})",
+                entry.seq
+            )));
+        }
+        if rec.proposal_hash != submitted {
+            return Ok(Some(format!(
+                "the stored proposal hash {} is not {submitted} as submitted (audit entry {})",
+                rec.proposal_hash, entry.seq
+            )));
+        }
+        Ok(None)
+    }
+
+    /// The stored write is not the one submitted: it does not run, and the
+    /// trail says why.
+    pub(crate) async fn refuse_mismatch(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        why: String,
+    ) -> Result<WriteRecord, GateError> {
+        tracing::error!(write = %rec.id, problem = %why, "the stored write does not match its submission; refused");
+        self.forget_retries(&rec.id);
+        let body = json!({"problem": why, "stored_proposal_hash": sha256_json(&rec.proposal),
+                          "record_proposal_hash": rec.proposal_hash});
+        let note = format!("nothing ran: the stored write does not match its submission: {why}");
+        Ok(self
+            .apply_won(
+                Move::new(rec, version, Step::Mismatch, "gate")
+                    .note(note)
+                    .body(body),
+            )
+            .await?
+            .0)
     }
 
     /// A capture or a write failed. Errors are classified in one place

@@ -43,10 +43,13 @@ pub enum Step {
     Drift,
     /// The rollback ran and did not verify.
     RollbackUnverified,
+    /// Before running, the stored write did not match the proposal hash of
+    /// its hash-chained submission entry: refused, nothing ran.
+    Mismatch,
 }
 
 impl Step {
-    pub const ALL: [Step; 17] = [
+    pub const ALL: [Step; 18] = [
         Step::Approval,
         Step::Approve,
         Step::Reject,
@@ -64,6 +67,7 @@ impl Step {
         Step::RolledBack,
         Step::Drift,
         Step::RollbackUnverified,
+        Step::Mismatch,
     ];
 
     /// The audit trail's name for it.
@@ -86,6 +90,7 @@ impl Step {
             Step::RolledBack => "write.rollback_result",
             Step::Drift => "write.rollback_result",
             Step::RollbackUnverified => "write.rollback_result",
+            Step::Mismatch => "write.mismatch",
         }
     }
 }
@@ -101,12 +106,15 @@ pub const TABLE: &[(WriteStatus, Step, WriteStatus)] = &[
     (S::Approved, Step::Rehold, S::Held),
     (S::Approved, Step::Start, S::Executing),
     (S::Approved, Step::Wait, S::Approved),
+    // the stored write is not the one submitted: it must not run
+    (S::Approved, Step::Mismatch, S::Failed),
     // running
     (S::Executing, Step::Captured, S::Executing),
     (S::Executing, Step::Executed, S::Executed),
     (S::Executing, Step::NothingRan, S::Failed),
     (S::Executing, Step::Unknown, S::OutcomeUnknown),
     (S::Executing, Step::Wait, S::Executing),
+    (S::Executing, Step::Mismatch, S::Failed),
     // a person settles what the gate cannot know
     (S::OutcomeUnknown, Step::ResolveRan, S::Executed),
     (S::OutcomeUnknown, Step::ResolveNotRun, S::Failed),

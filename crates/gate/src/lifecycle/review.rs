@@ -110,6 +110,9 @@ impl Gate {
         version: i64,
         actor: &str,
     ) -> Result<WriteRecord, GateError> {
+        if let Some(why) = self.submission_mismatch(&rec).await? {
+            return self.refuse_mismatch(rec, version, why).await;
+        }
         let Some(connector) = self.connector(&rec.connector) else {
             let why = self.missing_connector(&rec.connector);
             return self.wait(rec, version, actor, why).await;

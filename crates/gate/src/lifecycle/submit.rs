@@ -1,14 +1,14 @@
 //! Submission: a proposal is planned by its connector, decided, and then
 //! run at once (capture first), held for a person, or refused and recorded.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use recourse_client::{Explained, Permission, Transition, WriteRecord, WriteStatus};
 use recourse_connector::{Connector, ConnectorError};
 use recourse_core::{
-    Bearer, Catalog, CatalogGraph, Decision, Proposal, Reach, Reason, ReasonCode, Resource, Verdict,
+    Catalog, CatalogGraph, Decision, Proposal, Reach, Reason, ReasonCode, Resource, Verdict,
 };
 use serde_json::{json, Value};
 
@@ -46,25 +46,6 @@ enum Planned {
     },
 }
 
-/// The ids that contain `id`, nearest first: `fs:` parents, then
-/// `scheme:a/b/c` -> `scheme:a/b` -> `scheme:a`.
-fn containers(id: &str) -> Vec<String> {
-    if id.starts_with("fs:") {
-        return recourse_core::id::fs_ancestors(id)
-            .map(str::to_string)
-            .collect();
-    }
-    let mut out = Vec::new();
-    let mut cur = id;
-    while let Some(cut) = cur.rfind('/') {
-        cur = &cur[..cut];
-        if cur.contains(':') && !cur.ends_with(':') {
-            out.push(cur.to_string());
-        }
-    }
-    out
-}
-
 impl Gate {
     /// Submits a proposal: decides, runs a `proceed` at once (capture first),
     /// holds a `hold`, records a `refuse`. The same idempotency key from the
@@ -77,9 +58,11 @@ impl Gate {
         caller.allow(Permission::SubmitWrites)?;
         let submitted_hash = sha256_json(&body);
         let mut proposal = parse_proposal(body)?;
-        if proposal.agent.is_empty() {
-            proposal.agent = caller.name.clone();
-        }
+        // Section 10: the agent of a write is the caller's token name,
+        // whatever the body says. An agent naming another one in `agent`
+        // would otherwise be recorded, stored and audited under that name.
+        // (`submitted_hash` is of the body as sent, for idempotency.)
+        proposal.agent = caller.name.clone();
         if let Some(key) = proposal.idempotency_key.clone() {
             if key.is_empty() || key.len() > 200 {
                 return Err(GateError::invalid(
@@ -175,9 +158,7 @@ impl Gate {
     pub async fn explain(&self, caller: &Caller, body: Value) -> Result<Explained, GateError> {
         caller.allow(Permission::Explain)?;
         let mut proposal = parse_proposal(body)?;
-        if proposal.agent.is_empty() {
-            proposal.agent = caller.name.clone();
-        }
+        proposal.agent = caller.name.clone();
         let id = random_id("w");
         match self.plan_write(&id, proposal).await? {
             Planned::Refused {
@@ -287,35 +268,25 @@ impl Gate {
         proposal.validate()?;
 
         // A resource the connector knows and the catalog lacks joins it as
-        // `controlled`, borne by whoever bears its nearest known container.
+        // `controlled` with no bearer of its own: each decision resolves it
+        // to the bearer of its nearest catalogued container with one
+        // (`CatalogGraph::bearer_of`), so marking a folder customer-borne
+        // later covers the files already seen under it.
         let graph = self.catalog_graph().await?;
         let mut additions = Catalog::default();
-        let mut known: HashMap<String, Bearer> = HashMap::new();
-        let mut resources = plan.resources;
-        // Containers first, so a child finds its parent's bearer.
-        resources.sort_by_key(|r| r.id.len());
-        for r in resources {
-            if graph.get(&r.id).is_some() || known.contains_key(&r.id) {
+        let mut known: HashSet<String> = HashSet::new();
+        for r in plan.resources {
+            if graph.get(&r.id).is_some() || !known.insert(r.id.clone()) {
                 continue;
             }
-            let bearer = containers(&r.id)
-                .iter()
-                .find_map(|c| {
-                    graph
-                        .get(c)
-                        .map(|p| p.bearer)
-                        .or_else(|| known.get(c).copied())
-                })
-                .unwrap_or(Bearer::Institution);
-            known.insert(r.id.clone(), bearer);
             additions.resources.push(Resource {
                 reach: Reach::Controlled,
-                bearer,
+                bearer: None,
                 ..r
             });
         }
         for e in plan.edges {
-            let ok = |id: &str| graph.get(id).is_some() || known.contains_key(id);
+            let ok = |id: &str| graph.get(id).is_some() || known.contains(id);
             if ok(&e.from) && ok(&e.to) {
                 additions.edges.push(e);
             }
@@ -407,6 +378,12 @@ impl Gate {
     ) -> WriteRecord {
         let now = self.now();
         let status = machine::initial(decision.decision);
+        // Nothing ever runs a refused proposal: the store keeps it bounded.
+        let proposal = if decision.decision == Verdict::Refuse {
+            crate::limits::bound_refused(proposal)
+        } else {
+            proposal
+        };
         let mut record = WriteRecord {
             id,
             agent: caller.name.clone(),

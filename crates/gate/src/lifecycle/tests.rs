@@ -80,6 +80,18 @@ impl World {
     }
 
     /// Past every lease and backoff.
+    /// What someone with write access to the store (not to the gate) does:
+    /// points a stored write elsewhere, re-hashing the record's own
+    /// proposal hash too when `rehash`.
+    async fn edit_stored_target(&self, id: &str, target: &str, rehash: bool) {
+        let (mut rec, _) = self.store.write(id).await.unwrap().unwrap();
+        rec.proposal.action["target"] = json!(target);
+        if rehash {
+            rec.proposal_hash = super::sha256_json(&rec.proposal);
+        }
+        self.store.put_write_raw(rec);
+    }
+
     fn later(&self) {
         self.clock.advance(Duration::minutes(5));
     }
@@ -254,6 +266,25 @@ async fn every_legal_move_is_exercised() {
     w.later();
     w.gate.sweep().await.unwrap();
     assert_eq!(w.status(&j.id).await, WriteStatus::RolledBack);
+
+    // The stored write edited after it was submitted: refused before it
+    // runs, from approved (the approve path) and from executing (a sweep).
+    w.catalog(&[("fake:cust3", "customer")], &[]).await;
+    let k = w.submit("cust3").await;
+    assert_eq!(k.status, WriteStatus::Held);
+    w.edit_stored_target(&k.id, "elsewhere", false).await;
+    let k = w.gate.approve(&reviewer(1), &k.id, None).await.unwrap();
+    assert_eq!(k.status, WriteStatus::Failed);
+    push(&w.fake, |s| {
+        s.execute
+            .push_back(Err(ConnectorError::Unavailable("down".into())))
+    });
+    let l = w.submit("l").await;
+    assert_eq!(l.status, WriteStatus::Executing);
+    w.edit_stored_target(&l.id, "elsewhere", true).await;
+    w.later();
+    w.gate.sweep().await.unwrap();
+    assert_eq!(w.status(&l.id).await, WriteStatus::Failed);
 
     let expected: BTreeSet<(String, String, String)> = TABLE
         .iter()
@@ -617,4 +648,139 @@ async fn actions_follow_role_status_and_duties() {
         w.gate.get(&who("other", Role::Agent), &held.id).await,
         Err(GateError::NotFound(_))
     ));
+}
+
+// ---- issue 11: an agent cannot cover its own write -------------------------
+
+#[tokio::test]
+async fn the_agent_of_a_write_is_the_callers_name_whatever_the_body_says() {
+    let w = world();
+    let body = json!({"agent": "rev1", "intent": "spoof",
+                      "action": {"connector": "fake", "target": "a"}});
+    let rec = w.gate.submit(&agent(), body).await.unwrap().0;
+    assert_eq!(
+        (rec.agent.as_str(), rec.proposal.agent.as_str()),
+        ("bot", "bot")
+    );
+    let stored = w.store.write(&rec.id).await.unwrap().unwrap().0;
+    assert_eq!(stored.proposal.agent, "bot");
+    let entries = w.store.audit(0, 100).await.unwrap();
+    let submitted = entries
+        .iter()
+        .find(|e| e.action == "write.submitted")
+        .unwrap();
+    assert_eq!(submitted.body["proposal"]["agent"], "bot");
+}
+
+#[tokio::test]
+async fn a_declared_step_covers_only_when_a_connector_of_the_gate_runs_its_op() {
+    let w = world();
+    w.catalog(
+        &[("fake:a", "institution"), ("svc:a", "institution")],
+        &[("fake:a", "svc:a")],
+    )
+    .await;
+    // Evidence the fake connector observes as present: only the op differs.
+    let body = |op: serde_json::Value| {
+        json!({"intent": "cover the service", "action": {"connector": "fake", "target": "a"},
+               "rollback": {"steps": [{"restores": ["svc:a"], "op": op,
+                   "requires": [{"id": "fake-snap-declared", "kind": "snapshot", "location": "vault:fake"}]}]}})
+    };
+    let noop = w
+        .gate
+        .submit(&agent(), body(json!({"connector": "fake", "op": "noop"})))
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(noop.status, WriteStatus::Held);
+    assert!(noop.decision.reasons.iter().any(|r| r.subject() == "svc:a"));
+    let elsewhere = w
+        .gate
+        .submit(
+            &agent(),
+            body(json!({"connector": "shell", "op": "restore"})),
+        )
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(elsewhere.status, WriteStatus::Held);
+    let runs = w
+        .gate
+        .submit(
+            &agent(),
+            body(json!({"connector": "fake", "op": "restore"})),
+        )
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(runs.status, WriteStatus::Executed, "{:?}", runs.decision);
+}
+
+#[test]
+fn a_check_is_cleared_only_under_its_locations_probe_prefix() {
+    let graph = recourse_core::CatalogGraph::new(
+        serde_json::from_value(json!({"resources": [
+            {"id": "vault:m", "probe_prefix": "https://m.internal/snap/"}, {"id": "vault:n"}]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let item = |location: &str, url: &str| -> recourse_core::Evidence {
+        serde_json::from_value(json!({"id": "e", "kind": "snapshot", "location": location,
+                                      "check": {"url": url}}))
+        .unwrap()
+    };
+    use super::evaluate::probe_cleared;
+    assert!(probe_cleared(
+        &graph,
+        &item("vault:m", "https://m.internal/snap/7")
+    ));
+    assert!(!probe_cleared(
+        &graph,
+        &item("vault:m", "https://m.internal/other/7")
+    ));
+    assert!(!probe_cleared(
+        &graph,
+        &item("vault:n", "https://m.internal/snap/7")
+    ));
+    assert!(!probe_cleared(
+        &graph,
+        &item("vault:z", "https://m.internal/snap/7")
+    ));
+}
+
+/// Issue 11: a held write whose stored path was edited, then approved: it
+/// does not run (no capture, no execution), it fails with the mismatch in
+/// the audit trail, whether or not the record's own hash was redone.
+#[tokio::test]
+async fn an_edited_stored_write_is_refused_before_it_runs() {
+    for rehash in [false, true] {
+        let w = world();
+        w.catalog(&[("fake:cust", "customer")], &[]).await;
+        let held = w.submit("cust").await;
+        assert_eq!(held.status, WriteStatus::Held);
+        w.edit_stored_target(&held.id, "other", rehash).await;
+        let runs = w.fake.executions.load(Ordering::SeqCst);
+        let rec = w.gate.approve(&reviewer(1), &held.id, None).await.unwrap();
+        assert_eq!(rec.status, WriteStatus::Failed, "rehash: {rehash}");
+        assert!(rec.capture.is_none(), "nothing was captured");
+        assert_eq!(
+            w.fake.executions.load(Ordering::SeqCst),
+            runs,
+            "nothing ran"
+        );
+        let entries = w.store.audit(0, 100_000).await.unwrap();
+        let last = entries.last().unwrap();
+        assert_eq!(last.action, "write.mismatch");
+        assert_eq!(last.body["from"], "approved");
+        assert_eq!(last.body["to"], "failed");
+        let note = last.body["note"].as_str().unwrap();
+        assert!(note.contains("does not match its submission"), "{note}");
+        assert!(crate::audit::verify(&entries).ok);
+    }
+    // The untouched write runs as before.
+    let w = world();
+    w.catalog(&[("fake:cust", "customer")], &[]).await;
+    let held = w.submit("cust").await;
+    let rec = w.gate.approve(&reviewer(1), &held.id, None).await.unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed);
 }

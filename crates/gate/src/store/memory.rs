@@ -483,6 +483,19 @@ impl AuditStore for MemoryStore {
             limit,
         ))
     }
+
+    async fn audit_entry_for(
+        &self,
+        write_id: &str,
+        action: &str,
+    ) -> Result<Option<AuditEntry>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .audit
+            .iter()
+            .find(|e| e.write_id.as_deref() == Some(write_id) && e.action == action)
+            .cloned())
+    }
 }
 
 #[async_trait]

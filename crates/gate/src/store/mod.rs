@@ -172,6 +172,13 @@ pub trait AuditStore: Send + Sync {
         before_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The first entry with `action` for write `write_id` (its
+    /// `write.submitted` entry, say), as stored: the caller checks it.
+    async fn audit_entry_for(
+        &self,
+        write_id: &str,
+        action: &str,
+    ) -> Result<Option<AuditEntry>, StoreError>;
 }
 
 #[async_trait]

@@ -594,6 +594,19 @@ impl AuditStore for SqliteStore {
             .await?;
         Self::audit_rows(&rows)
     }
+
+    async fn audit_entry_for(
+        &self,
+        write_id: &str,
+        action: &str,
+    ) -> Result<Option<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, actor, action, write_id, body, prev_hash, hash FROM audit WHERE write_id = ? AND action = ? ORDER BY seq LIMIT 1")
+            .bind(write_id)
+            .bind(action)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(Self::audit_rows(&rows)?.into_iter().next())
+    }
 }
 
 #[async_trait]

@@ -96,6 +96,7 @@ on_every_store!(
     tokens_are_unique_by_name,
     audit_chain_verifies_after_a_mix_of_operations,
     audit_newest_is_newest_first,
+    audit_entry_for_finds_a_writes_first_entry_of_an_action,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -841,6 +842,48 @@ async fn audit_newest_is_newest_first(b: &Backend) {
         seqs(store.audit_newest(None, -1).await.expect("audit")),
         [5, 4, 3, 2, 1]
     );
+}
+
+async fn audit_entry_for_finds_a_writes_first_entry_of_an_action(b: &Backend) {
+    let store = b.store();
+    assert!(store
+        .audit_entry_for("w1", "write.submitted")
+        .await
+        .expect("audit")
+        .is_none());
+    store
+        .append_audit(draft("write.submitted", Some("w0")))
+        .await
+        .expect("append");
+    insert(store, &record("w1", "bot", None, WriteStatus::Held, t0())).await;
+    store
+        .append_audit(draft("write.submitted", Some("w1")))
+        .await
+        .expect("append");
+    store
+        .append_audit(draft("write.approved", Some("w1")))
+        .await
+        .expect("append");
+    let got = store
+        .audit_entry_for("w1", "write.submitted")
+        .await
+        .expect("audit")
+        .expect("an entry");
+    // The first one, as stored (hash and all).
+    assert_eq!((got.seq, got.write_id.as_deref()), (2, Some("w1")));
+    let all = store.audit(0, -1).await.expect("audit");
+    assert_eq!(got.hash, all[1].hash);
+    let approved = store
+        .audit_entry_for("w1", "write.approved")
+        .await
+        .expect("audit")
+        .expect("an entry");
+    assert_eq!(approved.seq, 4);
+    assert!(store
+        .audit_entry_for("w1", "write.rejected")
+        .await
+        .expect("audit")
+        .is_none());
 }
 
 /// The test-only helpers of the in-memory store.
