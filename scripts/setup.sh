@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the review console (src-tauri/, ui/, tests/console/) needs on
-# Debian/Ubuntu. Idempotent: skips what is already present and says so.
+# Installs what the tests and the review console (src-tauri/, ui/,
+# tests/console/) need on Debian/Ubuntu. Idempotent: skips what is already present and says so.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +17,8 @@ APT_PACKAGES=(
   libdbus-1-dev pkg-config
   # run it without a screen, drive it, take screenshots
   xvfb webkit2gtk-driver imagemagick x11-apps xauth xdotool
+  # the end-to-end suites: real SQLite files, git repositories, the MCP venv
+  sqlite3 git python3-venv
 )
 
 missing=()
@@ -36,6 +38,14 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/recourse-setup-apt.log 2>&1 \
     || { tail -20 /tmp/recourse-setup-apt.log; exit 1; }
   say "apt: done (log in /tmp/recourse-setup-apt.log)"
+fi
+
+# The test command runs the Rust suites with cargo-nextest.
+if cargo nextest --version >/dev/null 2>&1; then
+  say "cargo-nextest: present ($(cargo nextest --version | head -1))"
+else
+  say "cargo-nextest: cargo install cargo-nextest --locked"
+  cargo install cargo-nextest --locked
 fi
 
 if command -v tauri-driver >/dev/null 2>&1; then
