@@ -175,6 +175,16 @@ pub struct EvidenceReport<'a> {
     pub captured_at: Option<DateTime<Utc>>,
     /// The steps that require it.
     pub steps: Vec<usize>,
+    /// What the observation saw, in the observer's words (a vault manifest
+    /// and its seal, the probe's answer), for the reviewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Who verified it and how ("the `fs` connector's own capture", "the
+    /// gate's probe of GET https://…"). The engine cannot know who observed
+    /// what it is given, so the gate fills this in; `recourse check` leaves
+    /// it out (its observations are the scenario's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +248,8 @@ impl Decision<'_> {
                     until: e.until,
                     captured_at: e.captured_at,
                     steps: e.steps,
+                    detail: e.detail,
+                    verified_by: e.verified_by,
                 })
                 .collect(),
             steps: self.steps,
@@ -356,6 +368,8 @@ pub fn decide_with<'a>(
             until: item.until,
             captured_at: observation.and_then(|o| o.captured_at),
             steps: steps.clone(),
+            detail: observation.and_then(|o| o.detail.clone()),
+            verified_by: None,
         });
     }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { frozenText, STATUS_TEXT, statusNote } from "./text";
+import { frozenText, STATUS_TEXT, statusNote, verifiedByText } from "./text";
 
 describe("frozenText", () => {
   const now = Date.parse("2026-03-01T12:10:00Z");
@@ -19,5 +19,18 @@ describe("statuses in plain words", () => {
     expect(STATUS_TEXT.rollback_failed).toBe("rollback did not verify");
     expect(statusNote("outcome_unknown")).toMatch(/incident lead/);
     expect(statusNote("held")).toBeNull();
+  });
+});
+
+describe("verifiedByText", () => {
+  it("names the observer the gate recorded, with what it saw", () => {
+    expect(
+      verifiedByText({ kind: "snapshot", status: "verified", verified_by: "the `fs` connector, from its own capture", detail: "sealed" }),
+    ).toBe("the `fs` connector, from its own capture: sealed");
+  });
+  it("never reads an unobserved item as verified by someone", () => {
+    const text = verifiedByText({ kind: "external_copy", status: "unverifiable", verified_by: null, detail: null });
+    expect(text).toMatch(/^nobody verified it/);
+    expect(verifiedByText({ kind: "window", status: "verified" })).toMatch(/declared by the proposal/);
   });
 });

@@ -1,5 +1,5 @@
 // Plain-language wording for codes and statuses, and for errors.
-import type { ConsoleError, EvidenceStatus, ReasonCode, WriteStatus } from "../bindings";
+import type { ConsoleError, EvidenceReport, EvidenceStatus, ReasonCode, WriteStatus } from "../bindings";
 
 export const REASON_TITLE: Record<ReasonCode, string> = {
   external: "Reaches something outside every system we run",
@@ -99,4 +99,18 @@ function relativeAgo(t: number, now: number): string {
   const unit =
     abs < 60_000 ? `${Math.round(abs / 1000)} s` : abs < 3600_000 ? `${Math.round(abs / 60_000)} min` : abs < 86400_000 ? `${Math.round(abs / 3600_000)} h` : `${Math.round(abs / 86400_000)} d`;
   return `${unit} ago`;
+}
+
+/**
+ * Who verified one evidence item and how, as the reviewer reads it. The
+ * gate names the observer (`verified_by`); where it names none, the status
+ * and kind say why nobody could: a window is the agent's own claim, checked
+ * only against the clock, and anything else had no connector capture and
+ * no probe the catalog allows.
+ */
+export function verifiedByText(e: Pick<EvidenceReport, "kind" | "status" | "verified_by" | "detail">): string {
+  if (e.verified_by) return e.detail ? `${e.verified_by}: ${e.detail}` : e.verified_by;
+  if (e.status === "in_blast_radius") return "not observed: it lies inside what this write reaches";
+  if (e.kind === "window") return "declared by the proposal; only checked against the clock (a window alone covers nothing)";
+  return "nobody verified it: no connector of the gate captured it, and its location declares no probe prefix a risk officer set";
 }

@@ -4,7 +4,7 @@ import type { ConsoleError, Role, WriteRecord } from "../api";
 import { coverageOf, pathTo, planSteps, whoPays } from "../logic/graph";
 import { moveSelection, relative } from "../logic/queue";
 import { buttonsFor } from "../logic/roles";
-import { describeError, EVIDENCE_TEXT, REASON_TITLE, STATUS_TEXT, statusNote } from "../logic/text";
+import { describeError, EVIDENCE_TEXT, REASON_TITLE, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
 import { BlastGraph, Legend } from "./BlastGraph";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 import { ResolveDialog } from "./ResolveDialog";
@@ -265,6 +265,10 @@ export function WriteView(props: {
                       {e.location ? `held at ${e.location}` : ""}
                       {e.until ? `until ${fmt(e.until)} (${relative(e.until)})` : ""}
                       {e.captured_at ? ` · captured ${fmt(e.captured_at)}` : ""} · for step {e.steps.map((s) => s + 1).join(", ")}
+                    </div>
+                    <div className="small" data-testid="verified-by">
+                      {e.verified_by ? "Checked by " : ""}
+                      {verifiedByText(e)}
                     </div>
                   </div>
                 </li>

@@ -7,6 +7,8 @@ use recourse_core::{
     decide_with, CatalogGraph, Decision, Evidence, EvidenceKind, Observations, Proposal, Reason,
     ReasonCode, Step, Verdict,
 };
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::{sha256_json, Gate};
@@ -52,6 +54,36 @@ pub(crate) fn probe_cleared(graph: &CatalogGraph, item: &Evidence) -> bool {
         .is_some_and(|prefix| url.starts_with(prefix))
 }
 
+/// Who observed `item` and how, in a sentence for the reviewer: the
+/// connector that answered, and whether it looked at its own capture or
+/// probed the item's `check` (only ever under the catalog's `probe_prefix`,
+/// since uncleared checks are stripped before any connector sees them).
+fn observed_by(connector: &str, item: &Evidence) -> String {
+    match &item.check {
+        Some(check) => format!(
+            "the gate probed {} {} (under the probe prefix the catalog declares for `{}`)",
+            check.get("method").and_then(Value::as_str).unwrap_or("GET"),
+            shown_url(check.get("url").and_then(Value::as_str).unwrap_or("?")),
+            item.location.as_deref().unwrap_or("?"),
+        ),
+        None => format!("the `{connector}` connector, from its own capture"),
+    }
+}
+
+/// A probe URL as a reviewer sees it: without its query and any
+/// `user:password@`, which may carry credentials.
+fn shown_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
 impl Gate {
     /// Observes the evidence now and decides, adding the gate's own reasons.
     /// Returns the decision and whether the gate is frozen.
@@ -68,6 +100,7 @@ impl Gate {
         // otherwise only a connector's own capture (its own evidence ids)
         // can observe it, and anything else stays `unverifiable`.
         let mut observations = Observations::new();
+        let mut observers: BTreeMap<String, String> = BTreeMap::new();
         for (item, _) in proposal.evidence() {
             let cleared = probe_cleared(graph, item);
             if item.kind == EvidenceKind::Window && !cleared {
@@ -83,18 +116,19 @@ impl Gate {
                 };
                 &shown
             };
-            let mut seen = connector.observe(id, item).await;
+            let mut seen = connector.observe(id, item).await.map(|o| (connector.name(), o));
             if seen.is_none() {
                 for other in self.connectors.values() {
                     if other.name() != connector.name() {
-                        seen = other.observe(id, item).await;
+                        seen = other.observe(id, item).await.map(|o| (other.name(), o));
                         if seen.is_some() {
                             break;
                         }
                     }
                 }
             }
-            if let Some(o) = seen {
+            if let Some((by, o)) = seen {
+                observers.insert(item.id.clone(), observed_by(by, item));
                 observations.insert(item.id.clone(), o);
             }
         }
@@ -121,6 +155,9 @@ impl Gate {
             &runnable,
         )
         .into_owned();
+        for e in &mut decision.evidence {
+            e.verified_by = observers.get(e.id.as_ref()).cloned();
+        }
         let freeze = self.freeze_state().await?;
         if freeze.frozen {
             decision.add_reason(
@@ -167,5 +204,27 @@ impl Gate {
         rec.required_approvals = self.required_approvals(&decision);
         rec.expires_at = (decision.decision == Verdict::Hold).then(|| now + self.config.hold_ttl);
         rec.decision = decision;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_is_shown_without_its_credentials() {
+        assert_eq!(
+            shown_url("https://u:p@snap.internal/s/1?api_key=x#f"),
+            "https://snap.internal/s/1"
+        );
+        assert_eq!(shown_url("http://host"), "http://host");
+        let item: Evidence = serde_json::from_value(serde_json::json!({
+            "id": "e", "kind": "external_copy", "location": "snap:1",
+            "check": {"url": "https://snap.internal/s/1?token=t", "method": "HEAD"}}))
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            observed_by("http", &item),
+            "the gate probed HEAD https://snap.internal/s/1 (under the probe prefix the catalog declares for `snap:1`)"
+        );
     }
 }

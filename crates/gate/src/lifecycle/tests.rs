@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use recourse_client::{RestoreItem, RestoreStatus, Role, RollbackReport, WriteRecord, WriteStatus};
 use recourse_connector::ConnectorError;
-use recourse_core::{Catalog, Edge};
+use recourse_core::{Catalog, Edge, EvidenceStatus};
 use serde_json::json;
 
 use super::machine::{Step, TABLE};
@@ -783,4 +783,34 @@ async fn an_edited_stored_write_is_refused_before_it_runs() {
     let held = w.submit("cust").await;
     let rec = w.gate.approve(&reviewer(1), &held.id, None).await.unwrap();
     assert_eq!(rec.status, WriteStatus::Executed);
+}
+
+#[tokio::test]
+async fn each_evidence_item_says_who_verified_it_and_how() {
+    let w = world();
+    // The connector's own snapshot, and an item the agent declares at a
+    // location no risk officer cleared for probing.
+    let body = json!({"intent": "test", "action": {"connector": "fake", "target": "a"},
+        "rollback": {"steps": [{"restores": ["fake:a"],
+            "op": {"connector": "fake", "op": "restore"},
+            "requires": [{"id": "agent-says", "kind": "external_copy",
+                          "location": "vault:elsewhere",
+                          "check": {"url": "https://u:p@evil.example/ok?key=s3cret"}}]}]}});
+    let rec = w.gate.submit(&agent(), body).await.unwrap().0;
+    let by = |id: &str| {
+        rec.decision
+            .evidence
+            .iter()
+            .find(|e| e.id.starts_with(id))
+            .map(|e| (e.status, e.verified_by.clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        by("fake-snap-"),
+        (
+            EvidenceStatus::Verified,
+            Some("the `fake` connector, from its own capture".into())
+        )
+    );
+    assert_eq!(by("agent-says"), (EvidenceStatus::Unverifiable, None));
 }
