@@ -166,7 +166,9 @@ async fn committer(pool: PgPool, mut rx: mpsc::Receiver<Op>) {
                         .execute(&mut *tx)
                         .await?;
                 }
-                sqlx::query("RELEASE SAVEPOINT op").execute(&mut *tx).await?;
+                sqlx::query("RELEASE SAVEPOINT op")
+                    .execute(&mut *tx)
+                    .await?;
                 results.push(result);
             }
             tx.commit().await?;
@@ -256,10 +258,7 @@ impl PostgresStore {
 
     /// Appends an entry after the chain's head. The transaction holds the
     /// audit lock ([`begin_appending`]), so the head read here is the head.
-    async fn append_in(
-        tx: &mut PgConnection,
-        draft: AuditDraft,
-    ) -> Result<AuditEntry, StoreError> {
+    async fn append_in(tx: &mut PgConnection, draft: AuditDraft) -> Result<AuditEntry, StoreError> {
         let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
@@ -510,9 +509,11 @@ impl CatalogStore for PostgresStore {
         }
         let changed = !applied.resources.is_empty() || !applied.edges.is_empty();
         let after = if changed {
-            sqlx::query("UPDATE state SET value = (value::bigint + 1)::text WHERE key = 'catalog_version'")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE state SET value = (value::bigint + 1)::text WHERE key = 'catalog_version'",
+            )
+            .execute(&mut *tx)
+            .await?;
             if let Some(a) = audit {
                 Self::append_in(&mut tx, a).await?;
             }
@@ -558,11 +559,12 @@ impl WriteStore for PostgresStore {
         key: &str,
     ) -> Result<Option<WriteRecord>, StoreError> {
         self.ready().await?;
-        let row = sqlx::query("SELECT record FROM writes WHERE agent = $1 AND idempotency_key = $2")
-            .bind(agent)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT record FROM writes WHERE agent = $1 AND idempotency_key = $2")
+                .bind(agent)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| Self::record_row(&r)).transpose()
     }
 

@@ -1069,11 +1069,7 @@ mod shared_postgres {
         let Some((a, b, _db)) = two_gates().await else {
             return;
         };
-        insert(
-            &*a,
-            &record("w1", "bot", None, WriteStatus::Approved, t0()),
-        )
-        .await;
+        insert(&*a, &record("w1", "bot", None, WriteStatus::Approved, t0())).await;
         let s = Duration::seconds;
         // Three rounds: free, then after each winner's lease lapsed.
         for round in 0..3i64 {
