@@ -15,16 +15,16 @@ pub fn recourse(args: &[&str]) -> std::process::Output {
 
 /// A token made with `recourse token create`.
 pub fn token(data_dir: &Path, name: &str, role: &str) -> String {
-    let out = recourse(&[
-        "token",
-        "create",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--name",
-        name,
-        "--role",
-        role,
-    ]);
+    token_in(&["--data-dir", data_dir.to_str().unwrap()], name, role)
+}
+
+/// A token made with `recourse token create` in the store `store` names
+/// (`--data-dir DIR` or `--database-url URL`).
+pub fn token_in(store: &[&str], name: &str, role: &str) -> String {
+    let mut args = vec!["token", "create"];
+    args.extend_from_slice(store);
+    args.extend_from_slice(&["--name", name, "--role", role]);
+    let out = recourse(&args);
     assert!(
         out.status.success(),
         "token create: {}",
@@ -33,6 +33,7 @@ pub fn token(data_dir: &Path, name: &str, role: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+#[derive(Clone)]
 pub struct Tokens {
     pub agent: String,
     pub reviewer: String,
@@ -50,6 +51,8 @@ pub struct TestGate {
     pub tokens: Tokens,
     child: Option<Child>,
     extra: Vec<String>,
+    /// The shared store (`--database-url`), when not the data directory's.
+    database_url: Option<String>,
     /// Where the current process's stderr goes, when captured.
     log: Option<PathBuf>,
     spawns: usize,
@@ -82,6 +85,64 @@ impl TestGate {
             tokens,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            database_url: None,
+            log: None,
+            spawns: 0,
+        };
+        gate.spawn(&[]);
+        gate
+    }
+
+    /// A gate on a shared store (`--database-url URL`) with a data
+    /// directory of its own. With `peer` (a gate on the same store) it
+    /// shares the peer's tokens and fs root, as two gates behind one load
+    /// balancer on one machine would; without, the tokens are made with
+    /// `recourse token create --database-url`.
+    pub fn start_shared(database_url: &str, peer: Option<&TestGate>, extra: &[&str]) -> TestGate {
+        let tokens = match peer {
+            Some(p) => p.tokens.clone(),
+            None => {
+                let store = ["--database-url", database_url];
+                Tokens {
+                    agent: token_in(&store, "agent-1", "agent"),
+                    reviewer: token_in(&store, "rev-1", "reviewer"),
+                    reviewer2: token_in(&store, "rev-2", "reviewer"),
+                    risk: token_in(&store, "risk-1", "risk_officer"),
+                    incident: token_in(&store, "lead-1", "incident_lead"),
+                    admin: token_in(&store, "admin-1", "admin"),
+                }
+            }
+        };
+        Self::start_on(database_url, tokens, peer.map(|p| p.root.clone()), extra)
+    }
+
+    /// A gate on a shared store that may not answer: no token is made, the
+    /// caller brings its own (the gate cannot check them anyway).
+    pub fn start_shared_with(database_url: &str, tokens: Tokens, extra: &[&str]) -> TestGate {
+        Self::start_on(database_url, tokens, None, extra)
+    }
+
+    fn start_on(
+        database_url: &str,
+        tokens: Tokens,
+        root: Option<PathBuf>,
+        extra: &[&str],
+    ) -> TestGate {
+        let dir = tempfile::tempdir().unwrap();
+        let root = root.unwrap_or_else(|| {
+            let root = dir.path().join("root");
+            std::fs::create_dir_all(&root).unwrap();
+            root.canonicalize().unwrap()
+        });
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let mut gate = TestGate {
+            dir,
+            root,
+            url: String::new(),
+            tokens,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            database_url: Some(database_url.to_string()),
             log: None,
             spawns: 0,
         };
@@ -134,6 +195,11 @@ impl TestGate {
             self.root.to_str().unwrap(),
         ])
         .args(&self.extra)
+        .args(
+            self.database_url
+                .iter()
+                .flat_map(|u| ["--database-url", u.as_str()]),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped());
         if capture {

@@ -11,5 +11,6 @@ mod gate_sql_http;
 mod harness;
 mod lifecycle;
 mod limits;
+mod postgres_store;
 mod scenarios;
 mod trust;

@@ -13,6 +13,12 @@ use recourse_connector::Connector;
 use recourse_core::Bearer;
 use recourse_gate::{Gate, GateConfig, SqliteStore, Store};
 
+/// Shown where a `--database-url` would be: never the URL itself, which may
+/// hold a password.
+fn shown_url(url: &str) -> String {
+    format!("{}://…", url.split(':').next().unwrap_or_default())
+}
+
 #[derive(Parser)]
 #[command(
     name = "recourse",
@@ -60,7 +66,9 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Where the embedded store and (by default) the vault live.
+    /// Where the embedded store, this gate's lock file, its signing key and
+    /// (by default) its vault live. With --database-url the store is the
+    /// database, and the rest stays here, one directory per gate.
     #[arg(long, env = "RECOURSE_DATA_DIR")]
     data_dir: PathBuf,
     /// The ed25519 key that signs checkpoints of the audit trail; created
@@ -98,8 +106,9 @@ struct ServeArgs {
         value_delimiter = ';'
     )]
     http_secrets: Vec<String>,
-    /// A shared PostgreSQL store for several gates (not yet supported).
-    #[arg(long)]
+    /// A store shared by several gates: `postgres://USER@HOST/DB` (the
+    /// scheme picks the store). Default: the SQLite file in --data-dir.
+    #[arg(long, env = "RECOURSE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Seconds a held write waits before it expires.
     // Negative numbers parse, so that `check_serve_args` refuses them by
@@ -137,8 +146,8 @@ struct ServeArgs {
 enum TokenCommand {
     /// Create a token and print it (the gate keeps only its hash).
     Create {
-        #[arg(long, env = "RECOURSE_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreAt,
         #[arg(long)]
         name: String,
         /// agent, reviewer, risk_officer, incident_lead or admin.
@@ -148,6 +157,38 @@ enum TokenCommand {
         #[arg(long)]
         ttl_s: Option<i64>,
     },
+}
+
+/// Where a command finds the gate's store itself (no gate needed): the
+/// embedded one in a data directory, or a shared database.
+#[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
+struct StoreAt {
+    #[arg(long, env = "RECOURSE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The shared store (`postgres://…`), as given to `recourse serve`.
+    #[arg(long, env = "RECOURSE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+/// Like [`StoreAt`], for commands that may go through a gate instead.
+#[derive(Args, Clone)]
+#[group(multiple = false)]
+struct StoreAtOptional {
+    #[arg(long, env = "RECOURSE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The shared store (`postgres://…`), as given to `recourse serve`.
+    #[arg(long, env = "RECOURSE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl StoreAtOptional {
+    fn given(self) -> Option<StoreAt> {
+        (self.data_dir.is_some() || self.database_url.is_some()).then_some(StoreAt {
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -236,26 +277,26 @@ enum CatalogCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the hash chain: from the data directory directly (no gate
-    /// needed), or through a gate.
+    /// Verify the hash chain: from the store directly (the data directory
+    /// or the shared database; no gate needed), or through a gate.
     Verify {
-        #[arg(long, env = "RECOURSE_DATA_DIR", conflicts_with = "gate")]
-        data_dir: Option<PathBuf>,
-        #[arg(long)]
+        #[command(flatten)]
+        store: StoreAtOptional,
+        #[arg(long, conflicts_with_all = ["data_dir", "database_url"])]
         gate: Option<String>,
         #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// A head exported before (`audit export-head`), kept off the
         /// gate's machine: the trail must contain exactly that head, and its
-        /// signature must verify. Needs --data-dir.
-        #[arg(long, requires = "data_dir")]
+        /// signature must verify. Needs --data-dir or --database-url.
+        #[arg(long, conflicts_with = "gate")]
         anchor: Option<PathBuf>,
     },
     /// Print the newest signed head of the trail (JSON: seq, hash, key_id,
     /// public_key, signature), to keep somewhere the gate cannot write.
     ExportHead {
-        #[arg(long, env = "RECOURSE_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreAt,
     },
 }
 
@@ -322,7 +363,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Token(TokenCommand::Create {
-            data_dir,
+            store,
             name,
             role,
             ttl_s,
@@ -331,11 +372,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 let all: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
                 format!("--role: unknown role `{role}` (one of: {})", all.join(", "))
             })?;
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("--data-dir {}", data_dir.display()))?;
-            let store = SqliteStore::open(&data_dir).await?;
+            let store = open_store(&store, true).await?;
             let expires = ttl_s.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s));
-            let token = recourse_gate::create_token(&store, "cli", &name, role, expires).await?;
+            let token =
+                recourse_gate::create_token(store.as_ref(), "cli", &name, role, expires).await?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
@@ -350,32 +390,29 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
-        Command::Audit(AuditCommand::ExportHead { data_dir }) => export_head(&data_dir).await,
+        Command::Audit(AuditCommand::ExportHead { store }) => export_head(&store).await,
         Command::Audit(AuditCommand::Verify {
-            data_dir: Some(dir),
-            anchor: Some(anchor),
-            ..
-        }) => verify_anchor(&dir, &anchor).await,
-        Command::Audit(AuditCommand::Verify {
-            data_dir,
+            store,
             gate,
             token,
-            anchor: _,
+            anchor,
         }) => {
-            let v = match (data_dir, gate) {
-                (Some(dir), _) => {
-                    if !dir.join("recourse.db").exists() {
-                        bail!("--data-dir {}: no gate store there", dir.display());
-                    }
-                    let store = SqliteStore::open(&dir).await?;
-                    recourse_gate::verify_store_audit(&store).await?
+            let store = store.given();
+            if let Some(anchor) = anchor {
+                let store = store.context("--anchor needs --data-dir or --database-url")?;
+                return verify_anchor(&store, &anchor).await;
+            }
+            let v = match (store, gate) {
+                (Some(at), _) => {
+                    let store = open_store(&at, false).await?;
+                    recourse_gate::verify_store_audit(store.as_ref()).await?
                 }
                 (None, Some(url)) => {
                     let token =
                         token.context("--token (or RECOURSE_TOKEN) is needed with --gate")?;
                     GateClient::new(url, token).verify_audit().await?
                 }
-                (None, None) => bail!("give --data-dir DIR or --gate URL"),
+                (None, None) => bail!("give --data-dir DIR, --database-url URL or --gate URL"),
             };
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(if v.ok {
@@ -523,13 +560,16 @@ fn check_placement(args: &ServeArgs) -> anyhow::Result<()> {
         Some(v) => resolve("--vault", v)?,
         None => data_dir.join("vault"),
     };
-    // The embedded store is the SQLite file in the data directory; the
-    // audit signing key defaults to a file there too.
+    // The embedded store is the SQLite file in the data directory (a shared
+    // one is a database elsewhere); the audit signing key defaults to a file
+    // there too.
     let mut places = vec![
         Place::new("the data directory", data_dir.clone()),
         Place::new("the vault", vault),
-        Place::new("the store", data_dir),
     ];
+    if args.database_url.is_none() {
+        places.push(Place::new("the store", data_dir));
+    }
     if let Some(key) = &args.signing_key {
         places.push(Place::new(
             "the audit signing key",
@@ -556,18 +596,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Some(url) = &args.database_url {
-        // The shared store is its own issue; refuse rather than pretend.
-        let scheme = url.split(':').next().unwrap_or("");
-        bail!("--database-url {scheme}://…: the shared PostgreSQL store is not available in this build; omit it to use the embedded SQLite store in --data-dir");
-    }
+    // A URL that names no store is refused before anything is created.
+    let shared = args
+        .database_url
+        .as_deref()
+        .map(|url| {
+            recourse_gate::store::open_url(url)
+                .with_context(|| format!("--database-url {}", shown_url(url)))
+        })
+        .transpose()?;
     // Before anything is created: the gate's own state never lies inside
     // a root an agent may write, nor a root inside it.
     check_placement(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
-    // One gate per embedded store, held until the process ends.
+    // One gate per data directory (and so per embedded store, or per vault
+    // on a shared one), held until the process ends.
     let _lock = recourse_gate::lock_data_dir(&data_dir).context("--data-dir")?;
     let vault = args.vault.clone().unwrap_or_else(|| data_dir.join("vault"));
 
@@ -636,8 +681,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--http-allow: this build has no http connector (built without the `http` feature)");
     }
 
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir).await?);
-    let checkpoints = start_checkpoints(&args, &data_dir, store.clone()).await?;
+    let store: Arc<dyn Store> = match shared {
+        Some(pg) => {
+            let url = shown_url(args.database_url.as_deref().unwrap_or_default());
+            match pg.ready().await {
+                Ok(()) => {}
+                // Serve anyway: every request answers 503 until the
+                // database is back, and the gate then carries on by itself.
+                Err(e) if e.is_transient() => {
+                    tracing::error!(error = %e, database = %url,
+                        "the shared store is not reachable; answering 503 until it is");
+                }
+                Err(e) => return Err(e).with_context(|| format!("--database-url {url}")),
+            }
+            Arc::new(pg)
+        }
+        None => Arc::new(SqliteStore::open(&data_dir).await?),
+    };
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let checkpoints = start_checkpoints(&args, &data_dir, store.clone(), fatal_tx).await?;
     let gate = Arc::new(Gate::new(store, connectors, config));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -646,8 +708,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Tests and scripts wait for this line.
     println!("recourse gate listening on http://{addr}");
     tracing::info!(%addr, connectors = ?gate.connector_names(), "gate ready");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C, or a trail found broken once a store that was unreachable at
+    // start answers (what would have refused the start).
+    let fatal = Arc::new(std::sync::Mutex::new(None));
+    let shutdown = {
+        let fatal = fatal.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                Ok(e) = fatal_rx => {
+                    if let Ok(mut slot) = fatal.lock() {
+                        *slot = Some(e);
+                    }
+                }
+            }
+        }
     };
     let limits = recourse_gate::limits::ServeLimits {
         max_connections: args.max_connections,
@@ -657,20 +732,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     recourse_mcp::serve_gate_with_limits(listener, gate, limits, shutdown).await?;
     checkpoints.finish().await;
+    if let Some(e) = fatal.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
     Ok(())
 }
 
 /// The checkpoint writer of a running gate: a task that signs the trail's
 /// head when one is due, and [`Checkpoints::finish`] for the last one.
 struct Checkpoints {
-    writer: Arc<recourse_gate::checkpoint::Checkpointer>,
+    /// Empty while a shared store that was unreachable at start has not
+    /// answered yet.
+    writer: Arc<tokio::sync::OnceCell<Arc<recourse_gate::checkpoint::Checkpointer>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Checkpoints {
     async fn finish(self) {
         self.task.abort();
-        match self.writer.checkpoint().await {
+        let Some(writer) = self.writer.get() else {
+            return;
+        };
+        match writer.checkpoint().await {
             Ok(Some(head)) => tracing::info!(seq = head.seq, "signed the audit head at shutdown"),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "signing the audit head at shutdown"),
@@ -682,8 +765,9 @@ async fn start_checkpoints(
     args: &ServeArgs,
     data_dir: &Path,
     store: Arc<dyn Store>,
+    fatal: tokio::sync::oneshot::Sender<anyhow::Error>,
 ) -> anyhow::Result<Checkpoints> {
-    use recourse_gate::checkpoint::{Checkpointer, Signer};
+    use recourse_gate::checkpoint::{CheckpointError, Checkpointer, Signer};
     if args.checkpoint_every < 1 || args.checkpoint_secs < 1 {
         bail!("--checkpoint-every and --checkpoint-secs: must be 1 or more");
     }
@@ -697,24 +781,60 @@ async fn start_checkpoints(
         tracing::warn!(path = %path.display(), key_id = %signer.key_id(),
             "created a new audit signing key: back it up, and keep it off the store's disk");
     }
-    let writer = Arc::new(
-        Checkpointer::start(
-            store,
-            signer,
-            args.checkpoint_every,
-            std::time::Duration::from_secs(args.checkpoint_secs),
-        )
-        .await
-        .context("the audit trail at start")?,
+    let (every, secs) = (
+        args.checkpoint_every,
+        std::time::Duration::from_secs(args.checkpoint_secs),
     );
+    let writer = Arc::new(tokio::sync::OnceCell::new());
+    match Checkpointer::start(store.clone(), signer, every, secs).await {
+        Ok(w) => {
+            let _ = writer.set(Arc::new(w));
+        }
+        // A shared store down at start: the trail is checked (and the
+        // writer started) once it answers.
+        Err(CheckpointError::Store(e)) if e.is_transient() => {
+            tracing::warn!(error = %e, "the audit trail is checked once the store answers");
+        }
+        Err(e) => return Err(e).context("the audit trail at start"),
+    }
     let task = {
         let writer = writer.clone();
         tokio::spawn(async move {
+            let mut fatal = Some(fatal);
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = writer.tick().await {
+                let w = match writer.get() {
+                    Some(w) => w.clone(),
+                    None => {
+                        let signer = match Signer::load_or_create(&path) {
+                            Ok((s, _)) => s,
+                            Err(e) => {
+                                tracing::error!(error = %e, "reading the signing key");
+                                continue;
+                            }
+                        };
+                        match Checkpointer::start(store.clone(), signer, every, secs).await {
+                            Ok(w) => {
+                                let w = Arc::new(w);
+                                let _ = writer.set(w.clone());
+                                tracing::info!("the audit trail verified; signing its head");
+                                w
+                            }
+                            Err(CheckpointError::Store(e)) if e.is_transient() => continue,
+                            Err(e) => {
+                                if let Some(f) = fatal.take() {
+                                    let _ = f.send(
+                                        anyhow::Error::new(e).context("the audit trail at start"),
+                                    );
+                                }
+                                return;
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = w.tick().await {
                     tracing::error!(error = %e, "signing the audit head");
                 }
             }
@@ -723,33 +843,63 @@ async fn start_checkpoints(
     Ok(Checkpoints { writer, task })
 }
 
-async fn open_existing_store(dir: &Path) -> anyhow::Result<SqliteStore> {
-    if !dir.join("recourse.db").exists() {
-        bail!("--data-dir {}: no gate store there", dir.display());
+/// Opens the store a command names. With `create`, a missing embedded
+/// store is made (a token may be created before the first start); else it
+/// must exist. A shared store is migrated when needed, and must answer.
+async fn open_store(at: &StoreAt, create: bool) -> anyhow::Result<Arc<dyn Store>> {
+    match (&at.database_url, &at.data_dir) {
+        (Some(url), _) => {
+            let shown = shown_url(url);
+            let store = recourse_gate::store::open_url(url)
+                .with_context(|| format!("--database-url {shown}"))?;
+            store
+                .ready()
+                .await
+                .with_context(|| format!("--database-url {shown}: the store does not answer"))?;
+            Ok(Arc::new(store))
+        }
+        (None, Some(dir)) => {
+            if create {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("--data-dir {}", dir.display()))?;
+            } else if !dir.join("recourse.db").exists() {
+                bail!("--data-dir {}: no gate store there", dir.display());
+            }
+            Ok(Arc::new(SqliteStore::open(dir).await?))
+        }
+        (None, None) => bail!("give --data-dir DIR or --database-url URL"),
     }
-    Ok(SqliteStore::open(dir).await?)
 }
 
-async fn export_head(dir: &Path) -> anyhow::Result<ExitCode> {
-    let store = open_existing_store(dir).await?;
-    let entries = recourse_gate::checkpoint::read_trail(&store).await?;
+/// The store a command named, as its flag and value (for messages).
+fn store_named(at: &StoreAt) -> String {
+    match (&at.database_url, &at.data_dir) {
+        (Some(url), _) => format!("--database-url {}", shown_url(url)),
+        (None, Some(dir)) => format!("--data-dir {}", dir.display()),
+        (None, None) => "the store".into(),
+    }
+}
+
+async fn export_head(at: &StoreAt) -> anyhow::Result<ExitCode> {
+    let store = open_store(at, false).await?;
+    let entries = recourse_gate::checkpoint::read_trail(store.as_ref()).await?;
     let Some(head) = recourse_gate::checkpoint::latest_signed_head(&entries) else {
         bail!(
-            "--data-dir {}: the trail holds no signed checkpoint yet",
-            dir.display()
+            "{}: the trail holds no signed checkpoint yet",
+            store_named(at)
         );
     };
     println!("{}", serde_json::to_string_pretty(&head)?);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify_anchor(dir: &Path, anchor: &Path) -> anyhow::Result<ExitCode> {
+async fn verify_anchor(at: &StoreAt, anchor: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(anchor)
         .with_context(|| format!("--anchor {}", anchor.display()))?;
     let head: recourse_gate::checkpoint::SignedHead = serde_json::from_str(&text)
         .with_context(|| format!("--anchor {}: not an exported head", anchor.display()))?;
-    let store = open_existing_store(dir).await?;
-    let entries = recourse_gate::checkpoint::read_trail(&store).await?;
+    let store = open_store(at, false).await?;
+    let entries = recourse_gate::checkpoint::read_trail(store.as_ref()).await?;
     let v = recourse_gate::checkpoint::verify_anchor(&entries, &head);
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(if v.ok {

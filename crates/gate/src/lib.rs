@@ -26,7 +26,7 @@ use serde_json::json;
 
 pub use error::GateError;
 pub use lifecycle::{Clock, FixedClock, Gate, GateConfig, SystemClock};
-pub use store::{MemoryStore, SqliteStore, Store};
+pub use store::{MemoryStore, PostgresStore, SqliteStore, Store};
 
 use crate::audit::AuditDraft;
 use crate::store::{StoreError, TokenRow};

@@ -6,7 +6,9 @@
 //! work runs). The running gate sweeps for in-flight writes nobody holds:
 //! one whose task met a transient error (after its backoff), or whose gate
 //! died. At start the embedded store belongs to this process alone (the
-//! data directory is locked), so every claim found is stale.
+//! data directory is locked), so every claim found is stale; a shared store
+//! (several gates on PostgreSQL) is swept at start as while running: a live
+//! claim is another gate's, and its lease is honoured.
 
 use chrono::{DateTime, TimeZone, Utc};
 use recourse_client::{WriteRecord, WriteStatus};
@@ -43,9 +45,11 @@ impl Gate {
         at_start: bool,
     ) -> Result<Vec<(String, WriteStatus)>, GateError> {
         let now = self.now();
-        // At start, no claim is live: read every lease as lapsed. (Year
-        // 9999, not `DateTime::MAX_UTC`: stores compare RFC 3339 text, and
-        // a six-digit year with a sign sorts before every real time.)
+        // At start on a store of our own, no claim is live: read every lease
+        // as lapsed. (Year 9999, not `DateTime::MAX_UTC`: stores compare
+        // RFC 3339 text, and a six-digit year with a sign sorts before every
+        // real time.) On a shared store another gate may hold one.
+        let at_start = at_start && !self.store.shared();
         let horizon = if at_start { end_of_time() } else { now };
         let mut settled = Vec::new();
         for id in self.store.claimable(horizon, SWEEP_BATCH).await? {

@@ -1,10 +1,12 @@
 //! Durable state, by concern: tokens, the catalog, writes, the audit trail
 //! and the gate's own state (the freeze), each a trait. `SqliteStore` (one
 //! file in the data directory) implements them all for the embedded gate;
-//! `MemoryStore` implements them for in-process tests. Nothing the gate
-//! decides on lives only in process memory.
+//! `PostgresStore` for several gates on one PostgreSQL database
+//! (`--database-url`, see [`open_url`]); `MemoryStore` for in-process
+//! tests. Nothing the gate decides on lives only in process memory.
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -13,6 +15,7 @@ use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, W
 use recourse_core::Catalog;
 
 pub use memory::MemoryStore;
+pub use postgres::{PostgresStore, AUDIT_LOCK};
 pub use sqlite::SqliteStore;
 
 use crate::audit::AuditDraft;
@@ -30,6 +33,15 @@ pub enum StoreError {
     /// The group commit failed: nothing of the batch was stored.
     #[error("store commit: {0}")]
     Commit(String),
+    /// The store could not be reached, or was busy, while a batch was
+    /// committed: worth trying again (a lost answer to a commit that did
+    /// take effect is found by the retry: the idempotency key returns the
+    /// stored write, a compare-and-set on a moved version fails).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// `--database-url` names no store this build has.
+    #[error("a database URL starting `{0}:` names no store this gate has (postgres://… or postgresql://…)")]
+    UnsupportedUrl(String),
 }
 
 impl StoreError {
@@ -47,9 +59,41 @@ impl StoreError {
                 ) || e
                     .as_database_error()
                     .and_then(|d| d.code())
-                    .is_some_and(|c| c == "5" || c == "6" || c == "517")
-            } // SQLITE_BUSY, _LOCKED, BUSY_SNAPSHOT
+                    .is_some_and(|c| transient_code(&c))
+            }
+            StoreError::Unavailable(_) => true,
             _ => false,
+        }
+    }
+}
+
+/// Database error codes that mean "busy or briefly unreachable", of
+/// SQLite (numeric) and PostgreSQL (SQLSTATE).
+fn transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT
+        "5" | "6" | "517"
+        // serialization failure, deadlock, lock not available
+        | "40001" | "40P01" | "55P03"
+        // admin shutdown, crash shutdown, cannot connect now
+        | "57P01" | "57P02" | "57P03"
+        // too many connections
+        | "53300"
+    ) || code.starts_with("08") // connection exceptions
+}
+
+/// The shared store a `--database-url` names, picked by the URL's scheme.
+/// Connects nothing yet (see [`PostgresStore::ready`]): a gate may start
+/// while its database is down. Errors never repeat the URL, which may hold
+/// a password.
+pub fn open_url(url: &str) -> Result<PostgresStore, StoreError> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "postgres" | "postgresql" => PostgresStore::new(url),
+        other => {
+            let shown: String = other.chars().take(20).collect();
+            Err(StoreError::UnsupportedUrl(shown))
         }
     }
 }
@@ -159,6 +203,14 @@ pub trait WriteStore: Send + Sync {
     /// In-flight writes (approved, executing, rolling back) nobody holds at
     /// `now`, oldest first.
     async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Whether other gates may use this store at the same time. An embedded
+    /// store belongs to one process (its data directory is locked), so a
+    /// claim found at start is a dead process's; on a shared store it may be
+    /// another gate's live one, honoured until its lease lapses.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]

@@ -1,6 +1,9 @@
 //! One suite, run against every store: the in-memory one stands in for
 //! SQLite in the lifecycle tests, so each behaviour the gate leans on is
-//! checked on both, from the same test body.
+//! checked on all three, from the same test body. The PostgreSQL cases each
+//! get a fresh database on 127.0.0.1:5432 (dropped at the end); when nothing
+//! answers there they skip, saying so, unless `RECOURSE_REQUIRE_PG=1`
+//! (scripts/test.sh sets it when PostgreSQL is up), and then they fail.
 
 use chrono::{DateTime, Duration, Utc};
 use recourse_client::{FreezeState, Role, WriteRecord, WriteStatus};
@@ -9,7 +12,8 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::{
-    Inserted, MemoryStore, SqliteStore, Store, StoreError, TokenRow, WriteFilter, WriteStore,
+    Inserted, MemoryStore, PostgresStore, SqliteStore, Store, StoreError, TokenRow, WriteFilter,
+    WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -17,6 +21,83 @@ use crate::audit::{self, AuditDraft};
 enum Backend {
     Memory(Box<MemoryStore>),
     Sqlite(SqliteStore, TempDir),
+    Postgres(PostgresStore, TestDb),
+}
+
+/// The server the PostgreSQL cases use (the shared one: each case makes a
+/// database of its own on it and drops it, nothing else is touched).
+const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh database for one case, dropped when this is.
+pub(crate) struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    /// A new empty database, or `None` (said on stderr) when PostgreSQL is
+    /// not reachable and not required.
+    pub(crate) async fn create() -> Option<TestDb> {
+        let admin = match sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            .connect(PG_ADMIN_URL)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                if std::env::var("RECOURSE_REQUIRE_PG").as_deref() == Ok("1") {
+                    panic!(
+                        "PostgreSQL not reachable at {PG_ADMIN_URL} and RECOURSE_REQUIRE_PG=1: {e}"
+                    );
+                }
+                // Straight to stderr: the harness captures `println!`.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: PostgreSQL not reachable at {PG_ADMIN_URL}: {e}"
+                );
+                return None;
+            }
+        };
+        let name = format!("recourse_t_{:016x}", rand::random::<u64>());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create the test database");
+        admin.close().await;
+        Some(TestDb { name })
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime (or while a failed case
+        // unwinds): a thread of its own with a runtime of its own drops the
+        // database, forcing out connections a pool still holds.
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let admin = sqlx::PgPool::connect(PG_ADMIN_URL).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                Ok::<(), sqlx::Error>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
 }
 
 impl Backend {
@@ -30,10 +111,18 @@ impl Backend {
         Backend::Sqlite(store, dir)
     }
 
+    async fn postgres() -> Option<Self> {
+        let db = TestDb::create().await?;
+        let store = PostgresStore::new(&db.url()).expect("a store");
+        store.ready().await.expect("migrate");
+        Some(Backend::Postgres(store, db))
+    }
+
     fn store(&self) -> &dyn Store {
         match self {
             Backend::Memory(s) => &**s,
             Backend::Sqlite(s, _) => s,
+            Backend::Postgres(s, _) => s,
         }
     }
 
@@ -56,12 +145,22 @@ impl Backend {
                     .expect("plant freeze");
                 pool.close().await;
             }
+            Backend::Postgres(_, db) => {
+                let pool = sqlx::PgPool::connect(&db.url()).await.expect("connect");
+                sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                    .bind(raw)
+                    .execute(&pool)
+                    .await
+                    .expect("plant freeze");
+                pool.close().await;
+            }
         }
     }
 }
 
 /// Runs each named test body against a fresh store of every kind:
-/// `store::tests::memory::<name>` and `store::tests::sqlite::<name>`.
+/// `store::tests::memory::<name>`, `store::tests::sqlite::<name>` and
+/// `store::tests::postgres::<name>`.
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -77,6 +176,15 @@ macro_rules! on_every_store {
                 #[tokio::test]
                 async fn $name() {
                     super::$name(&super::Backend::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(backend) = super::Backend::postgres().await else { return };
+                    super::$name(&backend).await;
                 }
             )*
         }
@@ -932,5 +1040,219 @@ mod memory_helpers {
             .expect("release");
         assert_eq!(store.claim_of("w1"), Some((None, Some(retry))));
         assert_eq!(store.claim_of("nope"), None);
+    }
+}
+
+/// Several gates on one PostgreSQL database: two stores (two pools, as two
+/// gate processes have) racing on the same rows.
+mod shared_postgres {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{AuditStore, GateStateStore};
+
+    /// Two stores on one fresh database, or `None` when PostgreSQL is not
+    /// reachable (and not required).
+    async fn two_gates() -> Option<(Arc<PostgresStore>, Arc<PostgresStore>, TestDb)> {
+        let db = TestDb::create().await?;
+        let a = PostgresStore::new(&db.url()).expect("store a");
+        let b = PostgresStore::new(&db.url()).expect("store b");
+        // Both migrate at once: the migrator's lock lets one do it.
+        let (ra, rb) = tokio::join!(a.ready(), b.ready());
+        ra.expect("migrate a");
+        rb.expect("migrate b");
+        Some((Arc::new(a), Arc::new(b), db))
+    }
+
+    #[tokio::test]
+    async fn racing_claims_on_two_gates_have_exactly_one_winner() {
+        let Some((a, b, _db)) = two_gates().await else {
+            return;
+        };
+        insert(&*a, &record("w1", "bot", None, WriteStatus::Approved, t0())).await;
+        let s = Duration::seconds;
+        // Three rounds: free, then after each winner's lease lapsed.
+        for round in 0..3i64 {
+            let now = t0() + s(100 * round);
+            let mut tasks = Vec::new();
+            for i in 0..16 {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tasks.push(tokio::spawn(async move {
+                    let owner = format!("gate-{round}-{i}");
+                    let won = store
+                        .claim("w1", &owner, now + s(30), now)
+                        .await
+                        .expect("claim");
+                    (owner, won)
+                }));
+            }
+            let mut winners = Vec::new();
+            for t in tasks {
+                let (owner, won) = t.await.expect("task");
+                if won {
+                    winners.push(owner);
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+            // Nobody else takes it while the lease holds, from either gate.
+            assert!(!a
+                .claim("w1", "late", now + s(60), now + s(29))
+                .await
+                .expect("claim"));
+            assert!(b
+                .claimable(now + s(29), 10)
+                .await
+                .expect("claimable")
+                .is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn two_gates_appending_at_once_keep_one_chain() {
+        let Some((a, b, _db)) = two_gates().await else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                // A mix of the paths that append: the group commit (new
+                // writes), plain appends, and the freeze.
+                match i % 3 {
+                    0 => {
+                        let r = record(
+                            &format!("w{i}"),
+                            "bot",
+                            Some(&format!("k{i}")),
+                            WriteStatus::Held,
+                            t0(),
+                        );
+                        let got = store
+                            .insert_write(&r, draft("write.submitted", Some(&r.id)))
+                            .await
+                            .expect("insert");
+                        assert!(matches!(got, Inserted::New));
+                    }
+                    1 => {
+                        store
+                            .append_audit(draft(&format!("note.{i}"), None))
+                            .await
+                            .expect("append");
+                    }
+                    _ => {
+                        let state = FreezeState {
+                            frozen: i % 2 == 0,
+                            ..Default::default()
+                        };
+                        store
+                            .set_freeze(&state, draft("gate.frozen", None))
+                            .await
+                            .expect("freeze");
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let entries = a.audit(0, -1).await.expect("audit");
+        assert_eq!(entries.len(), 60);
+        let verified = audit::verify(&entries);
+        assert!(verified.ok, "{verified:?}");
+        // Either gate reads the same chain.
+        assert_eq!(b.audit(0, -1).await.expect("audit"), entries);
+    }
+
+    #[tokio::test]
+    async fn one_idempotency_key_submitted_on_two_gates_at_once_stores_one_write() {
+        let Some((a, b, _db)) = two_gates().await else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                let r = record(&format!("w{i}"), "bot", Some("k"), WriteStatus::Held, t0());
+                store
+                    .insert_write(&r, draft("write.submitted", Some(&r.id)))
+                    .await
+                    .expect("insert")
+            }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            if matches!(t.await.expect("task"), Inserted::New) {
+                new += 1;
+            }
+        }
+        assert_eq!(new, 1, "one write per agent and key");
+        assert_eq!(
+            a.writes(&WriteFilter::default()).await.expect("list").len(),
+            1
+        );
+        assert_eq!(audit_len(&*b).await, 1, "repeats write no audit entry");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_scan_skips_a_row_another_gate_is_changing() {
+        let Some((a, _b, db)) = two_gates().await else {
+            return;
+        };
+        for (id, at) in [("busy", 1), ("free", 2)] {
+            let mut r = record(id, "bot", None, WriteStatus::Approved, t0());
+            r.updated_at = t0() + Duration::seconds(at);
+            insert(&*a, &r).await;
+        }
+        // Another gate's transaction holds `busy`'s row.
+        let other = sqlx::PgPool::connect(&db.url()).await.expect("connect");
+        let mut tx = other.begin().await.expect("begin");
+        sqlx::query("SELECT id FROM writes WHERE id = 'busy' FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .expect("lock");
+        let scan = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            a.claimable(t0() + Duration::seconds(100), 10),
+        )
+        .await
+        .expect("the scan waits for nobody")
+        .expect("claimable");
+        assert_eq!(scan, ["free"]);
+        tx.rollback().await.expect("rollback");
+        assert_eq!(
+            a.claimable(t0() + Duration::seconds(100), 10)
+                .await
+                .expect("claimable"),
+            ["busy", "free"]
+        );
+        other.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_a_transient_error_and_opening_does_not_wait_for_it() {
+        // Nothing listens on port 1; opening connects nothing.
+        let store = PostgresStore::new("postgres://postgres@127.0.0.1:1/none").expect("store");
+        let e = store.freeze().await.expect_err("unreachable");
+        assert!(e.is_transient(), "{e:?}");
+        let e = store
+            .insert_write(
+                &record("w1", "bot", None, WriteStatus::Held, t0()),
+                draft("write.submitted", Some("w1")),
+            )
+            .await
+            .expect_err("unreachable");
+        assert!(e.is_transient(), "{e:?}");
+    }
+
+    #[test]
+    fn a_url_scheme_picks_the_store_and_an_error_never_repeats_the_url() {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let _guard = rt.enter();
+        assert!(super::super::open_url("postgres://u@h/db").is_ok());
+        assert!(super::super::open_url("postgresql://u@h/db").is_ok());
+        let e = super::super::open_url("mysql://user:s3cret@h/db").expect_err("mysql");
+        assert!(matches!(e, StoreError::UnsupportedUrl(_)), "{e:?}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(e.to_string().contains("`mysql:`"), "{e}");
     }
 }

@@ -1,0 +1,759 @@
+//! The shared store: one PostgreSQL database behind several gates.
+//!
+//! What makes several gates safe on it, each in one place here:
+//! - Every change of state and its audit entry are one transaction, and
+//!   every such transaction first takes [`AUDIT_LOCK`] (a transaction-scoped
+//!   advisory lock) before it touches a row: the audit chain's head is read
+//!   and extended by one gate at a time, so the chain never forks, and no
+//!   transaction waits for the lock while holding a row lock (no deadlock
+//!   with another gate's batch).
+//! - A claim on an in-flight write is one conditional `UPDATE`: of gates
+//!   racing for the same write, PostgreSQL re-checks the condition on the
+//!   row the winner left, so exactly one succeeds. Lease times are the
+//!   caller's clock, both when a lease is set and when it is compared (the
+//!   trait hands in `until` and `now`): gates' clocks must agree to well
+//!   within a lease (30 s by default, renewed every 10 s), as NTP keeps
+//!   them.
+//! - The sweep's scan for claimable writes skips rows another gate is
+//!   changing at that moment (`FOR UPDATE SKIP LOCKED`) instead of queueing
+//!   behind them.
+//! - The freeze switch is a row of `state`, read on every decision and
+//!   decoded fail-closed, so a freeze set through one gate holds on all.
+//!
+//! The pool connects lazily and the migrations run on first contact: a
+//! gate started while the database is down serves, answers 503 until the
+//! database is back, and recovers by itself.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_core::{Catalog, Edge, Resource};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot, OnceCell};
+
+use super::{
+    decode_freeze, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted, StoreError,
+    TokenRow, TokenStore, WriteFilter, WriteStore,
+};
+use crate::audit::{self, AuditDraft};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock every appending transaction holds until it ends:
+/// "recourse" in ASCII. (sqlx's migrator takes its own advisory lock, keyed
+/// on a hash of the database name, only while migrating.)
+pub const AUDIT_LOCK: i64 = 0x7265_636f_7572_7365;
+
+/// How long a request waits for a connection before the gate answers 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connections per gate: the group commit needs one, reads and claims the
+/// rest.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How many operations one commit may carry.
+const GROUP_MAX: usize = 128;
+
+/// The statuses of a write in flight, which alone can be claimed.
+const IN_FLIGHT: &str = "('approved', 'executing', 'rolling_back')";
+
+fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A limit as the API gives it (negative: none) as PostgreSQL takes it
+/// (`LIMIT NULL`: none; a negative limit is an error there).
+fn pg_limit(n: Option<i64>) -> Option<i64> {
+    n.filter(|n| *n >= 0)
+}
+
+/// The shared store. Cloning shares the pool and the committer.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// Set once the migrations have run on this database.
+    migrated: std::sync::Arc<OnceCell<()>>,
+    /// Group commit for the hot path, as in the SQLite store.
+    commits: mpsc::Sender<Op>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    // Not derived: the connect options hold the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write-path operation waiting for the next group commit.
+enum Op {
+    Insert(
+        Box<WriteRecord>,
+        AuditDraft,
+        oneshot::Sender<Result<Inserted, StoreError>>,
+    ),
+    Update(
+        Box<WriteRecord>,
+        i64,
+        AuditDraft,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+}
+
+enum Reply {
+    Inserted(Inserted),
+    Updated(bool),
+}
+
+/// What failed a whole batch, as each of its callers hears it.
+fn batch_error(e: &StoreError) -> StoreError {
+    if e.is_transient() {
+        // Whether a commit whose answer was lost took effect is for the
+        // caller's retry to find: an idempotency key returns the write
+        // stored, a compare-and-set on a moved version fails.
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Commit(e.to_string())
+    }
+}
+
+/// Takes every operation that is waiting, runs each in its own savepoint of
+/// one transaction that holds the audit lock, commits once, then answers
+/// each: one commit (and one turn of the lock) per batch, not per write. No
+/// caller hears "done" before the commit that holds its record returned.
+async fn committer(pool: PgPool, mut rx: mpsc::Receiver<Op>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome: Result<(), StoreError> = async {
+            let mut tx = begin_appending(&pool).await?;
+            for op in &batch {
+                sqlx::query("SAVEPOINT op").execute(&mut *tx).await?;
+                let result = match op {
+                    Op::Insert(record, draft, _) => {
+                        PostgresStore::insert_in(&mut tx, record, draft.clone())
+                            .await
+                            .map(Reply::Inserted)
+                    }
+                    Op::Update(record, expected, draft, _) => {
+                        PostgresStore::update_in(&mut tx, record, *expected, draft.clone())
+                            .await
+                            .map(Reply::Updated)
+                    }
+                };
+                let keep = matches!(
+                    result,
+                    Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(true))
+                );
+                if !keep {
+                    sqlx::query("ROLLBACK TO SAVEPOINT op")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("RELEASE SAVEPOINT op")
+                    .execute(&mut *tx)
+                    .await?;
+                results.push(result);
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        let failed = outcome.err();
+        let mut results = results.into_iter();
+        for op in batch {
+            let result = match (&failed, results.next()) {
+                (Some(e), _) => Err(batch_error(e)),
+                (None, Some(r)) => r,
+                (None, None) => Err(StoreError::Commit("not run".into())),
+            };
+            match op {
+                Op::Insert(.., reply) => {
+                    let _ = reply.send(result.and_then(|r| match r {
+                        Reply::Inserted(i) => Ok(i),
+                        Reply::Updated(_) => Err(StoreError::Commit("mismatched reply".into())),
+                    }));
+                }
+                Op::Update(.., reply) => {
+                    let _ = reply.send(result.and_then(|r| match r {
+                        Reply::Updated(u) => Ok(u),
+                        Reply::Inserted(_) => Err(StoreError::Commit("mismatched reply".into())),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Begins a transaction that will append to the audit trail, and takes the
+/// audit lock first, before any row lock (see the module doc).
+async fn begin_appending(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+impl PostgresStore {
+    /// The store a `postgres://` (or `postgresql://`) URL names. Connects
+    /// nothing yet: a malformed URL fails here, an unreachable database on
+    /// first use (as a transient error), see [`PostgresStore::ready`].
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("recourse-gate");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        let (commits, rx) = mpsc::channel(4096);
+        tokio::spawn(committer(pool.clone(), rx));
+        Ok(Self {
+            pool,
+            migrated: Default::default(),
+            commits,
+        })
+    }
+
+    /// Connects and brings the schema up to date, once; every operation
+    /// calls it first, so a gate that started while the database was down
+    /// migrates when it comes back. Several gates starting at once are
+    /// serialised by the migrator's own advisory lock.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        self.migrated
+            .get_or_try_init(|| async move {
+                // Acquired here, so that "unreachable" is a pool error (a
+                // transient one), not a migration error.
+                drop(pool.acquire().await?);
+                MIGRATOR.run(&pool).await?;
+                Ok::<(), StoreError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes the pool (the tests drop their database after).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Appends an entry after the chain's head. The transaction holds the
+    /// audit lock ([`begin_appending`]), so the head read here is the head.
+    async fn append_in(tx: &mut PgConnection, draft: AuditDraft) -> Result<AuditEntry, StoreError> {
+        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (seq, prev) = match last {
+            Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
+            None => (1, audit::GENESIS.to_string()),
+        };
+        let entry = audit::seal(draft, seq, Utc::now(), &prev);
+        sqlx::query("INSERT INTO audit (seq, at, actor, action, write_id, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(entry.seq)
+            .bind(entry.at)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.write_id)
+            .bind(to_json(&entry.body)?)
+            .bind(&entry.prev_hash)
+            .bind(&entry.hash)
+            .execute(&mut *tx)
+            .await?;
+        Ok(entry)
+    }
+
+    async fn insert_in(
+        tx: &mut PgConnection,
+        record: &WriteRecord,
+        audit: AuditDraft,
+    ) -> Result<Inserted, StoreError> {
+        // Under the audit lock, a same-key insert of another gate has
+        // committed or not begun: the check sees it.
+        if let Some(key) = &record.proposal.idempotency_key {
+            let existing =
+                sqlx::query("SELECT record FROM writes WHERE agent = $1 AND idempotency_key = $2")
+                    .bind(&record.agent)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(row) = existing {
+                return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
+            }
+        }
+        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8)")
+            .bind(&record.id)
+            .bind(&record.agent)
+            .bind(&record.proposal.idempotency_key)
+            .bind(record.status.as_str())
+            .bind(record.created_at)
+            .bind(record.updated_at)
+            .bind(to_json(record)?)
+            .bind(to_json(&record.summary())?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(tx, audit).await?;
+        Ok(Inserted::New)
+    }
+
+    async fn update_in(
+        tx: &mut PgConnection,
+        record: &WriteRecord,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE writes SET status = $1, version = version + 1, updated_at = $2, record = $3, summary = $4 WHERE id = $5 AND version = $6")
+            .bind(record.status.as_str())
+            .bind(record.updated_at)
+            .bind(to_json(record)?)
+            .bind(to_json(&record.summary())?)
+            .bind(&record.id)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done != 1 {
+            return Ok(false);
+        }
+        Self::append_in(tx, audit).await?;
+        Ok(true)
+    }
+
+    fn record_row(row: &PgRow) -> Result<WriteRecord, StoreError> {
+        json(&row.try_get::<String, _>("record")?)
+    }
+
+    async fn version_in(tx: &mut PgConnection) -> Result<i64, StoreError> {
+        let v: String = sqlx::query("SELECT value FROM state WHERE key = 'catalog_version'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        v.parse()
+            .map_err(|e| StoreError::Corrupt(format!("catalog version `{v}`: {e}")))
+    }
+
+    fn audit_rows(rows: &[PgRow]) -> Result<Vec<AuditEntry>, StoreError> {
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    write_id: r.try_get("write_id")?,
+                    body: json(&r.try_get::<String, _>("body")?)?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Hands an operation to the committer and waits for its commit.
+    async fn commit_op<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+    ) -> Result<T, StoreError> {
+        self.ready().await?;
+        let (tx, rx) = oneshot::channel();
+        self.commits
+            .send(op(tx))
+            .await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
+    }
+}
+
+#[async_trait]
+impl TokenStore for PostgresStore {
+    async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError> {
+        self.ready().await?;
+        let mut tx = begin_appending(&self.pool).await?;
+        let exists = sqlx::query("SELECT 1 FROM tokens WHERE name = $1")
+            .bind(&row.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::DuplicateToken(row.name.clone()));
+        }
+        sqlx::query(
+            "INSERT INTO tokens (name, role, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&row.name)
+        .bind(row.role.as_str())
+        .bind(&row.hash)
+        .bind(Utc::now())
+        .bind(row.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.ready().await?;
+        let row = sqlx::query("SELECT name, role, hash, expires_at FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get("role")?;
+        Ok(Some(TokenRow {
+            name: row.try_get("name")?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
+            hash: row.try_get("hash")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+}
+
+#[async_trait]
+impl CatalogStore for PostgresStore {
+    async fn catalog(&self) -> Result<(Catalog, i64), StoreError> {
+        self.ready().await?;
+        // One snapshot, so the version matches the content.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let version = Self::version_in(&mut tx).await?;
+        let mut resources = Vec::new();
+        for row in sqlx::query("SELECT body FROM resources ORDER BY ord")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            resources.push(json::<Resource>(&row.try_get::<String, _>(0)?)?);
+        }
+        let mut edges = Vec::new();
+        for row in sqlx::query("SELECT body FROM edges ORDER BY ord")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            edges.push(json::<Edge>(&row.try_get::<String, _>(0)?)?);
+        }
+        tx.commit().await?;
+        Ok((Catalog { resources, edges }, version))
+    }
+
+    async fn catalog_version(&self) -> Result<i64, StoreError> {
+        self.ready().await?;
+        let mut conn = self.pool.acquire().await?;
+        Self::version_in(&mut conn).await
+    }
+
+    async fn upsert_catalog(
+        &self,
+        add: &Catalog,
+        replace: bool,
+        audit: Option<AuditDraft>,
+    ) -> Result<CatalogUpsert, StoreError> {
+        self.ready().await?;
+        // The audit lock also serialises catalog changes between gates, so
+        // `before` is the version this change applies on.
+        let mut tx = begin_appending(&self.pool).await?;
+        let before = Self::version_in(&mut tx).await?;
+        let mut applied = Catalog::default();
+        let res_sql = if replace {
+            "INSERT INTO resources (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body"
+        } else {
+            "INSERT INTO resources (id, body) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
+        };
+        for r in &add.resources {
+            let n = sqlx::query(res_sql)
+                .bind(&r.id)
+                .bind(to_json(r)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                applied.resources.push(r.clone());
+            }
+        }
+        let edge_sql = if replace {
+            "INSERT INTO edges (src, dst, body) VALUES ($1, $2, $3) ON CONFLICT (src, dst) DO UPDATE SET body = excluded.body"
+        } else {
+            "INSERT INTO edges (src, dst, body) VALUES ($1, $2, $3) ON CONFLICT (src, dst) DO NOTHING"
+        };
+        for e in &add.edges {
+            let n = sqlx::query(edge_sql)
+                .bind(&e.from)
+                .bind(&e.to)
+                .bind(to_json(e)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                applied.edges.push(e.clone());
+            }
+        }
+        let changed = !applied.resources.is_empty() || !applied.edges.is_empty();
+        let after = if changed {
+            sqlx::query(
+                "UPDATE state SET value = (value::bigint + 1)::text WHERE key = 'catalog_version'",
+            )
+            .execute(&mut *tx)
+            .await?;
+            if let Some(a) = audit {
+                Self::append_in(&mut tx, a).await?;
+            }
+            Self::version_in(&mut tx).await?
+        } else {
+            before
+        };
+        tx.commit().await?;
+        Ok(CatalogUpsert {
+            before,
+            after,
+            applied,
+        })
+    }
+}
+
+#[async_trait]
+impl WriteStore for PostgresStore {
+    async fn insert_write(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+    ) -> Result<Inserted, StoreError> {
+        let record = Box::new(record.clone());
+        self.commit_op(|tx| Op::Insert(record, audit, tx)).await
+    }
+
+    async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
+        self.ready().await?;
+        // Any committed version will do: the compare-and-set in
+        // `update_write` refuses a stale one.
+        let row = sqlx::query("SELECT record, version FROM writes WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((Self::record_row(&r)?, r.try_get::<i64, _>("version")?)))
+            .transpose()
+    }
+
+    async fn write_by_key(
+        &self,
+        agent: &str,
+        key: &str,
+    ) -> Result<Option<WriteRecord>, StoreError> {
+        self.ready().await?;
+        let row =
+            sqlx::query("SELECT record FROM writes WHERE agent = $1 AND idempotency_key = $2")
+                .bind(agent)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Self::record_row(&r)).transpose()
+    }
+
+    async fn summaries(&self, filter: &WriteFilter) -> Result<Vec<WriteSummary>, StoreError> {
+        self.ready().await?;
+        let rows = sqlx::query(
+            "SELECT summary FROM writes WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR agent = $2) ORDER BY created_at DESC LIMIT $3",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.agent)
+        .bind(pg_limit(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| json(&r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    async fn writes(&self, filter: &WriteFilter) -> Result<Vec<WriteRecord>, StoreError> {
+        self.ready().await?;
+        let rows = sqlx::query(
+            "SELECT record FROM writes WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR agent = $2) ORDER BY created_at DESC LIMIT $3",
+        )
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.agent)
+        .bind(pg_limit(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::record_row).collect()
+    }
+
+    async fn update_write(
+        &self,
+        record: &WriteRecord,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        let record = Box::new(record.clone());
+        self.commit_op(|tx| Op::Update(record, expected, audit, tx))
+            .await
+    }
+
+    async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError> {
+        self.ready().await?;
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM writes GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let s: String = r.try_get(0)?;
+            if let Some(status) = WriteStatus::parse(&s) {
+                out.push((status, r.try_get::<i64, _>(1)?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.ready().await?;
+        // Of two gates updating the row at once, the second waits for the
+        // first to commit and then re-checks this condition on the row the
+        // first left (READ COMMITTED's re-check): it finds the claim taken.
+        let done = sqlx::query(&format!(
+            "UPDATE writes SET claim_owner = $1, claim_until = $2 WHERE id = $3 AND status IN {IN_FLIGHT} AND (claim_owner = $1 OR claim_until IS NULL OR claim_until < $4)"
+        ))
+        .bind(owner)
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn release(
+        &self,
+        id: &str,
+        owner: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.ready().await?;
+        sqlx::query(
+            "UPDATE writes SET claim_owner = NULL, claim_until = $1 WHERE id = $2 AND claim_owner = $3",
+        )
+        .bind(retry_at)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.ready().await?;
+        // A row another gate is changing right now (its claim, its move) is
+        // skipped, not waited for: that gate is working on it.
+        let rows = sqlx::query(&format!(
+            "SELECT id FROM writes WHERE status IN {IN_FLIGHT} AND (claim_until IS NULL OR claim_until < $1) ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(now)
+        .bind(pg_limit(Some(limit)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError> {
+        self.ready().await?;
+        let mut tx = begin_appending(&self.pool).await?;
+        let entry = Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        self.ready().await?;
+        let rows = sqlx::query("SELECT seq, at, actor, action, write_id, body, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after_seq)
+            .bind(pg_limit(Some(limit)))
+            .fetch_all(&self.pool)
+            .await?;
+        Self::audit_rows(&rows)
+    }
+
+    async fn audit_newest(
+        &self,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.ready().await?;
+        let rows = sqlx::query("SELECT seq, at, actor, action, write_id, body, prev_hash, hash FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2")
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .bind(pg_limit(Some(limit)))
+            .fetch_all(&self.pool)
+            .await?;
+        Self::audit_rows(&rows)
+    }
+
+    async fn audit_entry_for(
+        &self,
+        write_id: &str,
+        action: &str,
+    ) -> Result<Option<AuditEntry>, StoreError> {
+        self.ready().await?;
+        let rows = sqlx::query("SELECT seq, at, actor, action, write_id, body, prev_hash, hash FROM audit WHERE write_id = $1 AND action = $2 ORDER BY seq LIMIT 1")
+            .bind(write_id)
+            .bind(action)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Self::audit_rows(&rows)?.into_iter().next())
+    }
+}
+
+#[async_trait]
+impl GateStateStore for PostgresStore {
+    async fn freeze(&self) -> Result<FreezeState, StoreError> {
+        self.ready().await?;
+        let row = sqlx::query("SELECT value FROM state WHERE key = 'freeze'")
+            .fetch_optional(&self.pool)
+            .await?;
+        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        decode_freeze(raw.as_deref())
+    }
+
+    async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError> {
+        self.ready().await?;
+        let mut tx = begin_appending(&self.pool).await?;
+        sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(to_json(state)?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
