@@ -215,9 +215,21 @@ async fn a_scoped_token_writes_only_where_its_scope_reaches() {
         );
     }
 
-    assert_eq!(tree_listing(&other_root), before_other, "the other root is untouched");
-    assert_eq!(tree_listing(&theirs), before_theirs, "the sibling directory is untouched");
-    assert_eq!(sqlite(&billing, ".dump"), billing_before, "billing is untouched");
+    assert_eq!(
+        tree_listing(&other_root),
+        before_other,
+        "the other root is untouched"
+    );
+    assert_eq!(
+        tree_listing(&theirs),
+        before_theirs,
+        "the sibling directory is untouched"
+    );
+    assert_eq!(
+        sqlite(&billing, ".dump"),
+        billing_before,
+        "billing is untouched"
+    );
     assert_eq!(sqlite(&crm, "SELECT v FROM t").trim(), "b");
 
     // The unscoped agent of the same gate still reaches everything.
@@ -248,7 +260,11 @@ async fn tokens_are_listed_without_hashes_and_a_revoked_one_stops_at_once() {
     assert!(e.contains("submits no writes"), "{e}");
 
     let out = recourse(&["token", "list", "--data-dir", s(&data)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<Value> = listed
         .lines()
@@ -283,8 +299,19 @@ async fn tokens_are_listed_without_hashes_and_a_revoked_one_stops_at_once() {
     let stream = gate.client(&scoped).events().await.unwrap();
     let (status, _) = gate.raw(Method::GET, "/v1/whoami", &scoped, None).await;
     assert_eq!(status, 200);
-    let out = recourse(&["token", "revoke", "--data-dir", s(&data), "--name", "scoped"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = recourse(&[
+        "token",
+        "revoke",
+        "--data-dir",
+        s(&data),
+        "--name",
+        "scoped",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (status, b) = gate.raw(Method::GET, "/v1/whoami", &scoped, None).await;
     assert_eq!(status, 401, "{b}");
     assert!(
@@ -303,14 +330,26 @@ async fn tokens_are_listed_without_hashes_and_a_revoked_one_stops_at_once() {
     assert_eq!(revoked.body["name"], "scoped");
     assert_eq!(revoked.actor, "cli");
     // Revoking twice says so; the name stays taken.
-    let out = recourse(&["token", "revoke", "--data-dir", s(&data), "--name", "scoped"]);
+    let out = recourse(&[
+        "token",
+        "revoke",
+        "--data-dir",
+        s(&data),
+        "--name",
+        "scoped",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("revoked already"));
     assert!(token_with(&data, "scoped", "agent", &[]).is_err());
 
     // Through the API: 204, then 401; 404 for a name nobody has.
     let (status, _) = gate
-        .raw(Method::DELETE, "/v1/tokens/agent-1", &gate.tokens.admin, None)
+        .raw(
+            Method::DELETE,
+            "/v1/tokens/agent-1",
+            &gate.tokens.admin,
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     let (status, _) = gate
@@ -318,11 +357,21 @@ async fn tokens_are_listed_without_hashes_and_a_revoked_one_stops_at_once() {
         .await;
     assert_eq!(status, 401);
     let (status, b) = gate
-        .raw(Method::DELETE, "/v1/tokens/nobody", &gate.tokens.admin, None)
+        .raw(
+            Method::DELETE,
+            "/v1/tokens/nobody",
+            &gate.tokens.admin,
+            None,
+        )
         .await;
     assert_eq!(status, 404, "{b}");
     let (status, _) = gate
-        .raw(Method::DELETE, "/v1/tokens/rev-1", &gate.tokens.reviewer2, None)
+        .raw(
+            Method::DELETE,
+            "/v1/tokens/rev-1",
+            &gate.tokens.reviewer2,
+            None,
+        )
         .await;
     assert_eq!(status, 403);
 }

@@ -15,9 +15,9 @@ pub mod placement;
 pub mod scope;
 mod server;
 pub mod store;
-pub mod tokens;
 #[cfg(test)]
 mod testing;
+pub mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -114,7 +114,11 @@ fn fs_root(raw: &str) -> Result<String, GateError> {
 /// No `.`, `..` or empty segment (a trailing `/` aside).
 fn lexically_clean(path: &str) -> bool {
     let body = path.strip_suffix('/').unwrap_or(path);
-    body.is_empty() || body.split('/').skip(1).all(|s| !matches!(s, "" | "." | ".."))
+    body.is_empty()
+        || body
+            .split('/')
+            .skip(1)
+            .all(|s| !matches!(s, "" | "." | ".."))
 }
 
 /// Whether `path` lies under one of `roots`, by whole components: `/a/bc`
@@ -122,8 +126,7 @@ fn lexically_clean(path: &str) -> bool {
 fn under_roots(path: &str, roots: &[String]) -> bool {
     let p = Path::new(path);
     if !lexically_clean(path)
-        || p
-            .components()
+        || p.components()
             .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
     {
         return false;
@@ -278,7 +281,13 @@ mod tests {
         };
         assert_eq!(check(&s, "fs", &w("/srv/a/x")), Ok(()));
         assert_eq!(check(&s, "fs", &w("/srv/a/deep/y")), Ok(()));
-        for out in ["/srv/b/x", "/srv/ab/x", "/srv/a/../b/x", "/srv/a/./x", "/srv"] {
+        for out in [
+            "/srv/b/x",
+            "/srv/ab/x",
+            "/srv/a/../b/x",
+            "/srv/a/./x",
+            "/srv",
+        ] {
             let e = check(&s, "fs", &w(out)).unwrap_err();
             assert!(e.0.contains("fs path"), "{out}: {e:?}");
         }
@@ -356,7 +365,10 @@ mod tests {
             check(&s, "sql", &other_host),
             Err(Outside("the http host `evil.test`".into()))
         );
-        let other_db = step(json!({"connector": "sql", "op": "restore"}), &["sql:billing/t/1"]);
+        let other_db = step(
+            json!({"connector": "sql", "op": "restore"}),
+            &["sql:billing/t/1"],
+        );
         assert_eq!(
             check(&s, "sql", &other_db),
             Err(Outside("the sql database `billing`".into()))
@@ -371,7 +383,11 @@ mod tests {
     fn normalize_cleans_and_refuses_what_would_mislead() {
         let n = normalize(
             Role::Agent,
-            scope(&["/nonexistent-root-x/"], &["crm", "crm"], &["API.Test:443"]),
+            scope(
+                &["/nonexistent-root-x/"],
+                &["crm", "crm"],
+                &["API.Test:443"],
+            ),
         )
         .unwrap();
         assert_eq!(n.fs_roots, vec!["/nonexistent-root-x".to_string()]);
@@ -390,12 +406,18 @@ mod tests {
             Err(GateError::Invalid { field, .. }) => field,
             other => panic!("{other:?}"),
         };
-        assert_eq!(field(normalize(Role::Agent, scope(&["rel"], &[], &[]))), "scope.fs_roots");
+        assert_eq!(
+            field(normalize(Role::Agent, scope(&["rel"], &[], &[]))),
+            "scope.fs_roots"
+        );
         assert_eq!(
             field(normalize(Role::Agent, scope(&["/a/../b"], &[], &[]))),
             "scope.fs_roots"
         );
-        assert_eq!(field(normalize(Role::Agent, scope(&[], &["a b"], &[]))), "scope.sql");
+        assert_eq!(
+            field(normalize(Role::Agent, scope(&[], &["a b"], &[]))),
+            "scope.sql"
+        );
         assert_eq!(
             field(normalize(Role::Agent, scope(&[], &[], &["a/b"]))),
             "scope.http_allow"

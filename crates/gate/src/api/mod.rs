@@ -82,11 +82,9 @@ impl FromRequestParts<AppState> for Auth {
             return Err(GateError::Unauthorized("unknown token".into()).into());
         };
         if row.revoked_at.is_some() {
-            return Err(GateError::Unauthorized(format!(
-                "the token `{}` was revoked",
-                row.name
-            ))
-            .into());
+            return Err(
+                GateError::Unauthorized(format!("the token `{}` was revoked", row.name)).into(),
+            );
         }
         if row.expires_at.is_some_and(|t| t <= Utc::now()) {
             return Err(

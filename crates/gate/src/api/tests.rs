@@ -279,7 +279,9 @@ impl Api {
     }
 
     async fn audit_actions(&self) -> Vec<String> {
-        let (_, b) = self.call("admin", "GET", "/v1/audit?order=asc&limit=1000", None).await;
+        let (_, b) = self
+            .call("admin", "GET", "/v1/audit?order=asc&limit=1000", None)
+            .await;
         b.as_array()
             .unwrap()
             .iter()
@@ -377,13 +379,17 @@ async fn tokens_are_listed_without_hashes_and_revoked_at_once() {
 
     let (s, _) = api.call("web-bot", "GET", "/v1/whoami", None).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, b) = api.call("admin", "DELETE", "/v1/tokens/web-bot", None).await;
+    let (s, b) = api
+        .call("admin", "DELETE", "/v1/tokens/web-bot", None)
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     let (s, b) = api.call("web-bot", "GET", "/v1/whoami", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
     assert!(b["error"]["message"].as_str().unwrap().contains("revoked"));
     assert_eq!(api.audit_actions().await.last().unwrap(), "token.revoked");
-    let (s, b) = api.call("admin", "DELETE", "/v1/tokens/web-bot", None).await;
+    let (s, b) = api
+        .call("admin", "DELETE", "/v1/tokens/web-bot", None)
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     let (s, b) = api.call("admin", "DELETE", "/v1/tokens/nobody", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");

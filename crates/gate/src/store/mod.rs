@@ -33,7 +33,9 @@ pub enum StoreError {
     /// `pending_bytes`, and the new one would take them above the quota
     /// given to [`WriteStore::insert_write_within`]. A refusal, not a
     /// failure: the gate answers it with a 429.
-    #[error("the agent's pending writes hold {pending_bytes} bytes; this one would pass the quota")]
+    #[error(
+        "the agent's pending writes hold {pending_bytes} bytes; this one would pass the quota"
+    )]
     OverQuota { pending_bytes: u64 },
     /// The group commit failed: nothing of the batch was stored.
     #[error("store commit: {0}")]

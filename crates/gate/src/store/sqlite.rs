@@ -285,10 +285,7 @@ impl SqliteStore {
     /// The agent's pending bytes. The `IN` list is the partial index's own
     /// condition, word for word, so SQLite reads that index: only the
     /// agent's pending rows, never the whole table.
-    async fn pending_in(
-        conn: &mut sqlx::SqliteConnection,
-        agent: &str,
-    ) -> Result<u64, StoreError> {
+    async fn pending_in(conn: &mut sqlx::SqliteConnection, agent: &str) -> Result<u64, StoreError> {
         let sum: i64 = sqlx::query(
             "SELECT COALESCE(SUM(bytes), 0) FROM writes WHERE agent = ? AND status IN ('held', 'approved', 'executing')",
         )
@@ -376,14 +373,13 @@ impl TokenStore for SqliteStore {
         audit: AuditDraft,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-        )
-        .bind(ts(at))
-        .bind(name)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
+                .bind(ts(at))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if done != 1 {
             return Ok(false);
         }

@@ -924,9 +924,17 @@ async fn token_scopes_round_trip(b: &Backend) {
         .create_token(&token("free", "h2", None), draft("token.created", None))
         .await
         .expect("create");
-    let found = store.token_by_hash("h1").await.expect("lookup").expect("found");
+    let found = store
+        .token_by_hash("h1")
+        .await
+        .expect("lookup")
+        .expect("found");
     assert_eq!(found.scope, Some(scope.clone()));
-    let free = store.token_by_hash("h2").await.expect("lookup").expect("found");
+    let free = store
+        .token_by_hash("h2")
+        .await
+        .expect("lookup")
+        .expect("found");
     assert_eq!(free.scope, None, "no scope stays no scope (everything)");
     let all = store.tokens().await.expect("list");
     let names: Vec<_> = all.iter().map(|t| t.name.as_str()).collect();
@@ -945,7 +953,11 @@ async fn revoking_marks_once_and_audits_once(b: &Backend) {
         .await
         .expect("revoke"));
     assert_eq!(audit_len(store).await, 2);
-    let row = store.token_by_hash("h1").await.expect("lookup").expect("kept");
+    let row = store
+        .token_by_hash("h1")
+        .await
+        .expect("lookup")
+        .expect("kept");
     assert_eq!(row.revoked_at, Some(t0()));
     // Again, or a name nobody has: false, and no audit entry.
     assert!(!store
@@ -981,7 +993,10 @@ async fn pending_bytes_count_held_approved_and_executing_writes(b: &Backend) {
     let size = |r: &WriteRecord| stored_bytes(r).expect("size");
     let expected = size(&held) + size(&approved) + size(&executing);
     assert_eq!(store.pending_bytes("bot").await.expect("sum"), expected);
-    assert_eq!(store.pending_bytes("other").await.expect("sum"), size(&other));
+    assert_eq!(
+        store.pending_bytes("other").await.expect("sum"),
+        size(&other)
+    );
 
     // A held write that is rejected frees its room; one that grows (its
     // history, its capture) counts at its new size.
@@ -1022,7 +1037,10 @@ async fn the_quota_refuses_an_insert_that_would_pass_it_and_stores_nothing(b: &B
         Err(StoreError::OverQuota { pending_bytes }) => assert_eq!(pending_bytes, one),
         other => panic!("expected over quota, got {other:?}"),
     }
-    assert!(store.write("w2").await.expect("read").is_none(), "nothing stored");
+    assert!(
+        store.write("w2").await.expect("read").is_none(),
+        "nothing stored"
+    );
     assert_eq!(audit_len(store).await, before, "no audit entry");
     // A repeat of a stored key is its write, whatever the quota.
     let again = record("w9", "bot", Some("k1"), WriteStatus::Held, t0());
