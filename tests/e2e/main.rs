@@ -13,4 +13,5 @@ mod lifecycle;
 mod limits;
 mod postgres_store;
 mod scenarios;
+mod scopes;
 mod trust;

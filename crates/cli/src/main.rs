@@ -140,6 +140,11 @@ struct ServeArgs {
     /// Requests a token may make at once before --rate-limit applies.
     #[arg(long, default_value_t = 100)]
     rate_burst: u32,
+    /// Stored bytes one token's pending writes (held, approved, running)
+    /// may hold; a submission above it is refused with 429 and
+    /// `Retry-After` (413 if the write alone is larger). 0: no quota.
+    #[arg(long, default_value_t = recourse_gate::DEFAULT_QUOTA_BYTES)]
+    quota_bytes: u64,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +161,34 @@ enum TokenCommand {
         /// The token stops working after this many seconds.
         #[arg(long)]
         ttl_s: Option<i64>,
+        /// Limit the token's writes to files under this directory
+        /// (repeatable). With any of --fs-root, --sql or --http-allow the
+        /// token reaches only what they list; with none, everything the
+        /// gate serves.
+        #[arg(long = "fs-root")]
+        fs_roots: Vec<String>,
+        /// Limit the token's writes to this `sql` database, by the name the
+        /// gate's `--sql NAME=URL` gives it (repeatable).
+        #[arg(long = "sql")]
+        sql: Vec<String>,
+        /// Limit the token's requests to this host (`host` or `host:port`,
+        /// matched as the gate's --http-allow; repeatable).
+        #[arg(long = "http-allow")]
+        http_allow: Vec<String>,
+    },
+    /// List tokens: names, roles, scopes, expiry, revocation (never
+    /// hashes), one JSON object a line.
+    List {
+        #[command(flatten)]
+        store: StoreAt,
+    },
+    /// Revoke a token: its next request is refused (401), and its open
+    /// event streams end.
+    Revoke {
+        #[command(flatten)]
+        store: StoreAt,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -367,6 +400,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             name,
             role,
             ttl_s,
+            fs_roots,
+            sql,
+            http_allow,
         }) => {
             let role = Role::parse(&role).with_context(|| {
                 let all: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
@@ -374,9 +410,36 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             let store = open_store(&store, true).await?;
             let expires = ttl_s.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s));
-            let token =
-                recourse_gate::create_token(store.as_ref(), "cli", &name, role, expires).await?;
+            let scope = (!fs_roots.is_empty() || !sql.is_empty() || !http_allow.is_empty())
+                .then_some(recourse_client::TokenScope {
+                    fs_roots,
+                    sql,
+                    http_allow,
+                });
+            let token = recourse_gate::create_scoped_token(
+                store.as_ref(),
+                "cli",
+                &name,
+                role,
+                expires,
+                scope,
+            )
+            .await
+            .map_err(flag_error)?;
             println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::List { store }) => {
+            let store = open_store(&store, false).await?;
+            for t in recourse_gate::list_tokens(store.as_ref()).await? {
+                println!("{}", serde_json::to_string(&t)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Revoke { store, name }) => {
+            let store = open_store(&store, false).await?;
+            recourse_gate::revoke_token(store.as_ref(), "cli", &name).await?;
+            println!("revoked `{name}`");
             Ok(ExitCode::SUCCESS)
         }
         Command::Writes(cmd) => writes(cmd).await,
@@ -515,6 +578,25 @@ fn parse_pairs<'a>(flag: &str, items: &'a [String]) -> anyhow::Result<Vec<(&'a s
         .collect()
 }
 
+/// A scope's field as the flag that set it (`scope.fs_roots` ->
+/// `--fs-root`), so the CLI's error names what the person typed.
+fn flag_error(e: recourse_gate::GateError) -> anyhow::Error {
+    match &e {
+        recourse_gate::GateError::Invalid { field, message } => {
+            let flag = match field.as_str() {
+                "scope.fs_roots" => "--fs-root",
+                "scope.sql" => "--sql",
+                "scope.http_allow" => "--http-allow",
+                "scope" => "--fs-root/--sql/--http-allow",
+                "name" => "--name",
+                other => other,
+            };
+            anyhow::anyhow!("{flag}: {message}")
+        }
+        _ => anyhow::Error::new(e),
+    }
+}
+
 /// Settings that would make the gate misbehave rather than fail: refused
 /// before anything starts, naming the flag.
 fn check_serve_args(args: &ServeArgs) -> anyhow::Result<()> {
@@ -619,6 +701,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = GateConfig {
         hold_ttl: chrono::Duration::seconds(args.hold_ttl_s),
         redact_keys: args.redact.clone(),
+        quota_bytes: args.quota_bytes,
         ..GateConfig::default()
     };
     config.policy.window_margin_s = args.window_margin_s;

@@ -299,6 +299,7 @@ impl GateClient {
             &TokenRequest {
                 name: name.into(),
                 role,
+                scope: None,
             },
         )
         .await

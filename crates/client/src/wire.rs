@@ -523,6 +523,46 @@ pub struct Neighbour {
 pub struct TokenRequest {
     pub name: String,
     pub role: Role,
+    /// What the token's writes may reach; absent: everything the gate
+    /// serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<TokenScope>,
+}
+
+/// What a token's writes may reach. A token without a scope reaches
+/// everything the gate serves; with one, only what is listed: a scope
+/// that lists only `sql` databases writes no file and calls no host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+#[serde(deny_unknown_fields)]
+pub struct TokenScope {
+    /// Absolute directories the token's `fs` writes must lie under.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fs_roots: Vec<String>,
+    /// `sql` databases (the gate's `--sql NAME`) the token may write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sql: Vec<String>,
+    /// Hosts (`host` or `host:port`, as `--http-allow`) the token may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_allow: Vec<String>,
+}
+
+/// A token as `GET /v1/tokens` lists it: never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    /// Absent: the token reaches everything the gate serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<TokenScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set once the token is revoked: it no longer works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use recourse_client::{RestoreItem, RestoreStatus, RollbackReport};
+use recourse_connector::host::HostRule;
 use recourse_connector::{Connector, ConnectorError, Plan};
 use recourse_core::{Evidence, Observation, Proposal, Reach, ReasonCode, Resource};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -48,13 +49,6 @@ pub enum HttpError {
     Client(String),
 }
 
-/// One allow-list entry: a host, on any port or on one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Allowed {
-    host: String,
-    port: Option<u16>,
-}
-
 /// A validated request, ready to send.
 #[derive(Debug, Clone)]
 struct Request {
@@ -65,7 +59,7 @@ struct Request {
 }
 
 pub struct HttpConnector {
-    allow: Vec<Allowed>,
+    allow: Vec<HostRule>,
     /// By `host` or `host:port`, lowercase.
     secret_headers: HashMap<String, HeaderMap>,
     /// Every configured secret header name, lowercase: agents may not set
@@ -98,7 +92,7 @@ impl HttpConnector {
     ) -> Result<HttpConnector, HttpError> {
         let allow = allow
             .iter()
-            .map(|entry| parse_allowed(entry).ok_or_else(|| HttpError::Allow(entry.clone())))
+            .map(|entry| HostRule::parse(entry).ok_or_else(|| HttpError::Allow(entry.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let mut secrets = HashMap::new();
         let mut secret_names = Vec::new();
@@ -145,10 +139,7 @@ impl HttpConnector {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return false;
         };
-        let host = host.to_ascii_lowercase();
-        self.allow
-            .iter()
-            .any(|a| a.host == host && a.port.is_none_or(|p| p == port))
+        recourse_connector::host::admitted(&self.allow, host, port)
     }
 
     /// Validates an `{"op":"request",…}` object; `at` names it in errors
@@ -432,36 +423,6 @@ impl HttpConnector {
             )),
             Err(e) => absent(e.to_string()),
         }
-    }
-}
-
-fn parse_allowed(entry: &str) -> Option<Allowed> {
-    let entry = entry.trim().to_ascii_lowercase();
-    if entry.is_empty() || entry.contains('/') || entry.contains('@') {
-        return None;
-    }
-    // `[::1]:8080`, `[::1]`, `host:port`, `host`.
-    if let Some(rest) = entry.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?.parse().ok()?),
-        };
-        return Some(Allowed {
-            host: format!("[{host}]"),
-            port,
-        });
-    }
-    match entry.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !host.contains(':') => Some(Allowed {
-            host: host.to_string(),
-            port: Some(port.parse().ok()?),
-        }),
-        Some(_) => None,
-        None => Some(Allowed {
-            host: entry,
-            port: None,
-        }),
     }
 }
 

@@ -369,29 +369,29 @@ async fn evidence_without_check_is_not_observed_and_unreachable_is_absent() {
 #[test]
 fn allow_entries_parse() {
     assert_eq!(
-        parse_allowed("Host.Example"),
-        Some(Allowed {
+        HostRule::parse("Host.Example"),
+        Some(HostRule {
             host: "host.example".into(),
             port: None
         })
     );
     assert_eq!(
-        parse_allowed("a:8080"),
-        Some(Allowed {
+        HostRule::parse("a:8080"),
+        Some(HostRule {
             host: "a".into(),
             port: Some(8080)
         })
     );
     assert_eq!(
-        parse_allowed("[::1]:80"),
-        Some(Allowed {
+        HostRule::parse("[::1]:80"),
+        Some(HostRule {
             host: "[::1]".into(),
             port: Some(80)
         })
     );
-    assert_eq!(parse_allowed("a:b"), None);
-    assert_eq!(parse_allowed("a/b"), None);
-    assert_eq!(parse_allowed(""), None);
+    assert_eq!(HostRule::parse("a:b"), None);
+    assert_eq!(HostRule::parse("a/b"), None);
+    assert_eq!(HostRule::parse(""), None);
     assert!(HttpConnector::new(
         vec!["bad/entry".into()],
         HashMap::new(),

@@ -6,6 +6,7 @@
 //! connector is one crate implementing [`Connector`]; nothing else changes.
 
 pub mod crash;
+pub mod host;
 
 use async_trait::async_trait;
 use recourse_client::RollbackReport;

@@ -3,7 +3,7 @@
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use recourse_client::{Permission, Role};
+use recourse_client::{Permission, Role, TokenScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -15,6 +15,9 @@ pub struct Caller {
     /// When the caller's token stops working (from the token's row): a
     /// long-lived answer such as the event stream ends then.
     pub expires_at: Option<DateTime<Utc>>,
+    /// What the caller's writes may reach (`crate::scope`); `None`:
+    /// everything the gate serves.
+    pub scope: Option<TokenScope>,
 }
 
 impl Caller {
@@ -24,6 +27,15 @@ impl Caller {
             name: name.into(),
             role,
             expires_at: None,
+            scope: None,
+        }
+    }
+
+    /// This caller, its writes limited to `scope`.
+    pub fn scoped(self, scope: TokenScope) -> Self {
+        Self {
+            scope: Some(scope),
+            ..self
         }
     }
 

@@ -17,6 +17,10 @@ pub enum GateError {
     /// 403: the caller's role does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the write reaches something outside its token's scope; the
+    /// message names what, and what the token may reach.
+    #[error("{0}")]
+    OutOfScope(String),
     /// 404
     #[error("{0}")]
     NotFound(String),
@@ -30,6 +34,11 @@ pub enum GateError {
     /// with `Retry-After: retry_after_s`.
     #[error("{message}")]
     TooMany { message: String, retry_after_s: u64 },
+    /// 429: the token's pending writes hold as many stored bytes as its
+    /// quota allows; room frees as they are decided, run or expire, so
+    /// waiting helps (`Retry-After`).
+    #[error("{message}")]
+    OverQuota { message: String, retry_after_s: u64 },
     /// 502: a target system failed.
     #[error("{0}")]
     Target(String),
@@ -71,11 +80,11 @@ impl GateError {
         match self {
             GateError::Invalid { .. } => 400,
             GateError::Unauthorized(_) => 401,
-            GateError::Forbidden(_) => 403,
+            GateError::Forbidden(_) | GateError::OutOfScope(_) => 403,
             GateError::NotFound(_) => 404,
             GateError::Conflict { .. } => 409,
             GateError::TooLarge(_) => 413,
-            GateError::TooMany { .. } => 429,
+            GateError::TooMany { .. } | GateError::OverQuota { .. } => 429,
             GateError::Target(_) => 502,
             GateError::Unavailable(_) => 503,
             GateError::Store(_) => 500,
@@ -88,10 +97,12 @@ impl GateError {
             GateError::Invalid { .. } => "invalid",
             GateError::Unauthorized(_) => "unauthorized",
             GateError::Forbidden(_) => "forbidden",
+            GateError::OutOfScope(_) => "out_of_scope",
             GateError::NotFound(_) => "not_found",
             GateError::Conflict { code, .. } => code,
             GateError::TooLarge(_) => "too_large",
             GateError::TooMany { .. } => "rate_limited",
+            GateError::OverQuota { .. } => "over_quota",
             GateError::Target(_) => "target",
             GateError::Unavailable(_) => "unavailable",
             GateError::Store(_) => "internal",
@@ -119,7 +130,8 @@ impl GateError {
     /// for a 429 or a 503.
     pub fn retry_after_s(&self) -> Option<u64> {
         match self {
-            GateError::TooMany { retry_after_s, .. } => Some(*retry_after_s),
+            GateError::TooMany { retry_after_s, .. }
+            | GateError::OverQuota { retry_after_s, .. } => Some(*retry_after_s),
             GateError::Unavailable(_) => Some(1),
             _ => None,
         }

@@ -12,66 +12,24 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod placement;
+pub mod scope;
 mod server;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use recourse_client::{AuditVerification, Role};
-use serde_json::json;
+use recourse_client::AuditVerification;
 
 pub use error::GateError;
-pub use lifecycle::{Clock, FixedClock, Gate, GateConfig, SystemClock};
+pub use lifecycle::{Clock, FixedClock, Gate, GateConfig, SystemClock, DEFAULT_QUOTA_BYTES};
 pub use store::{MemoryStore, PostgresStore, SqliteStore, Store};
+pub use tokens::{create_scoped_token, create_token, list_tokens, revoke_token};
 
-use crate::audit::AuditDraft;
-use crate::store::{StoreError, TokenRow};
-
-/// Creates a token for `name` with `role`; returns the token, shown once.
-pub async fn create_token(
-    store: &dyn Store,
-    actor: &str,
-    name: &str,
-    role: Role,
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<String, GateError> {
-    if name.is_empty()
-        || name.len() > 100
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-    {
-        return Err(GateError::invalid(
-            "name",
-            "1 to 100 characters: letters, digits, `-`, `_`, `.`, `@`",
-        ));
-    }
-    let token = auth::new_token();
-    let row = TokenRow {
-        name: name.to_string(),
-        role,
-        hash: auth::hash_token(&token),
-        expires_at,
-    };
-    let draft = AuditDraft::new(
-        actor,
-        "token.created",
-        None,
-        json!({"name": name, "role": role, "expires_at": expires_at}),
-    );
-    match store.create_token(&row, draft).await {
-        Ok(()) => Ok(token),
-        Err(StoreError::DuplicateToken(n)) => Err(GateError::conflict(
-            "duplicate",
-            format!("a token named `{n}` exists already"),
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
+use crate::store::StoreError;
 
 /// Locks the data directory for one gate process (`gate.lock`, an OS file
 /// lock released when the process ends, however it ends). The embedded store

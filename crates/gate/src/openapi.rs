@@ -53,6 +53,8 @@ use utoipa::OpenApi as _;
         recourse_client::Neighbour,
         recourse_client::TokenRequest,
         recourse_client::TokenCreated,
+        recourse_client::TokenScope,
+        recourse_client::TokenInfo,
         recourse_client::ErrorBody,
         recourse_client::ErrorDetail,
     ))
@@ -142,7 +144,17 @@ const ROUTES: &[(&str, HttpMethod, &str)] = &[
     (
         "/v1/tokens",
         HttpMethod::Post,
-        "Create a token (TokenRequest); admin",
+        "Create a token (TokenRequest, with an optional TokenScope); admin",
+    ),
+    (
+        "/v1/tokens",
+        HttpMethod::Get,
+        "List tokens: names, roles, scopes, expiry, revocation, never hashes (TokenInfo[]); admin",
+    ),
+    (
+        "/v1/tokens/{name}",
+        HttpMethod::Delete,
+        "Revoke a token at once (204); admin",
     ),
     ("/v1/whoami", HttpMethod::Get, "The caller's name and role"),
     ("/healthz", HttpMethod::Get, "Health"),

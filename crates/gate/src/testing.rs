@@ -143,6 +143,7 @@ pub(crate) fn who(name: &str, role: Role) -> Caller {
         name: name.into(),
         role,
         expires_at: None,
+        scope: None,
     }
 }
 

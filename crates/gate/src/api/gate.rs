@@ -5,17 +5,17 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use recourse_client::{
     FreezeRequest, FreezeState, GateEvent, Permission, RewindReport, RewindRequest, TokenCreated,
-    TokenRequest, WhoAmI,
+    TokenInfo, TokenRequest, WhoAmI,
 };
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
@@ -31,7 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/freeze", get(freeze_state).post(freeze))
         .route("/v1/resume", post(resume))
         .route("/v1/rewind", post(rewind))
-        .route("/v1/tokens", post(create_token))
+        .route("/v1/tokens", post(create_token).get(list_tokens))
+        .route("/v1/tokens/{name}", delete(revoke_token))
         .route("/v1/events", get(events))
 }
 
@@ -103,12 +104,13 @@ async fn create_token(
     Body(req): Body<TokenRequest>,
 ) -> Result<Json<TokenCreated>, ApiError> {
     caller.allow(Permission::ManageTokens)?;
-    let token = crate::create_token(
+    let token = crate::create_scoped_token(
         gate.store().as_ref(),
         &caller.name,
         &req.name,
         req.role,
         None,
+        req.scope,
     )
     .await?;
     Ok(Json(TokenCreated {
@@ -118,11 +120,33 @@ async fn create_token(
     }))
 }
 
+/// Every token: names, roles, scopes, expiry, revocation; never a hash.
+async fn list_tokens(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    caller.allow(Permission::ManageTokens)?;
+    Ok(Json(crate::list_tokens(gate.store().as_ref()).await?))
+}
+
+/// Revokes a token at once (204): its next request is a 401, and its open
+/// event streams end within [`REVOCATION_POLL`].
+async fn revoke_token(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    caller.allow(Permission::ManageTokens)?;
+    crate::revoke_token(gate.store().as_ref(), &caller.name, &name).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// Server-sent events: one `write` event per change of a write's status,
 /// `gate.frozen` / `gate.resumed`. Whoever may read every write gets every
 /// event; an agent gets its own writes' events only (and the gate's own,
 /// which `GET /v1/freeze` tells it anyway). Every stream ends when the
-/// caller's token expires: an expired token must not go on listening.
+/// caller's token expires or is revoked: such a token must not go on
+/// listening.
 async fn events(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -140,8 +164,37 @@ async fn events(
                 Some(Ok(Event::default().event(e.kind.clone()).data(data)))
             }
         })
-        .take_until(until(caller.expires_at));
+        .take_until(ended(gate.clone(), caller.name.clone(), caller.expires_at));
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// How often an open stream asks the store whether its token was revoked.
+/// Polling rather than a signal inside this process: `recourse token
+/// revoke` changes the store from another process.
+const REVOCATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves when the token `name` stops working: it expires, it is
+/// revoked, or it is no longer in the store (or the store cannot say: a
+/// stream fails closed).
+async fn ended(gate: AppState, name: String, expires_at: Option<DateTime<Utc>>) {
+    let revoked = async {
+        loop {
+            tokio::time::sleep(REVOCATION_POLL).await;
+            let live = match gate.store().tokens().await {
+                Ok(tokens) => tokens
+                    .iter()
+                    .any(|t| t.name == name && t.revoked_at.is_none()),
+                Err(_) => false,
+            };
+            if !live {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = until(expires_at) => {}
+        () = revoked => {}
+    }
 }
 
 /// Resolves when a token that expires at `at` stops working; never for

@@ -81,6 +81,11 @@ impl FromRequestParts<AppState> for Auth {
         let Some(row) = row.filter(|r| auth::same_hash(&r.hash, &hash)) else {
             return Err(GateError::Unauthorized("unknown token".into()).into());
         };
+        if row.revoked_at.is_some() {
+            return Err(
+                GateError::Unauthorized(format!("the token `{}` was revoked", row.name)).into(),
+            );
+        }
         if row.expires_at.is_some_and(|t| t <= Utc::now()) {
             return Err(
                 GateError::Unauthorized(format!("the token `{}` has expired", row.name)).into(),
@@ -102,6 +107,7 @@ impl FromRequestParts<AppState> for Auth {
             name: row.name,
             role: row.role,
             expires_at: row.expires_at,
+            scope: row.scope,
         }))
     }
 }

@@ -16,11 +16,15 @@ use crate::{Gate, GateConfig};
 
 struct Api {
     router: axum::Router,
-    tokens: std::collections::HashMap<&'static str, String>,
+    tokens: std::collections::HashMap<String, String>,
     fake: Arc<Fake>,
 }
 
 async fn api() -> Api {
+    api_with(GateConfig::default()).await
+}
+
+async fn api_with(config: GateConfig) -> Api {
     let store = Arc::new(MemoryStore::new());
     let add = recourse_core::Catalog {
         resources: vec![resource("fake:cust", "customer")],
@@ -35,17 +39,14 @@ async fn api() -> Api {
         ("rev", Role::Reviewer),
         ("lead", Role::IncidentLead),
         ("risk", Role::RiskOfficer),
+        ("admin", Role::Admin),
     ] {
         let t = crate::create_token(dyn_store.as_ref(), "test", name, role, None)
             .await
             .unwrap();
-        tokens.insert(name, t);
+        tokens.insert(name.to_string(), t);
     }
-    let gate = Arc::new(Gate::new(
-        dyn_store,
-        vec![fake.clone()],
-        GateConfig::default(),
-    ));
+    let gate = Arc::new(Gate::new(dyn_store, vec![fake.clone()], config));
     Api {
         router: super::router(gate),
         tokens,
@@ -61,10 +62,19 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
+        let req = Request::builder()
             .method(method)
             .uri(path)
             .header("authorization", format!("Bearer {}", self.tokens[who]));
+        self.send(req, body).await
+    }
+
+    async fn send(
+        &self,
+        req: axum::http::request::Builder,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = req;
         let body = match body {
             Some(b) => {
                 req = req.header("content-type", "application/json");
@@ -255,4 +265,258 @@ async fn over_its_rate_a_token_gets_429_with_retry_after_and_others_do_not() {
     // Another token has its own budget; an unknown one is a 401, not a 429.
     let r = limited.clone().oneshot(get("rev")).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+impl Api {
+    /// Makes a token through the admin API and remembers it as `name`.
+    async fn make_token(&mut self, name: &str, body: Value) -> (StatusCode, Value) {
+        let (s, b) = self.call("admin", "POST", "/v1/tokens", Some(body)).await;
+        if s == StatusCode::OK {
+            self.tokens
+                .insert(name.to_string(), b["token"].as_str().unwrap().to_string());
+        }
+        (s, b)
+    }
+
+    async fn audit_actions(&self) -> Vec<String> {
+        let (_, b) = self
+            .call("admin", "GET", "/v1/audit?order=asc&limit=1000", None)
+            .await;
+        b.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_write_outside_its_tokens_scope_is_a_403_audited_and_nothing_stored() {
+    let mut api = api().await;
+    let (s, b) = api
+        .make_token(
+            "crm-bot",
+            json!({"name": "crm-bot", "role": "agent", "scope": {"sql": ["crm"]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let before = api.audit_actions().await;
+    let (s, b) = api
+        .call(
+            "crm-bot",
+            "POST",
+            "/v1/writes",
+            Some(json!({"intent": "t", "action": {"connector": "fake", "target": "cust"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "out_of_scope");
+    let msg = b["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("`crm-bot`"), "{msg}");
+    assert!(msg.contains("the `fake` connector"), "{msg}");
+    assert!(msg.contains("sql database crm"), "{msg}");
+    let after = api.audit_actions().await;
+    assert_eq!(after.len(), before.len() + 1);
+    assert_eq!(after.last().unwrap(), "write.out_of_scope");
+    let (_, list) = api.call("admin", "GET", "/v1/writes", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 0, "no write stored");
+    assert_eq!(
+        api.fake
+            .executions
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing ran"
+    );
+    // The unscoped agent is not limited.
+    let rec = api.submit("cust").await;
+    assert_eq!(rec.status, WriteStatus::Held);
+}
+
+#[tokio::test]
+async fn a_bad_scope_is_a_400_naming_the_field() {
+    let mut api = api().await;
+    for (scope, field) in [
+        (json!({"fs_roots": ["rel"]}), "scope.fs_roots"),
+        (json!({"http_allow": ["a/b"]}), "scope.http_allow"),
+        (json!({"sql": ["a b"]}), "scope.sql"),
+        (json!({}), "scope"),
+    ] {
+        let (s, b) = api
+            .make_token("x", json!({"name": "x", "role": "agent", "scope": scope}))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(b["error"]["field"], field, "{b}");
+    }
+    let (s, b) = api
+        .make_token(
+            "x",
+            json!({"name": "x", "role": "agent", "scope": {"ftp": ["x"]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+}
+
+#[tokio::test]
+async fn tokens_are_listed_without_hashes_and_revoked_at_once() {
+    let mut api = api().await;
+    api.make_token(
+        "web-bot",
+        json!({"name": "web-bot", "role": "agent", "scope": {"http_allow": ["API.test"]}}),
+    )
+    .await;
+    let (s, b) = api.call("admin", "GET", "/v1/tokens", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let rows = b.as_array().unwrap();
+    let names: Vec<_> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "bot", "lead", "rev", "risk", "web-bot"]);
+    let web = rows.iter().find(|r| r["name"] == "web-bot").unwrap();
+    assert_eq!(web["scope"], json!({"http_allow": ["api.test"]}));
+    assert!(!b.to_string().contains("hash"), "{b}");
+    let (s, _) = api.call("lead", "GET", "/v1/tokens", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = api.call("bot", "DELETE", "/v1/tokens/rev", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, _) = api.call("web-bot", "GET", "/v1/whoami", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = api
+        .call("admin", "DELETE", "/v1/tokens/web-bot", None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, b) = api.call("web-bot", "GET", "/v1/whoami", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("revoked"));
+    assert_eq!(api.audit_actions().await.last().unwrap(), "token.revoked");
+    let (s, b) = api
+        .call("admin", "DELETE", "/v1/tokens/web-bot", None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    let (s, b) = api.call("admin", "DELETE", "/v1/tokens/nobody", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (_, b) = api.call("admin", "GET", "/v1/tokens", None).await;
+    let web = b
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "web-bot")
+        .cloned()
+        .unwrap();
+    assert!(web["revoked_at"].is_string(), "{web}");
+}
+
+#[tokio::test]
+async fn a_revoked_tokens_event_stream_ends() {
+    let api = api().await;
+    let req = Request::builder()
+        .uri("/v1/events")
+        .header("authorization", format!("Bearer {}", api.tokens["rev"]));
+    let resp = api
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (s, _) = api.call("admin", "DELETE", "/v1/tokens/rev", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let ended = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        axum::body::to_bytes(resp.into_body(), usize::MAX),
+    )
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its revoked token");
+}
+
+#[tokio::test]
+async fn over_its_quota_a_token_gets_429_until_a_rejection_frees_room() {
+    let probe = api().await;
+    let one = crate::store::stored_bytes(&probe.submit("cust").await).unwrap();
+    // Room for two held writes (and a little), not three.
+    let api = api_with(GateConfig {
+        quota_bytes: one * 2 + one / 2,
+        ..GateConfig::default()
+    })
+    .await;
+    let first = api.submit("cust").await;
+    api.submit("cust").await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/writes")
+        .header("authorization", format!("Bearer {}", api.tokens["bot"]))
+        .header("content-type", "application/json");
+    let resp = api
+        .router
+        .clone()
+        .oneshot(
+            req.body(Body::from(
+                json!({"intent": "t", "action": {"connector": "fake", "target": "cust"}})
+                    .to_string(),
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: i64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The oldest held write expires after the hold time.
+    let ttl = GateConfig::default().hold_ttl.num_seconds();
+    assert!(retry > ttl - 60 && retry <= ttl + 60, "{retry}");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let b: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(b["error"]["code"], "over_quota");
+    // Another token has its own room.
+    let (s, b) = api
+        .call(
+            "admin",
+            "POST",
+            "/v1/writes",
+            Some(json!({"intent": "t", "action": {"connector": "fake", "target": "cust"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = api
+        .call(
+            "rev",
+            "POST",
+            &format!("/v1/writes/{}/reject", first.id),
+            Some(json!({"reason": "no"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let third = api.submit("cust").await;
+    assert_eq!(third.status, WriteStatus::Held);
+}
+
+#[tokio::test]
+async fn a_write_larger_than_the_whole_quota_is_a_413_without_retry_after() {
+    let api = api_with(GateConfig {
+        quota_bytes: 100,
+        ..GateConfig::default()
+    })
+    .await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/writes")
+        .header("authorization", format!("Bearer {}", api.tokens["bot"]))
+        .header("content-type", "application/json");
+    let resp = api
+        .router
+        .clone()
+        .oneshot(
+            req.body(Body::from(
+                json!({"intent": "t", "action": {"connector": "fake", "target": "cust"}})
+                    .to_string(),
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(resp.headers().get("retry-after").is_none());
 }

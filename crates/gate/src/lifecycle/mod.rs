@@ -9,6 +9,7 @@
 //! and a move whose audit entry cannot be written does not happen (fail
 //! closed).
 
+mod admission;
 mod catalog_cache;
 pub mod clock;
 mod evaluate;
@@ -68,7 +69,14 @@ pub struct GateConfig {
     /// The longest wait between retries of a write whose target is
     /// unreachable.
     pub max_backoff: Duration,
+    /// The stored bytes one token's pending writes (held, approved,
+    /// running) may hold; 0 for no quota.
+    pub quota_bytes: u64,
 }
+
+/// The default quota: room for thousands of ordinary held writes, and a
+/// bound on what one token can make the store keep.
+pub const DEFAULT_QUOTA_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for GateConfig {
     fn default() -> Self {
@@ -85,6 +93,7 @@ impl Default for GateConfig {
             claim_lease: Duration::seconds(30),
             sweep_every: std::time::Duration::from_secs(5),
             max_backoff: Duration::seconds(60),
+            quota_bytes: DEFAULT_QUOTA_BYTES,
         }
     }
 }

@@ -84,7 +84,10 @@ impl Gate {
                     proposal,
                     additions,
                     graph,
-                } => (name, connector, proposal, additions, graph),
+                } => {
+                    self.admit_scope(caller, &id, &name, &proposal).await?;
+                    (name, connector, proposal, additions, graph)
+                }
                 Planned::Refused {
                     name,
                     proposal,
@@ -136,7 +139,7 @@ impl Gate {
                    "decision": record.decision, "proposal_hash": record.proposal_hash,
                    "decision_hash": record.decision_hash}),
         );
-        match self.store.insert_write(&record, draft).await? {
+        match self.insert_pending(&record, draft).await? {
             Inserted::Existing(existing) => {
                 // Another request with the same key won the race.
                 return self

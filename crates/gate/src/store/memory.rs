@@ -110,6 +110,18 @@ impl Inner {
         entry
     }
 
+    /// The agent's pending bytes, counted as SQLite counts them: each
+    /// pending record's JSON as it was last stored.
+    fn pending_bytes(&self, agent: &str) -> Result<u64, StoreError> {
+        let mut sum = 0u64;
+        for w in &self.writes {
+            if w.agent == agent && super::PENDING.contains(&w.record.status) {
+                sum = sum.saturating_add(super::stored_bytes(&w.record)?);
+            }
+        }
+        Ok(sum)
+    }
+
     fn write_mut(&mut self, id: &str) -> Option<&mut StoredWrite> {
         let i = *self.write_at.get(id)?;
         self.writes.get_mut(i)
@@ -177,6 +189,54 @@ impl MemoryStore {
         }
     }
 
+    /// One insert, under `quota` when given: as SQLite's, in one critical
+    /// section.
+    fn insert(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+        quota: Option<u64>,
+    ) -> Result<Inserted, StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(key) = &record.proposal.idempotency_key {
+            let existing = inner.writes.iter().find(|w| {
+                w.agent == record.agent && w.idempotency_key.as_deref() == Some(key.as_str())
+            });
+            if let Some(w) = existing {
+                return Ok(Inserted::Existing(Box::new(w.record.clone())));
+            }
+        }
+        // `id` is the primary key: SQLite refuses a second one, and the
+        // group commit answers that operation with an error.
+        if inner.write_at.contains_key(&record.id) {
+            return Err(StoreError::Commit(format!(
+                "a write with id `{}` exists already",
+                record.id
+            )));
+        }
+        if let Some(max) = quota {
+            let pending = inner.pending_bytes(&record.agent)?;
+            if pending.saturating_add(super::stored_bytes(record)?) > max {
+                return Err(StoreError::OverQuota {
+                    pending_bytes: pending,
+                });
+            }
+        }
+        let i = inner.writes.len();
+        inner.write_at.insert(record.id.clone(), i);
+        inner.writes.push(StoredWrite {
+            agent: record.agent.clone(),
+            idempotency_key: record.proposal.idempotency_key.clone(),
+            created_at: record.created_at,
+            record: record.clone(),
+            version: 1,
+            claim_owner: None,
+            claim_until: None,
+        });
+        inner.append(audit);
+        Ok(Inserted::New)
+    }
+
     /// For tests: the claim on a write as stored, `(owner, until)`; `None`
     /// when there is no such write. An owner of `None` with an `until` is a
     /// backoff.
@@ -213,6 +273,32 @@ impl TokenStore for MemoryStore {
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
         let inner = self.lock()?;
         Ok(inner.tokens.iter().find(|t| t.hash == hash).cloned())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let inner = self.lock()?;
+        let mut out = inner.tokens.clone();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn revoke_token(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(t) = inner
+            .tokens
+            .iter_mut()
+            .find(|t| t.name == name && t.revoked_at.is_none())
+        else {
+            return Ok(false);
+        };
+        t.revoked_at = Some(at);
+        inner.append(audit);
+        Ok(true)
     }
 }
 
@@ -302,36 +388,20 @@ impl WriteStore for MemoryStore {
         record: &WriteRecord,
         audit: AuditDraft,
     ) -> Result<Inserted, StoreError> {
-        let mut inner = self.lock()?;
-        if let Some(key) = &record.proposal.idempotency_key {
-            let existing = inner.writes.iter().find(|w| {
-                w.agent == record.agent && w.idempotency_key.as_deref() == Some(key.as_str())
-            });
-            if let Some(w) = existing {
-                return Ok(Inserted::Existing(Box::new(w.record.clone())));
-            }
-        }
-        // `id` is the primary key: SQLite refuses a second one, and the
-        // group commit answers that operation with an error.
-        if inner.write_at.contains_key(&record.id) {
-            return Err(StoreError::Commit(format!(
-                "a write with id `{}` exists already",
-                record.id
-            )));
-        }
-        let i = inner.writes.len();
-        inner.write_at.insert(record.id.clone(), i);
-        inner.writes.push(StoredWrite {
-            agent: record.agent.clone(),
-            idempotency_key: record.proposal.idempotency_key.clone(),
-            created_at: record.created_at,
-            record: record.clone(),
-            version: 1,
-            claim_owner: None,
-            claim_until: None,
-        });
-        inner.append(audit);
-        Ok(Inserted::New)
+        self.insert(record, audit, None)
+    }
+
+    async fn insert_write_within(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+        max_pending_bytes: u64,
+    ) -> Result<Inserted, StoreError> {
+        self.insert(record, audit, Some(max_pending_bytes))
+    }
+
+    async fn pending_bytes(&self, agent: &str) -> Result<u64, StoreError> {
+        self.lock()?.pending_bytes(agent)
     }
 
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {

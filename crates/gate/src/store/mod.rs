@@ -11,7 +11,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_client::{
+    AuditEntry, FreezeState, Role, TokenScope, WriteRecord, WriteStatus, WriteSummary,
+};
 use recourse_core::Catalog;
 
 pub use memory::MemoryStore;
@@ -30,6 +32,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a token named `{0}` exists already")]
     DuplicateToken(String),
+    /// Nothing stored: the agent's pending writes already hold
+    /// `pending_bytes`, and the new one would take them above the quota
+    /// given to [`WriteStore::insert_write_within`]. A refusal, not a
+    /// failure: the gate answers it with a 429.
+    #[error(
+        "the agent's pending writes hold {pending_bytes} bytes; this one would pass the quota"
+    )]
+    OverQuota { pending_bytes: u64 },
     /// The group commit failed: nothing of the batch was stored.
     #[error("store commit: {0}")]
     Commit(String),
@@ -104,6 +114,13 @@ pub struct TokenRow {
     pub role: Role,
     pub hash: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// What the token's writes may reach; `None`: everything. Stored as
+    /// JSON (a nullable column).
+    pub scope: Option<TokenScope>,
+    /// When it was revoked. A revoked token is kept (its name stays taken,
+    /// so a new token cannot inherit the old one's writes and audit
+    /// entries) and never authenticates again.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// What inserting a write found.
@@ -112,6 +129,26 @@ pub enum Inserted {
     New,
     /// The same agent already submitted this idempotency key.
     Existing(Box<WriteRecord>),
+}
+
+/// The statuses whose stored bytes count against an agent's quota: writes
+/// still waiting on a person or on the gate (held, approved, executing).
+/// A settled write (executed, rejected, refused, expired, failed, rolled
+/// back, …) frees its room; one being rolled back or whose outcome is
+/// unknown waits on an incident lead, not on the agent, so it does not
+/// count against it either.
+pub const PENDING: [WriteStatus; 3] = [
+    WriteStatus::Held,
+    WriteStatus::Approved,
+    WriteStatus::Executing,
+];
+
+/// The bytes a write counts for against its agent's quota: its record as
+/// the store keeps it (serialized JSON).
+pub fn stored_bytes(record: &WriteRecord) -> Result<u64, StoreError> {
+    serde_json::to_vec(record)
+        .map(|b| b.len() as u64)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -136,7 +173,20 @@ pub struct CatalogUpsert {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError>;
+    /// The token with this hash, revoked or not (the caller refuses a
+    /// revoked one, saying so).
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError>;
+    /// Every token, revoked ones too, by name.
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError>;
+    /// Marks the token `name` revoked at `at`, with its audit entry, in
+    /// one transaction. False (and no audit entry) when there is no such
+    /// token or it was revoked already.
+    async fn revoke_token(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -165,6 +215,19 @@ pub trait WriteStore: Send + Sync {
         record: &WriteRecord,
         audit: AuditDraft,
     ) -> Result<Inserted, StoreError>;
+    /// [`WriteStore::insert_write`] under a quota, in the same transaction:
+    /// when the agent's [`PENDING`] writes hold `pending_bytes` and
+    /// `pending_bytes + stored_bytes(record)` is above `max_pending_bytes`,
+    /// nothing is stored and the answer is [`StoreError::OverQuota`]. The
+    /// idempotency check comes first (a repeat is never over quota).
+    async fn insert_write_within(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+        max_pending_bytes: u64,
+    ) -> Result<Inserted, StoreError>;
+    /// The stored bytes of `agent`'s [`PENDING`] writes.
+    async fn pending_bytes(&self, agent: &str) -> Result<u64, StoreError>;
     /// A write and its version, for compare-and-set updates.
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError>;
     async fn write_by_key(&self, agent: &str, key: &str)

@@ -51,9 +51,11 @@ pub struct SqliteStore {
 
 /// A write-path operation waiting for the next group commit.
 enum Op {
+    /// With the quota on the agent's pending bytes, if any.
     Insert(
         Box<WriteRecord>,
         AuditDraft,
+        Option<u64>,
         oneshot::Sender<Result<Inserted, StoreError>>,
     ),
     Update(
@@ -102,8 +104,8 @@ async fn committer(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
             for op in &batch {
                 sqlx::query("SAVEPOINT op").execute(&mut *tx).await?;
                 let result = match op {
-                    Op::Insert(record, draft, _) => {
-                        SqliteStore::insert_in(&mut tx, record, draft.clone())
+                    Op::Insert(record, draft, quota, _) => {
+                        SqliteStore::insert_in(&mut tx, record, draft.clone(), *quota)
                             .await
                             .map(Reply::Inserted)
                     }
@@ -215,6 +217,7 @@ impl SqliteStore {
         tx: &mut sqlx::SqliteConnection,
         record: &WriteRecord,
         audit: AuditDraft,
+        quota: Option<u64>,
     ) -> Result<Inserted, StoreError> {
         if let Some(key) = &record.proposal.idempotency_key {
             let existing =
@@ -227,15 +230,26 @@ impl SqliteStore {
                 return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
             }
         }
-        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)")
+        let body = to_json(record)?;
+        let bytes = body.len() as u64;
+        if let Some(max) = quota {
+            let pending = Self::pending_in(&mut *tx, &record.agent).await?;
+            if pending.saturating_add(bytes) > max {
+                return Err(StoreError::OverQuota {
+                    pending_bytes: pending,
+                });
+            }
+        }
+        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary, bytes) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)")
             .bind(&record.id)
             .bind(&record.agent)
             .bind(&record.proposal.idempotency_key)
             .bind(record.status.as_str())
             .bind(ts(record.created_at))
             .bind(ts(record.updated_at))
-            .bind(to_json(record)?)
+            .bind(body)
             .bind(to_json(&record.summary())?)
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
         Self::append_in(tx, audit).await?;
@@ -248,11 +262,14 @@ impl SqliteStore {
         expected: i64,
         audit: AuditDraft,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE writes SET status = ?, version = version + 1, updated_at = ?, record = ?, summary = ? WHERE id = ? AND version = ?")
+        let body = to_json(record)?;
+        let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let done = sqlx::query("UPDATE writes SET status = ?, version = version + 1, updated_at = ?, record = ?, summary = ?, bytes = ? WHERE id = ? AND version = ?")
             .bind(record.status.as_str())
             .bind(ts(record.updated_at))
-            .bind(to_json(record)?)
+            .bind(body)
             .bind(to_json(&record.summary())?)
+            .bind(bytes)
             .bind(&record.id)
             .bind(expected)
             .execute(&mut *tx)
@@ -263,6 +280,38 @@ impl SqliteStore {
         }
         Self::append_in(tx, audit).await?;
         Ok(true)
+    }
+
+    /// The agent's pending bytes. The `IN` list is the partial index's own
+    /// condition, word for word, so SQLite reads that index: only the
+    /// agent's pending rows, never the whole table.
+    async fn pending_in(conn: &mut sqlx::SqliteConnection, agent: &str) -> Result<u64, StoreError> {
+        let sum: i64 = sqlx::query(
+            "SELECT COALESCE(SUM(bytes), 0) FROM writes WHERE agent = ? AND status IN ('held', 'approved', 'executing')",
+        )
+        .bind(agent)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        Ok(u64::try_from(sum).unwrap_or(0))
+    }
+
+    fn token_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRow, StoreError> {
+        let role: String = row.try_get("role")?;
+        let expires: Option<String> = row.try_get("expires_at")?;
+        let revoked: Option<String> = row.try_get("revoked_at")?;
+        let scope: Option<String> = row.try_get("scope")?;
+        Ok(TokenRow {
+            name: row.try_get("name")?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
+            hash: row.try_get("hash")?,
+            expires_at: expires.as_deref().map(parse_ts).transpose()?,
+            // A scope that does not decode fails closed: an error, never
+            // "no scope" (which would mean everything).
+            scope: scope.as_deref().map(json).transpose()?,
+            revoked_at: revoked.as_deref().map(parse_ts).transpose()?,
+        })
     }
 
     fn record_row(row: &sqlx::sqlite::SqliteRow) -> Result<WriteRecord, StoreError> {
@@ -282,13 +331,15 @@ impl TokenStore for SqliteStore {
             return Err(StoreError::DuplicateToken(row.name.clone()));
         }
         sqlx::query(
-            "INSERT INTO tokens (name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (name, role, hash, created_at, expires_at, scope, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.name)
         .bind(row.role.as_str())
         .bind(&row.hash)
         .bind(ts(Utc::now()))
         .bind(row.expires_at.map(ts))
+        .bind(row.scope.as_ref().map(to_json).transpose()?)
+        .bind(row.revoked_at.map(ts))
         .execute(&mut *tx)
         .await?;
         Self::append_in(&mut tx, audit).await?;
@@ -297,20 +348,44 @@ impl TokenStore for SqliteStore {
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query("SELECT name, role, hash, expires_at FROM tokens WHERE hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let role: String = row.try_get("role")?;
-        let expires: Option<String> = row.try_get("expires_at")?;
-        Ok(Some(TokenRow {
-            name: row.try_get("name")?,
-            role: Role::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
-            hash: row.try_get("hash")?,
-            expires_at: expires.as_deref().map(parse_ts).transpose()?,
-        }))
+        let row = sqlx::query(
+            "SELECT name, role, hash, expires_at, scope, revoked_at FROM tokens WHERE hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(Self::token_row).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, role, hash, expires_at, scope, revoked_at FROM tokens ORDER BY name",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(Self::token_row).collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
+                .bind(ts(at))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if done != 1 {
+            return Ok(false);
+        }
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
@@ -425,13 +500,22 @@ impl WriteStore for SqliteStore {
         record: &WriteRecord,
         audit: AuditDraft,
     ) -> Result<Inserted, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.commits
-            .send(Op::Insert(Box::new(record.clone()), audit, tx))
+        self.insert_queued(record, audit, None).await
+    }
+
+    async fn insert_write_within(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+        max_pending_bytes: u64,
+    ) -> Result<Inserted, StoreError> {
+        self.insert_queued(record, audit, Some(max_pending_bytes))
             .await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
+    }
+
+    async fn pending_bytes(&self, agent: &str) -> Result<u64, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        Self::pending_in(&mut conn, agent).await
     }
 
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
@@ -632,6 +716,24 @@ impl GateStateStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Hands an insert to the group commit: the quota check and the insert
+    /// run in one transaction, behind the one writer, so two submissions
+    /// racing each other cannot both pass the check.
+    async fn insert_queued(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+        quota: Option<u64>,
+    ) -> Result<Inserted, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.commits
+            .send(Op::Insert(Box::new(record.clone()), audit, quota, tx))
+            .await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
+    }
+
     async fn version_in(tx: &mut sqlx::SqliteConnection) -> Result<i64, StoreError> {
         let v: String = sqlx::query("SELECT value FROM state WHERE key = 'catalog_version'")
             .fetch_one(&mut *tx)

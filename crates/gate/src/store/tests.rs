@@ -6,13 +6,14 @@
 //! (scripts/test.sh sets it when PostgreSQL is up), and then they fail.
 
 use chrono::{DateTime, Duration, Utc};
-use recourse_client::{FreezeState, Role, WriteRecord, WriteStatus};
+use recourse_client::{FreezeState, Role, TokenScope, WriteRecord, WriteStatus};
 use recourse_core::{Catalog, Edge, Resource};
 use serde_json::json;
 use tempfile::TempDir;
 
 use super::{
-    Inserted, MemoryStore, PostgresStore, SqliteStore, Store, StoreError, TokenRow, WriteFilter,
+    stored_bytes, Inserted, MemoryStore, PostgresStore, SqliteStore, Store, StoreError, TokenRow,
+    WriteFilter,
     WriteStore,
 };
 use crate::audit::{self, AuditDraft};
@@ -205,6 +206,10 @@ on_every_store!(
     audit_chain_verifies_after_a_mix_of_operations,
     audit_newest_is_newest_first,
     audit_entry_for_finds_a_writes_first_entry_of_an_action,
+    token_scopes_round_trip,
+    revoking_marks_once_and_audits_once,
+    pending_bytes_count_held_approved_and_executing_writes,
+    the_quota_refuses_an_insert_that_would_pass_it_and_stores_nothing,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -792,6 +797,8 @@ async fn tokens_are_unique_by_name(b: &Backend) {
         role: Role::Agent,
         hash: "h1".into(),
         expires_at: Some(t0()),
+        scope: None,
+        revoked_at: None,
     };
     store
         .create_token(&row, draft("token.created", None))
@@ -829,6 +836,8 @@ async fn audit_chain_verifies_after_a_mix_of_operations(b: &Backend) {
         role: Role::Agent,
         hash: "h".into(),
         expires_at: None,
+        scope: None,
+        revoked_at: None,
     };
     store
         .create_token(&token, draft("token.created", None))
@@ -992,6 +1001,185 @@ async fn audit_entry_for_finds_a_writes_first_entry_of_an_action(b: &Backend) {
         .await
         .expect("audit")
         .is_none());
+}
+
+fn token(name: &str, hash: &str, scope: Option<TokenScope>) -> TokenRow {
+    TokenRow {
+        name: name.into(),
+        role: Role::Agent,
+        hash: hash.into(),
+        expires_at: None,
+        scope,
+        revoked_at: None,
+    }
+}
+
+async fn token_scopes_round_trip(b: &Backend) {
+    let store = b.store();
+    let scope = TokenScope {
+        fs_roots: vec!["/srv/a".into(), "/srv/b".into()],
+        sql: vec!["crm".into()],
+        http_allow: vec!["api.test".into(), "pay.test:8443".into()],
+    };
+    store
+        .create_token(
+            &token("scoped", "h1", Some(scope.clone())),
+            draft("token.created", None),
+        )
+        .await
+        .expect("create");
+    store
+        .create_token(&token("free", "h2", None), draft("token.created", None))
+        .await
+        .expect("create");
+    let found = store
+        .token_by_hash("h1")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.scope, Some(scope.clone()));
+    let free = store
+        .token_by_hash("h2")
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(free.scope, None, "no scope stays no scope (everything)");
+    let all = store.tokens().await.expect("list");
+    let names: Vec<_> = all.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["free", "scoped"], "by name");
+    assert_eq!(all[1].scope, Some(scope));
+}
+
+async fn revoking_marks_once_and_audits_once(b: &Backend) {
+    let store = b.store();
+    store
+        .create_token(&token("bot", "h1", None), draft("token.created", None))
+        .await
+        .expect("create");
+    assert!(store
+        .revoke_token("bot", t0(), draft("token.revoked", None))
+        .await
+        .expect("revoke"));
+    assert_eq!(audit_len(store).await, 2);
+    let row = store
+        .token_by_hash("h1")
+        .await
+        .expect("lookup")
+        .expect("kept");
+    assert_eq!(row.revoked_at, Some(t0()));
+    // Again, or a name nobody has: false, and no audit entry.
+    assert!(!store
+        .revoke_token("bot", t0(), draft("token.revoked", None))
+        .await
+        .expect("revoke"));
+    assert!(!store
+        .revoke_token("nobody", t0(), draft("token.revoked", None))
+        .await
+        .expect("revoke"));
+    assert_eq!(audit_len(store).await, 2);
+    // The name stays taken.
+    match store
+        .create_token(&token("bot", "h9", None), draft("token.created", None))
+        .await
+    {
+        Err(StoreError::DuplicateToken(n)) => assert_eq!(n, "bot"),
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+}
+
+async fn pending_bytes_count_held_approved_and_executing_writes(b: &Backend) {
+    let store = b.store();
+    assert_eq!(store.pending_bytes("bot").await.expect("sum"), 0);
+    let held = record("w1", "bot", None, WriteStatus::Held, t0());
+    let approved = record("w2", "bot", None, WriteStatus::Approved, t0());
+    let executing = record("w3", "bot", None, WriteStatus::Executing, t0());
+    let refused = record("w4", "bot", None, WriteStatus::Refused, t0());
+    let other = record("w5", "other", None, WriteStatus::Held, t0());
+    for r in [&held, &approved, &executing, &refused, &other] {
+        insert(store, r).await;
+    }
+    let size = |r: &WriteRecord| stored_bytes(r).expect("size");
+    let expected = size(&held) + size(&approved) + size(&executing);
+    assert_eq!(store.pending_bytes("bot").await.expect("sum"), expected);
+    assert_eq!(
+        store.pending_bytes("other").await.expect("sum"),
+        size(&other)
+    );
+
+    // A held write that is rejected frees its room; one that grows (its
+    // history, its capture) counts at its new size.
+    let (mut w1, v) = store.write("w1").await.expect("read").expect("w1");
+    w1.status = WriteStatus::Rejected;
+    assert!(store
+        .update_write(&w1, v, draft("write.rejected", Some("w1")))
+        .await
+        .expect("update"));
+    let (mut w2, v) = store.write("w2").await.expect("read").expect("w2");
+    w2.proposal.intent.push_str(&"x".repeat(1000));
+    assert!(store
+        .update_write(&w2, v, draft("write.noted", Some("w2")))
+        .await
+        .expect("update"));
+    assert_eq!(
+        store.pending_bytes("bot").await.expect("sum"),
+        size(&w2) + size(&executing)
+    );
+}
+
+async fn the_quota_refuses_an_insert_that_would_pass_it_and_stores_nothing(b: &Backend) {
+    let store = b.store();
+    let first = record("w1", "bot", Some("k1"), WriteStatus::Held, t0());
+    let second = record("w2", "bot", Some("k2"), WriteStatus::Held, t0());
+    let one = stored_bytes(&first).expect("size");
+    let quota = one + stored_bytes(&second).expect("size") - 1;
+    let got = store
+        .insert_write_within(&first, draft("write.submitted", Some("w1")), quota)
+        .await
+        .expect("first fits");
+    assert!(matches!(got, Inserted::New));
+    let before = audit_len(store).await;
+    match store
+        .insert_write_within(&second, draft("write.submitted", Some("w2")), quota)
+        .await
+    {
+        Err(StoreError::OverQuota { pending_bytes }) => assert_eq!(pending_bytes, one),
+        other => panic!("expected over quota, got {other:?}"),
+    }
+    assert!(
+        store.write("w2").await.expect("read").is_none(),
+        "nothing stored"
+    );
+    assert_eq!(audit_len(store).await, before, "no audit entry");
+    // A repeat of a stored key is its write, whatever the quota.
+    let again = record("w9", "bot", Some("k1"), WriteStatus::Held, t0());
+    let got = store
+        .insert_write_within(&again, draft("write.submitted", Some("w9")), 1)
+        .await
+        .expect("repeat");
+    assert!(matches!(got, Inserted::Existing(_)));
+    // Another agent has its own room.
+    let theirs = record("w3", "other", None, WriteStatus::Held, t0());
+    assert!(matches!(
+        store
+            .insert_write_within(&theirs, draft("write.submitted", Some("w3")), quota)
+            .await
+            .expect("other agent"),
+        Inserted::New
+    ));
+    // Once the first is settled, the second fits.
+    let (mut w1, v) = store.write("w1").await.expect("read").expect("w1");
+    w1.status = WriteStatus::Expired;
+    assert!(store
+        .update_write(&w1, v, draft("write.expired", Some("w1")))
+        .await
+        .expect("update"));
+    assert!(matches!(
+        store
+            .insert_write_within(&second, draft("write.submitted", Some("w2")), quota)
+            .await
+            .expect("fits now"),
+        Inserted::New
+    ));
 }
 
 /// The test-only helpers of the in-memory store.
