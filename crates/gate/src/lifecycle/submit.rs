@@ -49,8 +49,9 @@ enum Planned {
 impl Gate {
     /// Submits a proposal: decides, runs a `proceed` at once (capture first),
     /// holds a `hold`, records a `refuse`. The same idempotency key from the
-    /// same agent returns the first write, never a second one.
-    pub async fn submit(
+    /// same agent returns the first write, never a second one. The record
+    /// returned still carries its sealed proposal: [`Gate::submit`] strips it.
+    pub(crate) async fn submit_record(
         &self,
         caller: &Caller,
         body: Value,
@@ -126,7 +127,7 @@ impl Gate {
             submitted_hash,
             decision,
             note,
-        );
+        )?;
         let status = record.status;
         let draft = AuditDraft::new(
             &caller.name,
@@ -164,7 +165,7 @@ impl Gate {
             Planned::Refused {
                 proposal, reason, ..
             } => Ok(Explained {
-                proposal,
+                proposal: self.masked_proposal(&proposal),
                 decision: Decision {
                     decision: Verdict::Refuse,
                     reasons: vec![reason],
@@ -192,7 +193,10 @@ impl Gate {
                 let (decision, _) = self
                     .evaluate(&graph, &id, &proposal, connector.as_ref())
                     .await?;
-                Ok(Explained { proposal, decision })
+                Ok(Explained {
+                    proposal: self.masked_proposal(&proposal),
+                    decision: self.masked(&decision),
+                })
             }
         }
     }
@@ -346,7 +350,7 @@ impl Gate {
             submitted_hash,
             decision,
             None,
-        );
+        )?;
         let draft = AuditDraft::new(
             &caller.name,
             "write.refused",
@@ -375,7 +379,7 @@ impl Gate {
         submitted_hash: String,
         decision: Decision<'static>,
         note: Option<String>,
-    ) -> WriteRecord {
+    ) -> Result<WriteRecord, GateError> {
         let now = self.now();
         let status = machine::initial(decision.decision);
         // Nothing ever runs a refused proposal: the store keeps it bounded.
@@ -418,8 +422,14 @@ impl Gate {
             rollback: None,
             waiting: None,
             actions: Vec::new(),
+            sealed_proposal: None,
         };
         self.adopt(&mut record, decision);
-        record
+        // Section 10: from here on the record is masked; the raw proposal
+        // is kept sealed while something may still run it.
+        let raw = record.proposal.clone();
+        self.seal_into(&mut record, &raw, status != WriteStatus::Refused)
+            .map_err(|e| GateError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        Ok(record)
     }
 }
