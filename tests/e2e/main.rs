@@ -12,4 +12,5 @@ mod harness;
 mod lifecycle;
 mod limits;
 mod scenarios;
+mod secrets;
 mod trust;

@@ -544,10 +544,7 @@ fn check_placement(args: &ServeArgs) -> anyhow::Result<()> {
         ));
     }
     if let Some(key) = &args.action_key {
-        places.push(Place::new(
-            "the action key",
-            resolve("--action-key", key)?,
-        ));
+        places.push(Place::new("the action key", resolve("--action-key", key)?));
     }
     let roots = args
         .fs_roots
@@ -588,10 +585,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .action_key
         .clone()
         .unwrap_or_else(|| data_dir.join("action.key"));
-    let (action_key, created) = recourse_gate::lifecycle::ActionKey::load_or_create(
-        &action_key_path,
-    )
-    .with_context(|| format!("--action-key {}", action_key_path.display()))?;
+    let (action_key, created) =
+        recourse_gate::lifecycle::ActionKey::load_or_create(&action_key_path)
+            .with_context(|| format!("--action-key {}", action_key_path.display()))?;
     if created {
         tracing::warn!(path = %action_key_path.display(), key_id = %action_key.key_id(),
             "created a new action key: back it up, and keep it off the store's disk");

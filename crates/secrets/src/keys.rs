@@ -63,9 +63,32 @@ const PARTS: &[&str] = &[
 
 /// Endings that name something about a credential, not the credential.
 const HARMLESS_ENDINGS: &[&str] = &[
-    "tokens", "type", "types", "tokenizer", "count", "limit", "length", "policy", "endpoint",
-    "url", "uri", "expiry", "expiresat", "expiresin", "ttl", "lifetime", "required", "name",
-    "ref", "arn", "version", "method", "algorithm", "enabled", "path", "file",
+    "tokens",
+    "type",
+    "types",
+    "tokenizer",
+    "count",
+    "limit",
+    "length",
+    "policy",
+    "endpoint",
+    "url",
+    "uri",
+    "expiry",
+    "expiresat",
+    "expiresin",
+    "ttl",
+    "lifetime",
+    "required",
+    "name",
+    "ref",
+    "arn",
+    "version",
+    "method",
+    "algorithm",
+    "enabled",
+    "path",
+    "file",
 ];
 
 /// The normal form names are compared in.

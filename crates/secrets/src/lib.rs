@@ -63,6 +63,88 @@ impl Masker {
         is_secret_name(name, &self.extra)
     }
 
+    /// The values a masked form of `v` hides by their name (under a
+    /// credential key, a credential header pair): what a connector may
+    /// echo without the name, in a row of values, say. Short ones (under 4
+    /// characters) are left out: they would mask ordinary text.
+    pub fn named_secrets(&self, v: &Value) -> Vec<String> {
+        fn all(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::String(s) if s.len() >= 4 && s != REDACTED => out.push(s.clone()),
+                Value::Number(n) if n.to_string().len() >= 4 => out.push(n.to_string()),
+                Value::Array(items) => items.iter().for_each(|i| all(i, out)),
+                Value::Object(map) => map.values().for_each(|i| all(i, out)),
+                _ => {}
+            }
+        }
+        fn walk(m: &Masker, v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Array(items) => {
+                    if let [Value::String(name), value] = items.as_slice() {
+                        if m.is_secret_name(name) {
+                            all(value, out);
+                            return;
+                        }
+                    }
+                    items.iter().for_each(|i| walk(m, i, out));
+                }
+                Value::Object(map) => {
+                    let pair = PAIR_NAMES.iter().any(|n| {
+                        map.get(*n)
+                            .and_then(Value::as_str)
+                            .is_some_and(|name| m.is_secret_name(name))
+                    });
+                    for (k, v) in map {
+                        if m.is_secret_name(k) || (pair && k == "value") {
+                            all(v, out);
+                        } else {
+                            walk(m, v, out);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, v, &mut out);
+        // Longest first, so a secret holding another is replaced whole.
+        out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        out.dedup();
+        out
+    }
+
+    /// `v` masked, with every occurrence of one of `known` (from
+    /// [`Masker::named_secrets`] of the proposal) masked too, wherever it
+    /// shows and under whatever name.
+    pub fn value_knowing(&self, v: &Value, known: &[String]) -> Value {
+        fn replace(v: &Value, known: &[String]) -> Value {
+            match v {
+                Value::String(s) => {
+                    let mut s = s.clone();
+                    for k in known {
+                        if s.contains(k.as_str()) {
+                            s = s.replace(k.as_str(), REDACTED);
+                        }
+                    }
+                    Value::String(s)
+                }
+                Value::Number(n) if known.contains(&n.to_string()) => {
+                    Value::String(REDACTED.into())
+                }
+                Value::Array(items) => {
+                    Value::Array(items.iter().map(|i| replace(i, known)).collect())
+                }
+                Value::Object(map) => Value::Object(
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), replace(v, known)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            }
+        }
+        self.value(&replace(v, known))
+    }
+
     /// The same value with only its strings masked: keys, shapes and types
     /// stay (for typed records that must still decode after masking).
     pub fn strings(&self, v: &Value) -> Value {
@@ -105,18 +187,57 @@ fn mask_object(map: &Map<String, Value>, extra: &[String]) -> Map<String, Value>
             .and_then(Value::as_str)
             .is_some_and(|name| is_secret_name(name, extra))
     });
+    // `{"columns": ["id", "password"], "after": [1, "..."]}`: rows as lists
+    // (a SQL connector's before- and after-images) lose the values of
+    // credential columns.
+    let secret_columns: Vec<bool> = map
+        .get("columns")
+        .and_then(Value::as_array)
+        .map(|cols| {
+            cols.iter()
+                .map(|c| c.as_str().is_some_and(|c| is_secret_name(c, extra)))
+                .collect()
+        })
+        .unwrap_or_default();
     map.iter()
         .map(|(k, v)| {
             let masked = if k == CONTENT_KEY {
                 content(v, extra)
             } else if is_secret_name(k, extra) || (pair_secret && k == "value") {
                 masked_secret(v)
+            } else if secret_columns.contains(&true) && k != "columns" {
+                mask_value(&by_column(v, &secret_columns), extra)
             } else {
                 mask_value(v, extra)
             };
             (k.clone(), masked)
         })
         .collect()
+}
+
+/// A row (or a list of rows) with the values of secret columns masked.
+fn by_column(v: &Value, secret: &[bool]) -> Value {
+    match v {
+        Value::Array(items)
+            if items.len() == secret.len() && !items.iter().all(Value::is_array) =>
+        {
+            Value::Array(
+                items
+                    .iter()
+                    .zip(secret)
+                    .map(|(item, s)| {
+                        if *s {
+                            masked_secret(item)
+                        } else {
+                            item.clone()
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|i| by_column(i, secret)).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The value of a credential: strings and numbers go; `true`, `false` and
@@ -170,10 +291,12 @@ mod tests {
 
     #[test]
     fn credential_keys_lose_their_values() {
-        let r = m(json!({"headers": {"Authorization": "Bearer x", "Accept": "a",
+        let r = m(
+            json!({"headers": {"Authorization": "Bearer x", "Accept": "a",
                                      "X-Auth-Token": "t0k", "X-Amz-Security-Token": "FQo"},
                          "nested": [{"password": "p"}], "max_tokens": 512,
-                         "token_type": "Bearer", "password_set": true}));
+                         "token_type": "Bearer", "password_set": true}),
+        );
         assert_eq!(r["headers"]["Authorization"], REDACTED);
         assert_eq!(r["headers"]["X-Auth-Token"], REDACTED);
         assert_eq!(r["headers"]["X-Amz-Security-Token"], REDACTED);
@@ -208,8 +331,10 @@ mod tests {
 
     #[test]
     fn strings_anywhere_are_masked() {
-        let r = m(json!({"url": "https://x.test/a?api_key=abcd1234", "body": "a=1&password=x",
-                         "list": ["AKIAIOSFODNN7EXAMPLE"]}));
+        let r = m(
+            json!({"url": "https://x.test/a?api_key=abcd1234", "body": "a=1&password=x",
+                         "list": ["AKIAIOSFODNN7EXAMPLE"]}),
+        );
         assert_eq!(r["url"], "https://x.test/a?api_key=[redacted]");
         assert_eq!(r["body"], "a=1&password=[redacted]");
         assert_eq!(r["list"][0], REDACTED);
@@ -221,6 +346,27 @@ mod tests {
                        "h": [["Cookie", "c=1"]], "n": 5, "key": "AKIAIOSFODNN7EXAMPLE"});
         let once = m(v);
         assert_eq!(m(once.clone()), once);
+    }
+
+    #[test]
+    fn rows_as_lists_lose_credential_columns() {
+        let r = m(json!({"columns": ["id", "password", "note"],
+                         "after": [1, "pw-1", "x"], "rows": [[2, "pw-2", "y"]]}));
+        assert_eq!(r["after"], json!([1, REDACTED, "x"]));
+        assert_eq!(r["rows"], json!([[2, REDACTED, "y"]]));
+    }
+
+    #[test]
+    fn values_named_secret_in_the_proposal_are_masked_wherever_they_show() {
+        let masker = Masker::default();
+        let proposal = json!({"set": {"password": "pw-12345", "note": "hi"},
+                              "headers": [["Cookie", "c-77777"]]});
+        let known = masker.named_secrets(&proposal);
+        assert_eq!(known, vec!["c-77777".to_string(), "pw-12345".to_string()]);
+        let outcome = json!({"after": [[1, "pw-12345", "hi"]], "echo": "sent c-77777"});
+        let r = masker.value_knowing(&outcome, &known);
+        assert_eq!(r["after"], json!([[1, REDACTED, "hi"]]));
+        assert_eq!(r["echo"], "sent [redacted]");
     }
 
     #[test]

@@ -88,26 +88,37 @@ static USERINFO: LazyLock<Option<Regex>> =
 
 /// An authorization scheme and its credentials.
 static SCHEME: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r"(?i)\b(Bearer|Basic|Digest|Token|Negotiate|NTLM|AWS4-HMAC-SHA256|Bot)(\s+)([A-Za-z0-9._~+/=:,-]{6,})")
+    re(
+        r"(?i)\b(Bearer|Basic|Digest|Token|Negotiate|NTLM|AWS4-HMAC-SHA256|Bot)(\s+)([A-Za-z0-9._~+/=:,-]{6,})",
+    )
 });
 
 /// `name=value` in a query string, a form body, a connection string.
-static PARAM: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r#"(^|[?&;\s,])([A-Za-z0-9_.\[\]-]{2,64})=([^&#;\s,'"]*)"#)
-});
+static PARAM: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r#"(^|[?&;\s,])([A-Za-z0-9_.\[\]-]{2,64})=([^&#;\s,'"]*)"#));
 
 /// `name: value`, `name = value`, `"name": "value"`: a credential word and
 /// what follows it, in free text or JSON sent as text.
 static ASSIGNED: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r#"([A-Za-z0-9_.-]{2,64})(["']?\s*(?::|=|:=|=>)\s*["']?)([^\s"',;&}{)\]\[]+)"#)
+    re(
+        r#"([A-Za-z0-9_.-]{0,64}(?i:pass|pwd|secret|token|key|auth|credential|session|sess|signature|sig|cookie|sid|pin|otp)[A-Za-z0-9_.-]{0,64})(["']?\s*(?::|=|:=|=>)\s*["']?)([^\s"',;&}{)\]\[]+)"#,
+    )
 });
 
 /// Words a credential name may be followed by that are not the credential
 /// (`Authorization: Bearer ...` is masked by [`SCHEME`]).
 fn is_scheme_word(v: &str) -> bool {
-    ["bearer", "basic", "digest", "token", "negotiate", "ntlm", "bot"]
-        .iter()
-        .any(|w| v.eq_ignore_ascii_case(w))
+    [
+        "bearer",
+        "basic",
+        "digest",
+        "token",
+        "negotiate",
+        "ntlm",
+        "bot",
+    ]
+    .iter()
+    .any(|w| v.eq_ignore_ascii_case(w))
 }
 
 /// Values that say nothing even under a credential name.
@@ -125,7 +136,8 @@ fn says_nothing(v: &str) -> bool {
 /// long.
 fn token_like(v: &str) -> bool {
     v.len() >= 16
-        || v.chars().any(|c| c.is_ascii_digit() || "+/=_.-~:".contains(c))
+        || v.chars()
+            .any(|c| c.is_ascii_digit() || "+/=_.-~:".contains(c))
         || v.chars().skip(1).any(|c| c.is_ascii_uppercase())
 }
 
@@ -222,27 +234,41 @@ mod tests {
             m("https://s3.example.com/o?X-Amz-Signature=0123abcd&X-Amz-Date=20250101"),
             "https://s3.example.com/o?X-Amz-Signature=[redacted]&X-Amz-Date=20250101"
         );
-        assert_eq!(m("?token_type=bearer&max_tokens=5"), "?token_type=bearer&max_tokens=5");
+        assert_eq!(
+            m("?token_type=bearer&max_tokens=5"),
+            "?token_type=bearer&max_tokens=5"
+        );
     }
 
     #[test]
     fn authorization_schemes() {
         assert_eq!(m("Bearer abc.def-123"), "Bearer [redacted]");
         assert_eq!(m("Basic dXNlcjpwYXNz"), "Basic [redacted]");
-        assert_eq!(m("Authorization: Bearer abc123xyz"), "Authorization: Bearer [redacted]");
-        assert_eq!(m("Basic research on the bearer patient"), "Basic research on the bearer patient");
+        assert_eq!(
+            m("Authorization: Bearer abc123xyz"),
+            "Authorization: Bearer [redacted]"
+        );
+        assert_eq!(
+            m("Basic research on the bearer patient"),
+            "Basic research on the bearer patient"
+        );
     }
 
     #[test]
     fn credential_words_in_text() {
         assert_eq!(m("password: hunter2"), "password: [redacted]");
-        assert_eq!(m(r#"{"client_secret":"s3cr3t-value"}"#), r#"{"client_secret":"[redacted]"}"#);
+        assert_eq!(
+            m(r#"{"client_secret":"s3cr3t-value"}"#),
+            r#"{"client_secret":"[redacted]"}"#
+        );
         assert_eq!(
             m("UPDATE users SET password='hunter2' WHERE id=4"),
             "UPDATE users SET password='[redacted]' WHERE id=4"
         );
         assert_eq!(m(r#"{"max_tokens": 512}"#), r#"{"max_tokens": 512}"#);
         assert_eq!(m("token: null"), "token: null");
+        // A word before it does not hide it.
+        assert_eq!(m("no: password: rj-5511"), "no: password: [redacted]");
     }
 
     #[test]
@@ -272,6 +298,9 @@ mod tests {
 
     #[test]
     fn plain_text_is_borrowed() {
-        assert!(matches!(mask_text("nothing to see here", &[]), Cow::Borrowed(_)));
+        assert!(matches!(
+            mask_text("nothing to see here", &[]),
+            Cow::Borrowed(_)
+        ));
     }
 }

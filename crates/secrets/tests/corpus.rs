@@ -14,7 +14,10 @@ fn corpus() -> Value {
 fn the_corpus_is_large_enough() {
     let c = corpus();
     let secrets = c["secrets"].as_array().unwrap();
-    let mut rules: Vec<&str> = secrets.iter().map(|s| s["rule"].as_str().unwrap()).collect();
+    let mut rules: Vec<&str> = secrets
+        .iter()
+        .map(|s| s["rule"].as_str().unwrap())
+        .collect();
     rules.sort_unstable();
     rules.dedup();
     assert!(rules.len() >= 30, "only {} distinct shapes", rules.len());
@@ -31,7 +34,10 @@ fn every_secret_is_masked_in_text_and_in_json() {
             s["secret"].as_str().unwrap(),
             s["text"].as_str().unwrap(),
         );
-        assert!(text.contains(secret), "{rule}: the text must hold the secret");
+        assert!(
+            text.contains(secret),
+            "{rule}: the text must hold the secret"
+        );
         let as_text = mask_text(text, &[]);
         if as_text.contains(secret) {
             missed.push(format!("{rule} (text): {as_text}"));
@@ -48,7 +54,11 @@ fn every_secret_is_masked_in_text_and_in_json() {
             missed.push(format!("{rule} (named): {named}"));
         }
     }
-    assert!(missed.is_empty(), "secrets left in clear:\n{}", missed.join("\n"));
+    assert!(
+        missed.is_empty(),
+        "secrets left in clear:\n{}",
+        missed.join("\n")
+    );
 }
 
 #[test]
@@ -66,5 +76,9 @@ fn no_lookalike_is_masked() {
             changed.push(format!("{l} (json)"));
         }
     }
-    assert!(changed.is_empty(), "look-alikes masked:\n{}", changed.join("\n"));
+    assert!(
+        changed.is_empty(),
+        "look-alikes masked:\n{}",
+        changed.join("\n")
+    );
 }

@@ -96,8 +96,9 @@ impl Gate {
                     // yet in the store: recovery reads it back (`captured`).
                     crash_point!("gate.before_capture_record");
                     let mut rec = rec;
+                    let capture = self.masked_knowing(&capture, &raw);
                     rec.capture = Some(capture.clone());
-                    let body = json!({"capture": self.redacted(&capture)});
+                    let body = json!({"capture": capture});
                     self.apply_won(
                         Move::new(rec, version, Step::Captured, actor)
                             .note("captured")
@@ -121,7 +122,9 @@ impl Gate {
                 crash_point!("gate.after_execute");
                 self.forget_retries(&rec.id);
                 let mut rec = rec;
-                rec.outcome = Some(self.redacted(&outcome));
+                // A connector may echo a value without its name (a row of
+                // values): what the proposal named a secret goes too.
+                rec.outcome = Some(self.masked_knowing(&outcome, &raw));
                 let body = json!({"outcome": rec.outcome});
                 Ok(self
                     .apply_won(Move::new(rec, version, Step::Executed, actor).body(body))

@@ -155,9 +155,7 @@ impl ActionKey {
             return Err(SealError::Open("too short"));
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce
-            .try_into()
-            .map_err(|_| SealError::Open("too short"))?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError::Open("too short"))?;
         let msg = self
             .cipher()
             .decrypt(

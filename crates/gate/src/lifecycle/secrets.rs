@@ -46,6 +46,19 @@ impl Gate {
             .unwrap_or_else(|_| t.clone())
     }
 
+    /// A connector's answer (a capture, an outcome) masked, and every value
+    /// the raw proposal names a secret masked in it wherever it shows.
+    pub(crate) fn masked_knowing(
+        &self,
+        v: &serde_json::Value,
+        raw: &Proposal,
+    ) -> serde_json::Value {
+        let known = serde_json::to_value(raw)
+            .map(|p| self.masker.named_secrets(&p))
+            .unwrap_or_default();
+        self.masker.value_knowing(v, &known)
+    }
+
     /// The proposal as the store, the trail and the API keep it. The agent
     /// and the idempotency key stay as they are: writes are found by them.
     pub(crate) fn masked_proposal(&self, p: &Proposal) -> Proposal {
@@ -234,8 +247,14 @@ mod tests {
         let returned = serde_json::to_string(&rec).unwrap();
         assert!(!in_clear(&returned), "{returned}");
         assert!(rec.sealed_proposal.is_none(), "never returned");
-        assert_eq!(rec.proposal.action["headers"]["Authorization"], "[redacted]");
-        assert_eq!(rec.proposal.action["url"], "https://api.test/x?api_key=[redacted]");
+        assert_eq!(
+            rec.proposal.action["headers"]["Authorization"],
+            "[redacted]"
+        );
+        assert_eq!(
+            rec.proposal.action["url"],
+            "https://api.test/x?api_key=[redacted]"
+        );
         assert!(!in_clear(&w.everything().await));
         let shown = w.gate.get(&who("bot", Role::Agent), &rec.id).await.unwrap();
         assert!(!in_clear(&serde_json::to_string(&shown).unwrap()));
@@ -244,7 +263,12 @@ mod tests {
         assert!(w.sealed(&rec.id).await);
         let back = w
             .gate
-            .rollback(&who("lead", Role::IncidentLead), &rec.id, "test".into(), false)
+            .rollback(
+                &who("lead", Role::IncidentLead),
+                &rec.id,
+                "test".into(),
+                false,
+            )
             .await
             .unwrap();
         assert_eq!(back.status, WriteStatus::RolledBack);
@@ -263,7 +287,11 @@ mod tests {
         assert_eq!(again.id, rec.id);
         let mut other = body("a", Some("k1"));
         other["action"]["password"] = json!("another-one");
-        assert!(w.gate.submit(&who("bot", Role::Agent), other).await.is_err());
+        assert!(w
+            .gate
+            .submit(&who("bot", Role::Agent), other)
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -273,7 +301,11 @@ mod tests {
         assert!(w.sealed(&rejected).await, "a held write keeps it, sealed");
         assert!(!in_clear(&w.everything().await), "not in clear while held");
         w.gate
-            .reject(&who("rev1", Role::Reviewer), &rejected, format!("no: password={PASSWORD}"))
+            .reject(
+                &who("rev1", Role::Reviewer),
+                &rejected,
+                format!("no: password={PASSWORD}"),
+            )
             .await
             .unwrap();
         assert!(!w.sealed(&rejected).await);
@@ -302,7 +334,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rec.status, WriteStatus::Failed, "{:?}", rec.history);
-        assert_eq!(w.fake.executions.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(
+            w.fake.executions.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
         let audit = w.store.audit(0, 100_000).await.unwrap();
         assert!(audit
             .iter()
