@@ -2,6 +2,9 @@
 //! every secret shape must be masked wherever it appears; every look-alike
 //! must come through unchanged.
 
+// Test code: a failed step should stop the test loudly, helpers included.
+#![allow(clippy::unwrap_used)]
+
 use recourse_secrets::{mask_text, mask_value};
 use serde_json::{json, Value};
 
