@@ -280,7 +280,6 @@ pub struct WriteRecord {
     /// [`WriteRecord::without_sealed`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(ignore))]
-    #[cfg_attr(feature = "ts", specta(skip))]
     pub sealed_proposal: Option<String>,
 }
 
