@@ -155,6 +155,21 @@ impl TestGate {
         self.spawn_with(env, false);
     }
 
+    /// Starts the process (again) with its stderr kept in a file, read by
+    /// [`TestGate::log`].
+    pub fn spawn_logged(&mut self, env: &[(&str, &str)]) {
+        self.kill();
+        self.spawn_with(env, true);
+    }
+
+    /// What the current process wrote to stderr, when captured.
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
     /// Starts the process with a crash point armed to pause there
     /// (`FAILPOINTS=point=return(pause)`; the binary is built with the
     /// `failpoints` feature for the tests), its stderr kept in a file that

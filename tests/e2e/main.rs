@@ -14,4 +14,5 @@ mod limits;
 mod postgres_store;
 mod scenarios;
 mod scopes;
+mod secrets;
 mod trust;

@@ -76,6 +76,13 @@ struct ServeArgs {
     /// DATA_DIR/signing.key; keep it (and a backup) off the store's disk.
     #[arg(long, env = "RECOURSE_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    /// The key that encrypts the proposals the gate keeps until they have
+    /// run (secrets in clear inside); created (mode 0600) when missing,
+    /// refused when others may read it. Default: DATA_DIR/action.key; keep
+    /// it (and a backup) off the store's disk. Without it, held and
+    /// in-flight writes cannot run. See docs/secrets.md.
+    #[arg(long, env = "RECOURSE_ACTION_KEY")]
+    action_key: Option<PathBuf>,
     /// A signed checkpoint after this many audit entries...
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: i64,
@@ -658,6 +665,9 @@ fn check_placement(args: &ServeArgs) -> anyhow::Result<()> {
             resolve("--signing-key", key)?,
         ));
     }
+    if let Some(key) = &args.action_key {
+        places.push(Place::new("the action key", resolve("--action-key", key)?));
+    }
     let roots = args
         .fs_roots
         .iter()
@@ -698,10 +708,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _lock = recourse_gate::lock_data_dir(&data_dir).context("--data-dir")?;
     let vault = args.vault.clone().unwrap_or_else(|| data_dir.join("vault"));
 
+    let action_key_path = args
+        .action_key
+        .clone()
+        .unwrap_or_else(|| data_dir.join("action.key"));
+    let (action_key, created) =
+        recourse_gate::lifecycle::ActionKey::load_or_create(&action_key_path)
+            .with_context(|| format!("--action-key {}", action_key_path.display()))?;
+    if created {
+        tracing::warn!(path = %action_key_path.display(), key_id = %action_key.key_id(),
+            "created a new action key: back it up, and keep it off the store's disk");
+    }
     let mut config = GateConfig {
         hold_ttl: chrono::Duration::seconds(args.hold_ttl_s),
         redact_keys: args.redact.clone(),
         quota_bytes: args.quota_bytes,
+        action_key,
         ..GateConfig::default()
     };
     config.policy.window_margin_s = args.window_margin_s;

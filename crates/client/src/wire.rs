@@ -273,6 +273,14 @@ pub struct WriteRecord {
     /// what the store keeps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<WriteAction>,
+    /// The proposal as submitted (secrets in clear), encrypted with the
+    /// gate's action key and bound to this write's id; `proposal` is the
+    /// masked form. Kept only while a connector may still need it, and
+    /// never returned by the API (the gate strips it at the edge: see
+    /// [`WriteRecord::without_sealed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub sealed_proposal: Option<String>,
 }
 
 /// A write in a list: enough to triage without its graph.
@@ -312,6 +320,12 @@ pub struct WriteSummary {
 }
 
 impl WriteRecord {
+    /// The record as the API shows it: without the sealed proposal.
+    pub fn without_sealed(mut self) -> Self {
+        self.sealed_proposal = None;
+        self
+    }
+
     pub fn summary(&self) -> WriteSummary {
         let mut reason_codes: Vec<_> = self.decision.reasons.iter().map(|r| r.code).collect();
         reason_codes.dedup();

@@ -134,46 +134,6 @@ pub fn verify(entries: &[AuditEntry]) -> AuditVerification {
     }
 }
 
-/// Replaces secrets in a JSON value before it is stored or logged: values of
-/// keys named like credentials, and file contents (kept as a hash and size,
-/// so the trail still proves what was written).
-pub fn redact(value: &Value, extra_keys: &[String]) -> Value {
-    const SECRET_KEYS: [&str; 8] = [
-        "authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "password",
-        "token",
-        "secret",
-        "api_key",
-    ];
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    let secret = SECRET_KEYS.contains(&lower.as_str())
-                        || extra_keys.iter().any(|x| x.eq_ignore_ascii_case(k));
-                    let v = if secret {
-                        Value::String("[redacted]".into())
-                    } else if k == "content_b64" {
-                        let bytes = v.as_str().unwrap_or("").as_bytes();
-                        let mut h = Sha256::new();
-                        h.update(bytes);
-                        serde_json::json!({"redacted": true, "sha256_of_b64": hex::encode(h.finalize()), "b64_len": bytes.len()})
-                    } else {
-                        redact(v, extra_keys)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| redact(v, extra_keys)).collect()),
-        other => other.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,16 +179,5 @@ mod tests {
             e.seq = i as i64 + 1;
         }
         assert_eq!(verify(&renumbered).first_bad_seq, Some(2));
-    }
-
-    #[test]
-    fn secrets_are_redacted() {
-        let v = serde_json::json!({"headers": {"Authorization": "Bearer x", "Accept": "a"},
-                                   "content_b64": "QUtJQQ==", "nested": [{"password": "p"}]});
-        let r = redact(&v, &[]);
-        assert_eq!(r["headers"]["Authorization"], "[redacted]");
-        assert_eq!(r["headers"]["Accept"], "a");
-        assert_eq!(r["nested"][0]["password"], "[redacted]");
-        assert!(!r.to_string().contains("QUtJQQ=="));
     }
 }

@@ -112,6 +112,12 @@ impl GateError {
     /// The message a caller sees: internal errors are logged here and
     /// shown as a plain sentence, never with their text.
     pub fn public_message(&self) -> String {
+        // Section 10: a message may echo its input (a parse error names the
+        // value it could not read).
+        recourse_secrets::mask_text(&self.message_in_clear(), &[]).into_owned()
+    }
+
+    fn message_in_clear(&self) -> String {
         match self {
             GateError::Invalid { message, .. } => message.clone(),
             GateError::Store(e) => {

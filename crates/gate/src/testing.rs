@@ -28,6 +28,16 @@ pub(crate) struct Fake {
     pub applied: Mutex<HashSet<String>>,
     pub executions: AtomicUsize,
     pub restores: AtomicUsize,
+    /// The proposals it was called with (capture, execute, restore).
+    pub proposals: Mutex<Vec<Proposal>>,
+}
+
+impl Fake {
+    fn saw(&self, p: &Proposal) {
+        if let Ok(mut seen) = self.proposals.lock() {
+            seen.push(p.clone());
+        }
+    }
 }
 
 pub(crate) fn pop<T>(q: &Mutex<Script>, f: impl FnOnce(&mut Script) -> Option<T>) -> Option<T> {
@@ -93,11 +103,13 @@ impl Connector for Fake {
             })
     }
 
-    async fn capture(&self, _: &str, _: &Proposal) -> Result<Value, ConnectorError> {
+    async fn capture(&self, _: &str, p: &Proposal) -> Result<Value, ConnectorError> {
+        self.saw(p);
         pop(&self.script, |s| s.capture.pop_front()).unwrap_or(Ok(json!({"fake": true})))
     }
 
-    async fn execute(&self, id: &str, _: &Proposal, _: &Value) -> Result<Value, ConnectorError> {
+    async fn execute(&self, id: &str, p: &Proposal, _: &Value) -> Result<Value, ConnectorError> {
+        self.saw(p);
         let r = pop(&self.script, |s| s.execute.pop_front()).unwrap_or(Ok(json!({"ok": true})));
         if r.is_ok() {
             self.executions.fetch_add(1, Ordering::SeqCst);
@@ -124,11 +136,12 @@ impl Connector for Fake {
     async fn restore(
         &self,
         _: &str,
-        _: &Proposal,
+        p: &Proposal,
         _: &Value,
         _: Option<&Value>,
         _: bool,
     ) -> Result<RollbackReport, ConnectorError> {
+        self.saw(p);
         self.restores.fetch_add(1, Ordering::SeqCst);
         pop(&self.script, |s| s.restore.pop_front()).unwrap_or(Ok(verified()))
     }

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use recourse_client::{FreezeState, WriteRecord};
 use recourse_connector::{crash_point, Connector, ConnectorError};
+use recourse_core::Proposal;
 use serde_json::{json, Value};
 
 use super::{sha256_json, Gate, Move, Step};
@@ -80,22 +81,24 @@ impl Gate {
         version: i64,
         actor: &str,
     ) -> Result<WriteRecord, GateError> {
-        if let Some(why) = self.submission_mismatch(&rec).await? {
-            return self.refuse_mismatch(rec, version, why).await;
-        }
+        let raw = match self.submitted_proposal(&rec).await? {
+            Ok(raw) => raw,
+            Err(why) => return self.refuse_mismatch(rec, version, why).await,
+        };
         let Some(connector) = self.connector(&rec.connector) else {
             let why = self.missing_connector(&rec.connector);
             return self.wait(rec, version, actor, why).await;
         };
         let (rec, version) = if rec.capture.is_none() {
-            match connector.capture(&rec.id, &rec.proposal).await {
+            match connector.capture(&rec.id, &raw).await {
                 Ok(capture) => {
                     // The capture is durable in the vault, its record not
                     // yet in the store: recovery reads it back (`captured`).
                     crash_point!("gate.before_capture_record");
                     let mut rec = rec;
+                    let capture = self.masked_knowing(&capture, &raw);
                     rec.capture = Some(capture.clone());
-                    let body = json!({"capture": self.redacted(&capture)});
+                    let body = json!({"capture": capture});
                     self.apply_won(
                         Move::new(rec, version, Step::Captured, actor)
                             .note("captured")
@@ -105,7 +108,7 @@ impl Gate {
                 }
                 Err(e) => {
                     return self
-                        .after_error(rec, version, actor, connector.as_ref(), "capture", e)
+                        .after_error(rec, version, actor, connector.as_ref(), &raw, "capture", e)
                         .await
                 }
             }
@@ -114,12 +117,14 @@ impl Gate {
         };
         crash_point!("gate.after_capture");
         let capture = rec.capture.clone().unwrap_or(Value::Null);
-        match connector.execute(&rec.id, &rec.proposal, &capture).await {
+        match connector.execute(&rec.id, &raw, &capture).await {
             Ok(outcome) => {
                 crash_point!("gate.after_execute");
                 self.forget_retries(&rec.id);
                 let mut rec = rec;
-                rec.outcome = Some(self.redacted(&outcome));
+                // A connector may echo a value without its name (a row of
+                // values): what the proposal named a secret goes too.
+                rec.outcome = Some(self.masked_knowing(&outcome, &raw));
                 let body = json!({"outcome": rec.outcome});
                 Ok(self
                     .apply_won(Move::new(rec, version, Step::Executed, actor).body(body))
@@ -127,23 +132,42 @@ impl Gate {
                     .0)
             }
             Err(e) => {
-                self.after_error(rec, version, actor, connector.as_ref(), "write", e)
+                self.after_error(rec, version, actor, connector.as_ref(), &raw, "write", e)
                     .await
             }
         }
     }
 
+    /// The raw proposal of a write about to run, if it is the one
+    /// submitted: opened from its seal and checked by
+    /// [`Gate::submission_mismatch`]. `Err(why)` when the seal does not
+    /// open or the check fails: the write must not run.
+    pub(crate) async fn submitted_proposal(
+        &self,
+        rec: &WriteRecord,
+    ) -> Result<Result<Proposal, String>, GateError> {
+        let raw = match self.raw_proposal(rec) {
+            Ok(raw) => raw,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(match self.submission_mismatch(rec, &raw).await? {
+            Some(why) => Err(why),
+            None => Ok(raw),
+        })
+    }
+
     /// Before a write runs: is the stored write the one submitted? Its
     /// `write.submitted` entry (sealed in the hash chain when the write was
-    /// stored) carries the proposal hash; the stored proposal is hashed
-    /// again the same way and compared, and so is the record's own
-    /// `proposal_hash`. `Some(why)` when they differ, or the entry is
-    /// missing or was edited in place. (An entry re-sealed with the whole
-    /// chain after it is caught only against a signed head: see
-    /// [`crate::checkpoint`].)
+    /// stored) carries the proposal hash; the raw proposal (opened from its
+    /// seal: the stored `proposal` is masked) is hashed again the same way
+    /// and compared, and so is the record's own `proposal_hash`.
+    /// `Some(why)` when they differ, or the entry is missing or was edited
+    /// in place. (An entry re-sealed with the whole chain after it is
+    /// caught only against a signed head: see [`crate::checkpoint`].)
     pub(crate) async fn submission_mismatch(
         &self,
         rec: &WriteRecord,
+        raw: &Proposal,
     ) -> Result<Option<String>, GateError> {
         let Some(entry) = self
             .store
@@ -175,7 +199,23 @@ impl Gate {
                 entry.seq
             )));
         };
-        let stored = sha256_json(&rec.proposal);
+        // The proposal reviewers see is the masked form the submission
+        // entry shows: an edit of it (a benign-looking write over the one
+        // that runs) is a mismatch too. (A write stored before proposals
+        // were sealed runs its stored proposal, checked by hash below.)
+        if rec.sealed_proposal.is_some()
+            && entry.body.get("proposal")
+                != serde_json::to_value(&rec.proposal)
+                    .ok()
+                    .map(|p| self.redacted(&p))
+                    .as_ref()
+        {
+            return Ok(Some(format!(
+                "the stored proposal is not the one its submission entry shows (audit entry {})",
+                entry.seq
+            )));
+        }
+        let stored = sha256_json(raw);
         if stored != submitted {
             return Ok(Some(format!(
                 "the stored proposal hashes to {stored}, not to {submitted} as submitted (audit entry {})",
@@ -199,9 +239,14 @@ impl Gate {
         version: i64,
         why: String,
     ) -> Result<WriteRecord, GateError> {
+        let why = self.masked_text(&why);
         tracing::error!(write = %rec.id, problem = %why, "the stored write does not match its submission; refused");
         self.forget_retries(&rec.id);
-        let body = json!({"problem": why, "stored_proposal_hash": sha256_json(&rec.proposal),
+        let stored = self
+            .raw_proposal(&rec)
+            .map(|raw| sha256_json(&raw))
+            .unwrap_or_else(|_| "the sealed proposal does not open".into());
+        let body = json!({"problem": why, "stored_proposal_hash": stored,
                           "record_proposal_hash": rec.proposal_hash});
         let note = format!("nothing ran: the stored write does not match its submission: {why}");
         Ok(self
@@ -218,12 +263,14 @@ impl Gate {
     /// ([`classify`]): a transient one leaves the write waiting for a retry;
     /// a failed fsync stops the gate; anything else is settled from the
     /// connector's own evidence of whether the write took effect.
+    #[expect(clippy::too_many_arguments, reason = "a failed step is all of these")]
     async fn after_error(
         &self,
         rec: WriteRecord,
         version: i64,
         actor: &str,
         connector: &dyn Connector,
+        raw: &Proposal,
         what: &str,
         e: ConnectorError,
     ) -> Result<WriteRecord, GateError> {
@@ -243,7 +290,7 @@ impl Gate {
             }
             ErrorClass::Uncertain | ErrorClass::Permanent => {
                 let capture = rec.capture.clone().unwrap_or(Value::Null);
-                let (step, note) = match connector.applied(&rec.id, &rec.proposal, &capture).await {
+                let (step, note) = match connector.applied(&rec.id, raw, &capture).await {
                     Ok(Some(false)) => (Step::NothingRan, format!("the {what} failed and nothing ran: {e}")),
                     Ok(Some(true)) => (
                         Step::Executed,

@@ -19,6 +19,8 @@ pub mod machine;
 mod recovery;
 mod review;
 mod rollback;
+mod seal;
+mod secrets;
 mod submit;
 
 #[cfg(test)]
@@ -42,8 +44,11 @@ use tokio::sync::broadcast;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use evaluate::decision_hash;
 pub use machine::Step;
+pub use seal::{ActionKey, SealError};
 
-use crate::audit::{redact, AuditDraft};
+use recourse_secrets::Masker;
+
+use crate::audit::AuditDraft;
 use crate::auth::Caller;
 use crate::error::GateError;
 use crate::metrics::Metrics;
@@ -58,8 +63,13 @@ pub struct GateConfig {
     /// (the largest applies); 1 where none is given.
     pub approvals: HashMap<Bearer, u32>,
     pub policy: Policy,
-    /// Extra keys whose values are redacted before the audit trail and logs.
+    /// Extra names (keys, headers, parameters) whose values are masked
+    /// before anything is stored, logged, audited or returned, on top of
+    /// what `recourse-secrets` knows.
     pub redact_keys: Vec<String>,
+    /// Seals the raw proposal at rest. The default is one key per process:
+    /// a gate that restarts over its store loads its key from a file.
+    pub action_key: ActionKey,
     /// How long a claim on an in-flight write lasts without renewal; a write
     /// nobody renewed for this long is taken up by the sweep.
     pub claim_lease: Duration,
@@ -90,6 +100,7 @@ impl Default for GateConfig {
             approvals,
             policy: Policy::default(),
             redact_keys: Vec::new(),
+            action_key: ActionKey::default(),
             claim_lease: Duration::seconds(30),
             sweep_every: std::time::Duration::from_secs(5),
             max_backoff: Duration::seconds(60),
@@ -111,6 +122,8 @@ pub struct Gate {
     /// Retries so far of writes waiting on an unreachable target, for the
     /// backoff (process-local: only the pace of retries depends on it).
     attempts: Mutex<HashMap<String, u32>>,
+    /// Section 10: what a secret looks like, with the operator's names.
+    masker: Masker,
     pub metrics: Metrics,
 }
 
@@ -180,6 +193,7 @@ impl Gate {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let masker = Masker::new(config.redact_keys.iter().cloned());
         Self {
             store,
             connectors: connectors.into_iter().map(|c| (c.name(), c)).collect(),
@@ -189,6 +203,7 @@ impl Gate {
             clock,
             instance: random_id("gate"),
             attempts: Mutex::new(HashMap::new()),
+            masker,
             metrics: Metrics::new(),
         }
     }
@@ -233,7 +248,12 @@ impl Gate {
     }
 
     fn redacted(&self, v: &Value) -> Value {
-        redact(v, &self.config.redact_keys)
+        self.masker.value(v)
+    }
+
+    /// A string as it may be logged, stored or returned.
+    pub(crate) fn masked_text(&self, s: &str) -> String {
+        self.masker.text(s)
     }
 
     /// The one transition function: checks the move against the table,
@@ -271,6 +291,7 @@ impl Gate {
             // Moving again: whatever it waited for is over.
             record.waiting = None;
         }
+        let note = note.map(|n| self.masked_text(&n));
         record.history.push(Transition {
             at: now,
             from: Some(from),
@@ -278,7 +299,13 @@ impl Gate {
             actor: actor.to_string(),
             note: note.clone(),
         });
-        let mut body = body;
+        if !secrets::keeps_sealed(to) {
+            // In the same compare-and-set as the move: no connector call
+            // follows, so the raw proposal goes.
+            record.sealed_proposal = None;
+        }
+        self.mask_record(&mut record);
+        let mut body = self.redacted(&body);
         if let Value::Object(map) = &mut body {
             map.insert("from".into(), json!(from));
             map.insert("to".into(), json!(to));
@@ -318,7 +345,7 @@ impl Gate {
             return Err(GateError::NotFound(format!("no write `{id}`")));
         }
         rec.actions = self.actions_for(caller, &rec);
-        Ok(rec)
+        Ok(self.shown(rec))
     }
 
     /// What `caller` may do to `rec` now: the role's permissions, the

@@ -75,6 +75,7 @@ impl Gate {
                 Ok(after) => settled.push((id, after.status)),
                 Err(e) => {
                     // Left in flight; the next sweep tries again.
+                    let e = self.masked_text(&e.to_string());
                     tracing::warn!(write = %id, error = %e, "settling an in-flight write");
                 }
             }
@@ -109,10 +110,21 @@ impl Gate {
             let why = self.missing_connector(&rec.connector);
             return self.wait(rec, version, actor, why).await;
         };
+        let raw = match self.raw_proposal(&rec) {
+            Ok(raw) => raw,
+            Err(e) => {
+                // Whether it ran cannot be asked without the proposal as
+                // submitted: a person decides, and nothing runs.
+                self.forget_retries(&rec.id);
+                let note = format!("after restart: {e}; whether the write took effect cannot be asked, and it does not run: a person must check");
+                let mv = Move::new(rec, version, Step::Unknown, actor).note(note);
+                return Ok(self.apply_won(mv).await?.0);
+            }
+        };
         let (rec, version) = if rec.capture.is_none() {
             // A crash between the capture and its record: the vault's own
             // record keeps its bindings (the manifest hash).
-            match connector.captured(&rec.id, &rec.proposal).await {
+            match connector.captured(&rec.id, &raw).await {
                 Ok(Some(capture)) => {
                     let mut rec = rec;
                     let body = json!({"capture": self.redacted(&capture)});
@@ -137,7 +149,7 @@ impl Gate {
             (rec, version)
         };
         let capture = rec.capture.clone().unwrap_or(Value::Null);
-        match connector.applied(&rec.id, &rec.proposal, &capture).await {
+        match connector.applied(&rec.id, &raw, &capture).await {
             Ok(Some(true)) => {
                 self.forget_retries(&rec.id);
                 let mv = Move::new(rec, version, Step::Executed, actor)

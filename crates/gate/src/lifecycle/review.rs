@@ -79,7 +79,7 @@ impl Gate {
                     .note(format!("approval {count} of {required}"))
                     .body(body);
                 match self.apply(mv).await? {
-                    Some((rec, _)) => return Ok(rec),
+                    Some((rec, _)) => return Ok(self.shown(rec)),
                     None => continue,
                 }
             }
@@ -92,7 +92,8 @@ impl Gate {
             let name = caller.name.clone();
             return self
                 .with_claim(id, self.reverify_and_run(rec, version, &name))
-                .await;
+                .await
+                .map(|rec| self.shown(rec));
         }
         Err(GateError::conflict(
             "busy",
@@ -110,16 +111,17 @@ impl Gate {
         version: i64,
         actor: &str,
     ) -> Result<WriteRecord, GateError> {
-        if let Some(why) = self.submission_mismatch(&rec).await? {
-            return self.refuse_mismatch(rec, version, why).await;
-        }
+        let raw = match self.submitted_proposal(&rec).await? {
+            Ok(raw) => raw,
+            Err(why) => return self.refuse_mismatch(rec, version, why).await,
+        };
         let Some(connector) = self.connector(&rec.connector) else {
             let why = self.missing_connector(&rec.connector);
             return self.wait(rec, version, actor, why).await;
         };
         let graph = self.catalog_graph().await?;
         let (decision, _) = self
-            .evaluate(&graph, &rec.id, &rec.proposal, connector.as_ref())
+            .evaluate(&graph, &rec.id, &raw, connector.as_ref())
             .await?;
         let hash = super::decision_hash(&decision);
         if hash != rec.decision_hash {
@@ -168,7 +170,7 @@ impl Gate {
                 .note(reason.clone())
                 .body(json!({"reason": reason}));
             if let Some((rec, _)) = self.apply(mv).await? {
-                return Ok(rec);
+                return Ok(self.shown(rec));
             }
         }
         Err(GateError::conflict(

@@ -48,6 +48,7 @@ impl Gate {
         let name = caller.name.clone();
         self.with_claim(id, self.finish_rollback(rec, version, &name))
             .await
+            .map(|rec| self.shown(rec))
     }
 
     /// Runs (or resumes) the restore of a `rolling_back` write and records
@@ -64,15 +65,15 @@ impl Gate {
         };
         let force = rec.rollback.as_ref().is_some_and(|r| r.forced);
         let capture = rec.capture.clone().unwrap_or(Value::Null);
-        let result = connector
-            .restore(
-                &rec.id,
-                &rec.proposal,
-                &capture,
-                rec.outcome.as_ref(),
-                force,
-            )
-            .await;
+        let result = match self.raw_proposal(&rec) {
+            Ok(raw) => {
+                connector
+                    .restore(&rec.id, &raw, &capture, rec.outcome.as_ref(), force)
+                    .await
+            }
+            // Nothing is sent with a proposal that is not the one submitted.
+            Err(e) => Err(ConnectorError::Io(e.to_string())),
+        };
         let mut rec = rec;
         let (step, note, report) = match result {
             Ok(report) if report.verified => (Step::RolledBack, "restored and verified".to_string(), report),
@@ -140,8 +141,8 @@ impl Gate {
         }
         if executed && rec.capture.is_none() {
             // So that it can be rolled back: the capture the vault holds.
-            if let Some(c) = self.connector(&rec.connector) {
-                if let Ok(Some(capture)) = c.captured(&rec.id, &rec.proposal).await {
+            if let (Some(c), Ok(raw)) = (self.connector(&rec.connector), self.raw_proposal(&rec)) {
+                if let Ok(Some(capture)) = c.captured(&rec.id, &raw).await {
                     rec.capture = Some(capture);
                 }
             }
@@ -149,6 +150,6 @@ impl Gate {
         let mv = Move::new(rec, version, step, &caller.name)
             .note(reason.clone())
             .body(json!({"executed": executed, "reason": reason}));
-        Ok(self.apply_won(mv).await?.0)
+        Ok(self.shown(self.apply_won(mv).await?.0))
     }
 }

@@ -49,8 +49,9 @@ enum Planned {
 impl Gate {
     /// Submits a proposal: decides, runs a `proceed` at once (capture first),
     /// holds a `hold`, records a `refuse`. The same idempotency key from the
-    /// same agent returns the first write, never a second one.
-    pub async fn submit(
+    /// same agent returns the first write, never a second one. The record
+    /// returned still carries its sealed proposal: [`Gate::submit`] strips it.
+    pub(crate) async fn submit_record(
         &self,
         caller: &Caller,
         body: Value,
@@ -129,7 +130,7 @@ impl Gate {
             submitted_hash,
             decision,
             note,
-        );
+        )?;
         let status = record.status;
         let draft = AuditDraft::new(
             &caller.name,
@@ -167,7 +168,7 @@ impl Gate {
             Planned::Refused {
                 proposal, reason, ..
             } => Ok(Explained {
-                proposal,
+                proposal: self.masked_proposal(&proposal),
                 decision: Decision {
                     decision: Verdict::Refuse,
                     reasons: vec![reason],
@@ -195,7 +196,10 @@ impl Gate {
                 let (decision, _) = self
                     .evaluate(&graph, &id, &proposal, connector.as_ref())
                     .await?;
-                Ok(Explained { proposal, decision })
+                Ok(Explained {
+                    proposal: self.masked_proposal(&proposal),
+                    decision: self.masked(&decision),
+                })
             }
         }
     }
@@ -349,7 +353,7 @@ impl Gate {
             submitted_hash,
             decision,
             None,
-        );
+        )?;
         let draft = AuditDraft::new(
             &caller.name,
             "write.refused",
@@ -378,7 +382,7 @@ impl Gate {
         submitted_hash: String,
         decision: Decision<'static>,
         note: Option<String>,
-    ) -> WriteRecord {
+    ) -> Result<WriteRecord, GateError> {
         let now = self.now();
         let status = machine::initial(decision.decision);
         // Nothing ever runs a refused proposal: the store keeps it bounded.
@@ -421,8 +425,14 @@ impl Gate {
             rollback: None,
             waiting: None,
             actions: Vec::new(),
+            sealed_proposal: None,
         };
         self.adopt(&mut record, decision);
-        record
+        // Section 10: from here on the record is masked; the raw proposal
+        // is kept sealed while something may still run it.
+        let raw = record.proposal.clone();
+        self.seal_into(&mut record, &raw, status != WriteStatus::Refused)
+            .map_err(|e| GateError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        Ok(record)
     }
 }

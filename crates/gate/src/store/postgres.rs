@@ -97,9 +97,11 @@ impl std::fmt::Debug for PostgresStore {
 
 /// A write-path operation waiting for the next group commit.
 enum Op {
+    /// With the quota on the agent's pending bytes, if any.
     Insert(
         Box<WriteRecord>,
         AuditDraft,
+        Option<u64>,
         oneshot::Sender<Result<Inserted, StoreError>>,
     ),
     Update(
@@ -146,8 +148,8 @@ async fn committer(pool: PgPool, mut rx: mpsc::Receiver<Op>) {
             for op in &batch {
                 sqlx::query("SAVEPOINT op").execute(&mut *tx).await?;
                 let result = match op {
-                    Op::Insert(record, draft, _) => {
-                        PostgresStore::insert_in(&mut tx, record, draft.clone())
+                    Op::Insert(record, draft, quota, _) => {
+                        PostgresStore::insert_in(&mut tx, record, draft.clone(), *quota)
                             .await
                             .map(Reply::Inserted)
                     }
@@ -285,6 +287,7 @@ impl PostgresStore {
         tx: &mut PgConnection,
         record: &WriteRecord,
         audit: AuditDraft,
+        quota: Option<u64>,
     ) -> Result<Inserted, StoreError> {
         // Under the audit lock, a same-key insert of another gate has
         // committed or not begun: the check sees it.
@@ -299,15 +302,28 @@ impl PostgresStore {
                 return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
             }
         }
-        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8)")
+        let body = to_json(record)?;
+        let bytes = body.len() as u64;
+        if let Some(max) = quota {
+            // Under the audit lock too: another gate's insert for this
+            // agent has committed or not begun.
+            let pending = Self::pending_in(&mut *tx, &record.agent).await?;
+            if pending.saturating_add(bytes) > max {
+                return Err(StoreError::OverQuota {
+                    pending_bytes: pending,
+                });
+            }
+        }
+        sqlx::query("INSERT INTO writes (id, agent, idempotency_key, status, version, created_at, updated_at, record, summary, bytes) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9)")
             .bind(&record.id)
             .bind(&record.agent)
             .bind(&record.proposal.idempotency_key)
             .bind(record.status.as_str())
             .bind(record.created_at)
             .bind(record.updated_at)
-            .bind(to_json(record)?)
+            .bind(body)
             .bind(to_json(&record.summary())?)
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
         Self::append_in(tx, audit).await?;
@@ -320,13 +336,16 @@ impl PostgresStore {
         expected: i64,
         audit: AuditDraft,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE writes SET status = $1, version = version + 1, updated_at = $2, record = $3, summary = $4 WHERE id = $5 AND version = $6")
+        let body = to_json(record)?;
+        let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let done = sqlx::query("UPDATE writes SET status = $1, version = version + 1, updated_at = $2, record = $3, summary = $4, bytes = $7 WHERE id = $5 AND version = $6")
             .bind(record.status.as_str())
             .bind(record.updated_at)
-            .bind(to_json(record)?)
+            .bind(body)
             .bind(to_json(&record.summary())?)
             .bind(&record.id)
             .bind(expected)
+            .bind(bytes)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -335,6 +354,35 @@ impl PostgresStore {
         }
         Self::append_in(tx, audit).await?;
         Ok(true)
+    }
+
+    /// The agent's pending bytes, through the partial index (its condition,
+    /// word for word).
+    async fn pending_in(conn: &mut PgConnection, agent: &str) -> Result<u64, StoreError> {
+        let sum: i64 = sqlx::query(
+            "SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM writes WHERE agent = $1 AND status IN ('held', 'approved', 'executing')",
+        )
+        .bind(agent)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        Ok(u64::try_from(sum).unwrap_or(0))
+    }
+
+    fn token_row(row: &PgRow) -> Result<TokenRow, StoreError> {
+        let role: String = row.try_get("role")?;
+        let scope: Option<String> = row.try_get("scope")?;
+        Ok(TokenRow {
+            name: row.try_get("name")?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
+            hash: row.try_get("hash")?,
+            expires_at: row.try_get("expires_at")?,
+            // A scope that does not decode fails closed: an error, never
+            // "no scope" (which would mean everything).
+            scope: scope.as_deref().map(json).transpose()?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
     }
 
     fn record_row(row: &PgRow) -> Result<WriteRecord, StoreError> {
@@ -396,13 +444,15 @@ impl TokenStore for PostgresStore {
             return Err(StoreError::DuplicateToken(row.name.clone()));
         }
         sqlx::query(
-            "INSERT INTO tokens (name, role, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO tokens (name, role, hash, created_at, expires_at, scope, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&row.name)
         .bind(row.role.as_str())
         .bind(&row.hash)
         .bind(Utc::now())
         .bind(row.expires_at)
+        .bind(row.scope.as_ref().map(to_json).transpose()?)
+        .bind(row.revoked_at)
         .execute(&mut *tx)
         .await?;
         Self::append_in(&mut tx, audit).await?;
@@ -412,19 +462,46 @@ impl TokenStore for PostgresStore {
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
         self.ready().await?;
-        let row = sqlx::query("SELECT name, role, hash, expires_at FROM tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let role: String = row.try_get("role")?;
-        Ok(Some(TokenRow {
-            name: row.try_get("name")?,
-            role: Role::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
-            hash: row.try_get("hash")?,
-            expires_at: row.try_get("expires_at")?,
-        }))
+        let row = sqlx::query(
+            "SELECT name, role, hash, expires_at, scope, revoked_at FROM tokens WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::token_row).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        self.ready().await?;
+        let rows = sqlx::query(
+            "SELECT name, role, hash, expires_at, scope, revoked_at FROM tokens ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::token_row).collect()
+    }
+
+    async fn revoke_token(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        self.ready().await?;
+        let mut tx = begin_appending(&self.pool).await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if done != 1 {
+            return Ok(false);
+        }
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
@@ -538,7 +615,25 @@ impl WriteStore for PostgresStore {
         audit: AuditDraft,
     ) -> Result<Inserted, StoreError> {
         let record = Box::new(record.clone());
-        self.commit_op(|tx| Op::Insert(record, audit, tx)).await
+        self.commit_op(|tx| Op::Insert(record, audit, None, tx))
+            .await
+    }
+
+    async fn insert_write_within(
+        &self,
+        record: &WriteRecord,
+        audit: AuditDraft,
+        max_pending_bytes: u64,
+    ) -> Result<Inserted, StoreError> {
+        let record = Box::new(record.clone());
+        self.commit_op(|tx| Op::Insert(record, audit, Some(max_pending_bytes), tx))
+            .await
+    }
+
+    async fn pending_bytes(&self, agent: &str) -> Result<u64, StoreError> {
+        self.ready().await?;
+        let mut conn = self.pool.acquire().await?;
+        Self::pending_in(&mut conn, agent).await
     }
 
     async fn write(&self, id: &str) -> Result<Option<(WriteRecord, i64)>, StoreError> {
