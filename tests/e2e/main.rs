@@ -13,3 +13,4 @@ mod lifecycle;
 mod limits;
 mod scenarios;
 mod trust;
+mod vault_seal;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { frozenText, STATUS_TEXT, statusNote } from "./text";
+import { frozenText, RESTORE_TEXT, STATUS_TEXT, statusNote } from "./text";
 
 describe("frozenText", () => {
   const now = Date.parse("2026-03-01T12:10:00Z");
@@ -19,5 +19,15 @@ describe("statuses in plain words", () => {
     expect(STATUS_TEXT.rollback_failed).toBe("rollback did not verify");
     expect(statusNote("outcome_unknown")).toMatch(/incident lead/);
     expect(statusNote("held")).toBeNull();
+  });
+});
+
+describe("restore items in plain words", () => {
+  it("never calls a put back whose contents were not checked restored", () => {
+    expect(RESTORE_TEXT.unverified).toBe("put back; contents not verified (no seal)");
+    expect(RESTORE_TEXT.restored).toMatch(/verified/);
+    for (const [status, text] of Object.entries(RESTORE_TEXT)) {
+      if (status !== "restored") expect(text).not.toMatch(/^restored/);
+    }
   });
 });
