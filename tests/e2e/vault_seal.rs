@@ -62,7 +62,12 @@ fn flip_byte(p: &Path) {
     let after = std::fs::symlink_metadata(p).unwrap();
     assert_eq!(
         (after.len(), after.mtime(), after.mtime_nsec(), after.ino()),
-        (before.len(), before.mtime(), before.mtime_nsec(), before.ino()),
+        (
+            before.len(),
+            before.mtime(),
+            before.mtime_nsec(),
+            before.ino()
+        ),
         "the flip keeps size, mtime and inode"
     );
 }
@@ -170,7 +175,13 @@ async fn an_unsealed_capture_rolls_back_as_contents_not_verified() {
         "{detail}"
     );
     assert_eq!(tree_listing(&proj), before, "put back all the same");
-    let note = back.history.last().unwrap().note.clone().unwrap_or_default();
+    let note = back
+        .history
+        .last()
+        .unwrap()
+        .note
+        .clone()
+        .unwrap_or_default();
     assert!(note.contains("could not be verified"), "{note}");
 }
 

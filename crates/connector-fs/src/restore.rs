@@ -474,12 +474,19 @@ impl Inner {
                     RestoreStatus::Mismatch,
                     format!("`{raw}` is missing"),
                 ),
-                Some(_) => self.verify_in_place(&place, want, captured, false, "already restored")?,
+                Some(_) => {
+                    self.verify_in_place(&place, want, captured, false, "already restored")?
+                }
             })
         };
         let items = match act {
             FsAction::Delete { path } | FsAction::Write { path, .. } => {
-                vec![check(path, "action.path", &m.captured, Some((m, contents)))?]
+                vec![check(
+                    path,
+                    "action.path",
+                    &m.captured,
+                    Some((m, contents)),
+                )?]
             }
             FsAction::Move { path, to } => {
                 let moved = m

@@ -160,7 +160,9 @@ pub(crate) fn read(w: BorrowedFd<'_>) -> Result<Option<Result<Seal, String>>, Co
 /// Why the sealer refused, if it did.
 pub(crate) fn refusal(w: BorrowedFd<'_>) -> Option<String> {
     let b = tree::read_small(w, OsStr::new(UNSEALED)).ok()?;
-    serde_json::from_slice::<Unsealed>(&b).ok().map(|u| u.reason)
+    serde_json::from_slice::<Unsealed>(&b)
+        .ok()
+        .map(|u| u.reason)
 }
 
 fn files(m: &Manifest) -> impl Iterator<Item = &Entry> {
@@ -276,9 +278,7 @@ pub(crate) fn seal_write(vault: &Path, write_id: &str) -> Result<Outcome, Connec
     let vfd = open_vault(vault)?;
     let wdir = match tree::open_dir(vfd.as_fd(), OsStr::new(write_id)) {
         Ok(fd) => fd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Outcome::Skipped)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Skipped),
         Err(e) => return Err(io("vault")(e)),
     };
     let w = wdir.as_fd();
@@ -287,9 +287,7 @@ pub(crate) fn seal_write(vault: &Path, write_id: &str) -> Result<Outcome, Connec
     }
     let bytes = match tree::read_small(w, OsStr::new(MANIFEST)) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Outcome::Skipped)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Skipped),
         Err(e) => return Err(io("manifest")(e)),
     };
     let m: Manifest = serde_json::from_slice(&bytes)
@@ -565,7 +563,8 @@ fn work(vault: &Path, book: &Book, rx: &mpsc::Receiver<Job>) {
                     Ok(ids) => ids,
                     Err(e) => {
                         let mut g = book.lock();
-                        g.failed.insert(String::new(), format!("scanning the vault: {e}"));
+                        g.failed
+                            .insert(String::new(), format!("scanning the vault: {e}"));
                         Vec::new()
                     }
                 };

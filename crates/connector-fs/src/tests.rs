@@ -944,7 +944,12 @@ fn flip_byte(p: &Path) {
     let after = fs::symlink_metadata(p).unwrap();
     assert_eq!(
         (after.len(), after.mtime(), after.mtime_nsec(), after.ino()),
-        (before.len(), before.mtime(), before.mtime_nsec(), before.ino()),
+        (
+            before.len(),
+            before.mtime(),
+            before.mtime_nsec(),
+            before.ino()
+        ),
         "the flip keeps size, mtime and inode"
     );
     assert_ne!(fs::read(p).unwrap()[0], first);
@@ -1123,7 +1128,11 @@ async fn without_a_seal_the_restore_puts_back_and_says_it_did_not_verify() {
     // Asked again it verifies what is there, and still cannot vouch for
     // the contents.
     let again = e.fs.restore("ws5", &p, &cap, None, false).await.unwrap();
-    assert_eq!(again.items[0].status, RestoreStatus::Unverified, "{again:?}");
+    assert_eq!(
+        again.items[0].status,
+        RestoreStatus::Unverified,
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
@@ -1165,7 +1174,10 @@ async fn a_seal_a_crash_left_unwritten_is_completed_at_start() {
         !e.vault.join("ws7/seal.json").exists(),
         "no seal once a restore began"
     );
-    assert!(!e.vault.join("ws8/seal.json").exists(), "no seal of a changed tree");
+    assert!(
+        !e.vault.join("ws8/seal.json").exists(),
+        "no seal of a changed tree"
+    );
     let why = fs::read_to_string(e.vault.join("ws8/unsealed.json")).unwrap();
     assert!(why.contains("no longer matches its manifest"), "{why}");
     let r = started.restore("ws6", &p, &cap, None, false).await.unwrap();

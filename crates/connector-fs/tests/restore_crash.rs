@@ -732,7 +732,13 @@ async fn a_seal_cut_by_a_crash_is_completed_when_the_connector_starts() {
             .restore(&x.id, &x.p, &x.cap, None, false)
             .await
             .unwrap();
-        check_finished(Case::Delete, &x, &r, &format!("sealed at start after {point}")).await;
+        check_finished(
+            Case::Delete,
+            &x,
+            &r,
+            &format!("sealed at start after {point}"),
+        )
+        .await;
     }
 }
 

@@ -17,10 +17,12 @@ use crate::error::{classify, ErrorClass, GateError};
 /// contents could not be verified (`unverified`).
 fn put_back_unverified(report: &RollbackReport) -> bool {
     !report.items.is_empty()
-        && report
-            .items
-            .iter()
-            .all(|i| matches!(i.status, RestoreStatus::Restored | RestoreStatus::Unverified))
+        && report.items.iter().all(|i| {
+            matches!(
+                i.status,
+                RestoreStatus::Restored | RestoreStatus::Unverified
+            )
+        })
         && report
             .items
             .iter()
