@@ -16,3 +16,4 @@ mod scenarios;
 mod scopes;
 mod secrets;
 mod trust;
+mod vault_seal;

@@ -207,6 +207,10 @@ pub enum RestoreStatus {
     /// Put back, but verification found a difference.
     Mismatch,
     Failed,
+    /// Put back, and its metadata matches the capture, but its contents
+    /// could not be verified (the fs vault holds no seal of them): not
+    /// `restored`, which only verification earns.
+    Unverified,
 }
 
 /// The outcome of a rollback, verified against what was captured.

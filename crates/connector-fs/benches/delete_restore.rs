@@ -118,6 +118,11 @@ fn connector_run(
         what: format!("connector ({label}): capture + delete"),
         took,
     });
+    // The seal is hashed in the background, off the write's path; the
+    // restore then checks the vault's contents against it.
+    if !fs.settle_seals(std::time::Duration::from_secs(600)) {
+        return Err("the seal was not written".into());
+    }
     let mut verified = false;
     let took = timed(|| {
         let report = rt.block_on(fs.restore(id, &proposal, &cap, None, false))?;

@@ -6,7 +6,10 @@
 //! is walked once for the manifest, no content is read), else with a copy
 //! that keeps modes, owners, times, links, empty directories and FIFOs and
 //! hashes every file. `manifest.json` beside it lists every entry; restore
-//! puts the tree back and verifies it against that list.
+//! puts the tree back and verifies it against that list. `seal.json` holds
+//! the captured files' hashes (computed in the background after a rename):
+//! a restore checks the vault's copy against it before it puts anything
+//! back, and without one says the contents are not verified (`seal`).
 //!
 //! Every path is resolved from the root's directory descriptor, one
 //! component at a time with `O_NOFOLLOW`, and every change is an `*at` call
@@ -17,6 +20,7 @@ mod action;
 mod error;
 mod manifest;
 mod restore;
+mod seal;
 mod tree;
 
 use std::collections::HashMap;
@@ -38,6 +42,7 @@ pub use action::FsAction;
 pub use error::FsError;
 pub use manifest::{Entry, Kind, Manifest, Method};
 pub use restore::{RESTORE_COPY_CRASH_POINTS, RESTORE_CRASH_POINTS};
+pub use seal::{Seal, SealedFile, SEAL_CRASH_POINTS};
 
 use tree::lstat;
 
@@ -106,6 +111,8 @@ struct Inner {
     /// Write id -> device of the captured path's parent, from `plan`, so
     /// `observe` can say whether the capture will be a rename.
     planned: Mutex<HashMap<String, u64>>,
+    /// Hashes captures in the background (shared by the `with_*` copies).
+    sealer: Arc<seal::Sealer>,
 }
 
 fn canonical_utf8(path: &Path) -> Result<PathBuf, std::io::Error> {
@@ -171,6 +178,9 @@ impl FsConnector {
                 });
             }
         }
+        // Starting is when seals a crash left unwritten are completed.
+        let sealer = Arc::new(seal::Sealer::start(v.clone()));
+        sealer.scan();
         Ok(FsConnector {
             inner: Arc::new(Inner {
                 roots: canon,
@@ -178,6 +188,7 @@ impl FsConnector {
                 copy_mode: false,
                 copy_restore: false,
                 planned: Mutex::new(HashMap::new()),
+                sealer,
             }),
         })
     }
@@ -190,6 +201,7 @@ impl FsConnector {
             copy_mode: copy,
             copy_restore: self.inner.copy_restore,
             planned: Mutex::new(HashMap::new()),
+            sealer: self.inner.sealer.clone(),
         };
         FsConnector {
             inner: Arc::new(inner),
@@ -206,6 +218,7 @@ impl FsConnector {
             copy_mode: self.inner.copy_mode,
             copy_restore: copy,
             planned: Mutex::new(HashMap::new()),
+            sealer: self.inner.sealer.clone(),
         };
         FsConnector {
             inner: Arc::new(inner),
@@ -230,6 +243,12 @@ impl FsConnector {
     /// The evidence id of a write's vault snapshot.
     pub fn evidence_id(write_id: &str) -> String {
         format!("vault-{write_id}")
+    }
+
+    /// Waits until the background sealer has finished every seal and scan
+    /// queued so far; false if `within` passed first (tests, benchmarks).
+    pub fn settle_seals(&self, within: std::time::Duration) -> bool {
+        self.inner.sealer.settle(within)
     }
 }
 
@@ -802,13 +821,13 @@ impl Inner {
             return absent(e.to_string());
         }
         match self.load_manifest(write_id) {
-            Ok(Some((m, _))) => self.observe_captured(write_id, &m),
+            Ok(Some((m, sha))) => self.observe_captured(write_id, &m, &sha),
             Ok(None) => self.observe_ready(write_id),
             Err(e) => absent(e.to_string()),
         }
     }
 
-    fn observe_captured(&self, write_id: &str, m: &Manifest) -> Observation {
+    fn observe_captured(&self, write_id: &str, m: &Manifest, sha: &str) -> Observation {
         let at = self.vault.join(write_id);
         let dir = match self.write_dir(write_id) {
             Ok(Some(d)) => d,
@@ -839,9 +858,34 @@ impl Inner {
                 Err(e) => return absent(format!("`{}`: {e}", at.display())),
             }
         }
+        // How a restore will verify the contents: a reviewer sees it here.
+        let sealed = match seal::expected(dir.as_fd(), m, sha) {
+            Ok(seal::Contents::Known { hashes, source }) => format!(
+                "contents sealed: the sha256 of {} files, from {source}, checked before a restore puts anything back",
+                hashes.len()
+            ),
+            Ok(seal::Contents::Unsealed(_)) if self.sealer.pending(write_id) => {
+                "not sealed yet: its contents are being hashed in the background".to_owned()
+            }
+            Ok(seal::Contents::Unsealed(why)) => {
+                let failed = self
+                    .sealer
+                    .failure(write_id)
+                    .map(|f| format!(" (sealing failed: {f})"))
+                    .unwrap_or_default();
+                format!("not sealed: {why}{failed}; a restore cannot verify its contents")
+            }
+            Ok(seal::Contents::Bad(why)) => {
+                return absent(format!(
+                    "the seal of the capture in `{}` cannot be trusted: {why}; a restore puts nothing back from it",
+                    at.display()
+                ))
+            }
+            Err(e) => return absent(format!("`{}`: {e}", at.display())),
+        };
         let detail = match m.method {
             Some(method) => format!(
-                "`{}` captured by {} into `{}`: {} entries in the manifest",
+                "`{}` captured by {} into `{}`: {} entries in the manifest; {sealed}",
                 m.path,
                 method.as_str(),
                 at.display(),
@@ -919,8 +963,10 @@ impl Inner {
         let act = action::parse(action)?;
         if let Some((m, sha)) = self.load_manifest(write_id)? {
             same_action(&m, &act, write_id)?;
-            // A retry after a crash: finish what a copy left undone.
+            // A retry after a crash: finish what a copy left undone, and
+            // the seal.
             self.finish_copy(&m)?;
+            self.seal_after_capture(write_id, &m);
             return Ok(self.record(write_id, &m, &sha));
         }
         // A rename into the vault that a crash cut short leaves `data`
@@ -1032,7 +1078,27 @@ impl Inner {
         tree::fsync(w).map_err(io("vault"))?;
         tree::fsync(vault.as_fd()).map_err(io("vault"))?;
         self.finish_copy(&m)?;
+        self.seal_after_capture(write_id, &m);
         Ok(self.record(write_id, &m, &tree::sha256(&bytes)))
+    }
+
+    /// A copy hashed every file: its seal is written now. A rename read no
+    /// contents: its seal is computed in the background, so the capture
+    /// stays O(entries). A seal that cannot be written now is retried by
+    /// the sealer; the capture itself is complete either way.
+    fn seal_after_capture(&self, write_id: &str, m: &Manifest) {
+        match m.method {
+            Some(Method::Copy) => {
+                let held = self.sealer.hold(write_id);
+                let done = seal::seal_write(&self.vault, write_id).is_ok();
+                drop(held);
+                if !done {
+                    self.sealer.enqueue(write_id);
+                }
+            }
+            Some(Method::Rename) => self.sealer.enqueue(write_id),
+            None => {}
+        }
     }
 
     /// Moves the entry at `place` into `<write dir>/data`: a rename when it

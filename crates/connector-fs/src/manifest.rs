@@ -63,8 +63,9 @@ pub struct Entry {
     /// A symbolic link's target, escaped like `path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// SHA-256 of the contents, for files captured by copy (a rename cannot
-    /// change contents, so rename mode does not read them).
+    /// SHA-256 of the contents, for files captured by copy. A capture by
+    /// rename does not read them (it stays O(entries)); the seal, written
+    /// in the background, holds their hashes (`seal.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }

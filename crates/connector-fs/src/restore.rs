@@ -37,6 +37,7 @@
 //! drift like any other: without `force` the restore stops there, with it
 //! a displacement is added to the journal, durably, before it runs.
 
+use std::cell::Cell;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -48,8 +49,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::manifest::{Entry, Manifest, Method};
+use crate::seal::{self, Contents};
 use crate::tree::{self, lstat};
-use crate::{action, drifted, io, item, report, verdict, FsAction, Inner, Place, DATA, RESTORED};
+use crate::{
+    action, drifted, io, item, report, summary, verdict, FsAction, Inner, Place, DATA, RESTORED,
+};
 
 pub(crate) const RESTORING: &str = "restoring.json";
 const RESTORING_TMP: &str = "restoring.json.tmp";
@@ -169,6 +173,73 @@ struct Run<'a> {
     act: &'a FsAction,
     m: &'a Manifest,
     force: bool,
+    /// What the captured tree's contents must be (the seal).
+    contents: &'a Contents,
+    /// The put back refused the vault's copy (it failed its seal): the
+    /// restore stops there, without its marker, so it can be tried again.
+    refused: Cell<bool>,
+}
+
+/// The item of a tree not put back because the vault's copy of it failed
+/// verification.
+fn not_restored(resource: String, why: &str) -> RestoreItem {
+    item(
+        resource,
+        RestoreStatus::Failed,
+        format!("not restored: {why}; nothing from it was put back, and the vault keeps its copy"),
+    )
+}
+
+/// A verdict on a tree's metadata (`restored` or not), completed with what
+/// is known of its contents: `now`, when given, is a walk with hashes of
+/// the tree where it stands, checked here; without it the contents were
+/// checked `when` the detail says. No seal: `unverified`, never `restored`.
+fn judge(
+    mut it: RestoreItem,
+    contents: &Contents,
+    now: Option<(&[Entry], &[Entry])>,
+    when: &str,
+) -> RestoreItem {
+    if it.status != RestoreStatus::Restored {
+        return it;
+    }
+    let detail = it.detail.take().unwrap_or_default();
+    let (status, detail) = match contents {
+        Contents::Known { hashes, .. } if hashes.is_empty() => (RestoreStatus::Restored, detail),
+        Contents::Known { hashes, source } => {
+            let diffs = now
+                .map(|(captured, now)| seal::differences(hashes, captured, now))
+                .unwrap_or_default();
+            if diffs.is_empty() {
+                (
+                    RestoreStatus::Restored,
+                    format!(
+                        "{detail}; the contents of {} files match {source} ({when})",
+                        hashes.len()
+                    ),
+                )
+            } else {
+                (
+                    RestoreStatus::Mismatch,
+                    format!(
+                        "{detail}, but its contents differ from {source}: {}",
+                        summary(&diffs)
+                    ),
+                )
+            }
+        }
+        Contents::Unsealed(why) => (
+            RestoreStatus::Unverified,
+            format!("{detail}; contents not verified: {why}"),
+        ),
+        Contents::Bad(why) => (
+            RestoreStatus::Mismatch,
+            format!("{detail}; contents not verified: {why}"),
+        ),
+    };
+    it.status = status;
+    it.detail = Some(detail);
+    it
 }
 
 fn has(dir: BorrowedFd<'_>, name: &str, ctx: &str) -> Result<bool, ConnectorError> {
@@ -272,13 +343,33 @@ impl Inner {
                 )));
             }
         }
+        // From here on no seal is computed over this write. A seal queued
+        // and not begun is completed first: the tree is still the captured
+        // one (no journal yet, else `seal_write` declines).
+        let held = self.sealer.hold(write_id);
+        if held.was_queued {
+            // Failing, it leaves no seal, and the restore says so.
+            let _ = seal::seal_write(&self.vault, write_id);
+        }
         let wdir = self.write_dir(write_id)?.ok_or_else(|| {
             ConnectorError::Io(format!("the vault directory of write `{write_id}` is gone"))
         })?;
         let w = wdir.as_fd();
+        let contents = seal::expected(w, &m, &sha)?;
         if has(w, RESTORED, "vault")? {
             // Restored before: verify what is there now.
-            return self.verify_only(&act, &m, forced_in(w));
+            return self.verify_only(&act, &m, &contents, forced_in(w));
+        }
+        if m.existed() && has(w, DATA, "vault")? {
+            // Before anything is changed (a first call) or anything more (a
+            // resumed one): the vault's copy against its seal.
+            if let Some(why) = self.vault_copy_fault(w, DATA, &m, &contents)? {
+                return Ok(RollbackReport {
+                    verified: false,
+                    items: vec![not_restored(format!("fs:{}", m.path), &why)],
+                    forced: force,
+                });
+            }
         }
         let run = Run {
             inner: self,
@@ -287,6 +378,8 @@ impl Inner {
             act: &act,
             m: &m,
             force,
+            contents: &contents,
+            refused: Cell::new(false),
         };
         if let Some(j) = read_journal(w)? {
             // An earlier call decided and may have done part of it: its
@@ -296,7 +389,7 @@ impl Inner {
         if m.existed() && !has(w, DATA, "vault")? && !has(w, DATA_COPIED, "vault")? {
             // A restore from before the journal existed put the tree back
             // and stopped before its marker.
-            return self.verify_only(&act, &m, false);
+            return self.verify_only(&act, &m, &contents, false);
         }
         let j = match run.decide()? {
             Ok(j) => j,
@@ -307,37 +400,93 @@ impl Inner {
         run.follow(j)
     }
 
+    /// Why the vault's copy `name` must not be put back, if it must not:
+    /// its contents do not match the seal (or the manifest's hashes), or
+    /// the seal cannot be trusted. Without a seal it goes back, unverified.
+    fn vault_copy_fault(
+        &self,
+        w: BorrowedFd<'_>,
+        name: &str,
+        m: &Manifest,
+        contents: &Contents,
+    ) -> Result<Option<String>, ConnectorError> {
+        match contents {
+            Contents::Bad(why) => Ok(Some(why.clone())),
+            Contents::Unsealed(_) => Ok(None),
+            Contents::Known { hashes, .. } if hashes.is_empty() => Ok(None),
+            Contents::Known { hashes, source } => {
+                let now = tree::walk(w, OsStr::new(name), true).map_err(io("vault"))?;
+                Ok(copy_fault(hashes, source, m, &now))
+            }
+        }
+    }
+
+    /// Verifies the tree standing at `place` against the capture: metadata
+    /// against `want`, and for the captured tree its contents, hashed where
+    /// it stands.
+    fn verify_in_place(
+        &self,
+        place: &Place,
+        want: &[Entry],
+        captured: Option<(&Manifest, &Contents)>,
+        same_inodes: bool,
+        how: &str,
+    ) -> Result<RestoreItem, ConnectorError> {
+        let hash = captured.is_some_and(|(m, c)| {
+            m.method == Some(Method::Copy)
+                || matches!(c, Contents::Known { hashes, .. } if !hashes.is_empty())
+        });
+        let now = tree::walk(place.parent.as_fd(), place.name(), hash)
+            .map_err(io(format!("`{}`", place.abs)))?;
+        let it = verdict(place.id(), want, &now, same_inodes, how);
+        Ok(match captured {
+            Some((m, contents)) => judge(
+                it,
+                contents,
+                Some((&m.captured, &now)),
+                "hashed where it stands",
+            ),
+            None => it,
+        })
+    }
+
     pub(crate) fn verify_only(
         &self,
         act: &FsAction,
         m: &Manifest,
+        contents: &Contents,
         forced: bool,
     ) -> Result<RollbackReport, ConnectorError> {
-        let hashed = m.method == Some(Method::Copy);
-        let check =
-            |raw: &str, field: &str, want: &[Entry]| -> Result<RestoreItem, ConnectorError> {
-                let place = self.place(raw, field)?;
-                Ok(match place.stat()? {
-                    None if want.is_empty() => item(
-                        place.id(),
-                        RestoreStatus::Restored,
-                        "already restored: absent, as before the write",
-                    ),
-                    None => item(
-                        place.id(),
-                        RestoreStatus::Mismatch,
-                        format!("`{raw}` is missing"),
-                    ),
-                    Some(_) => {
-                        let now = tree::walk(place.parent.as_fd(), place.name(), hashed)
-                            .map_err(io(format!("`{raw}`")))?;
-                        verdict(place.id(), want, &now, false, "already restored")
-                    }
-                })
-            };
+        let check = |raw: &str,
+                     field: &str,
+                     want: &[Entry],
+                     captured: Option<(&Manifest, &Contents)>|
+         -> Result<RestoreItem, ConnectorError> {
+            let place = self.place(raw, field)?;
+            Ok(match place.stat()? {
+                None if want.is_empty() => item(
+                    place.id(),
+                    RestoreStatus::Restored,
+                    "already restored: absent, as before the write",
+                ),
+                None => item(
+                    place.id(),
+                    RestoreStatus::Mismatch,
+                    format!("`{raw}` is missing"),
+                ),
+                Some(_) => {
+                    self.verify_in_place(&place, want, captured, false, "already restored")?
+                }
+            })
+        };
         let items = match act {
             FsAction::Delete { path } | FsAction::Write { path, .. } => {
-                vec![check(path, "action.path", &m.captured)?]
+                vec![check(
+                    path,
+                    "action.path",
+                    &m.captured,
+                    Some((m, contents)),
+                )?]
             }
             FsAction::Move { path, to } => {
                 let moved = m
@@ -346,13 +495,30 @@ impl Inner {
                     .map(|mv| mv.entries.as_slice())
                     .unwrap_or_default();
                 vec![
-                    check(path, "action.path", moved)?,
-                    check(to, "action.to", &m.captured)?,
+                    check(path, "action.path", moved, None)?,
+                    check(to, "action.to", &m.captured, Some((m, contents)))?,
                 ]
             }
         };
         Ok(report(items, forced))
     }
+}
+
+/// Why a copy of the captured tree (`now`, walked with hashes) must not be
+/// put back: how it differs from the contents `hashes` records.
+fn copy_fault(
+    hashes: &std::collections::BTreeMap<String, String>,
+    source: &str,
+    m: &Manifest,
+    now: &[Entry],
+) -> Option<String> {
+    let diffs = seal::differences(hashes, &m.captured, now);
+    (!diffs.is_empty()).then(|| {
+        format!(
+            "the vault's copy does not match {source}: {}",
+            summary(&diffs)
+        )
+    })
 }
 
 impl Run<'_> {
@@ -522,7 +688,18 @@ impl Run<'_> {
                 Step::PutBack { at } => self.put_back(*at).map(|r| r.map(Some)),
             }?;
             match done {
-                Ok(Some(it)) => items.push(it),
+                Ok(Some(it)) => {
+                    items.push(it);
+                    if self.refused.get() {
+                        // Nothing corrupted goes back, and the restore is not
+                        // over: no marker, so a later call tries again.
+                        return Ok(RollbackReport {
+                            verified: false,
+                            items,
+                            forced: force,
+                        });
+                    }
+                }
                 Ok(None) => {}
                 Err(blocked) if force => {
                     // Something appeared in the way during the restore:
@@ -770,7 +947,16 @@ impl Run<'_> {
                 tree::fsync(parent).map_err(io(&ctx))?;
                 tree::fsync(w).map_err(io(&ctx))?;
                 crash_point!(AFTER_PUT_BACK);
-                return check(m.method == Some(Method::Rename), "put back by rename").map(Ok);
+                // Its contents were checked against the seal in the vault,
+                // at the start of this call; a rename does not change them.
+                return check(m.method == Some(Method::Rename), "put back by rename").map(|it| {
+                    Ok(judge(
+                        it,
+                        self.contents,
+                        None,
+                        "checked in the vault before the put back",
+                    ))
+                });
             }
             // By copy. The mark comes first: once `data` is gone, a copy of
             // it may stand at the place, and no earlier step touches it.
@@ -783,7 +969,16 @@ impl Run<'_> {
             // Put back by an earlier call (by rename; or by copy, verified
             // and the vault's copy removed).
             let same_inodes = m.method == Some(Method::Rename) && !self.inner.copy_restore;
-            return check(same_inodes, "put back by an earlier, interrupted call").map(Ok);
+            return self
+                .inner
+                .verify_in_place(
+                    &place,
+                    &m.captured,
+                    Some((m, self.contents)),
+                    same_inodes,
+                    "put back by an earlier, interrupted call",
+                )
+                .map(Ok);
         }
         let tmp = format!(".recourse-{}.restore", self.write_id);
         if has(parent, &tmp, &ctx)? {
@@ -791,7 +986,24 @@ impl Run<'_> {
             tree::remove(parent, OsStr::new(&tmp)).map_err(io(&ctx))?;
         }
         if place.stat()?.is_none() {
-            tree::copy(w, OsStr::new(DATA_COPIED), parent, OsStr::new(&tmp)).map_err(io(&ctx))?;
+            if let Contents::Bad(why) = self.contents {
+                self.refused.set(true);
+                return Ok(Ok(not_restored(place.id(), why)));
+            }
+            let copied = tree::copy(w, OsStr::new(DATA_COPIED), parent, OsStr::new(&tmp))
+                .map_err(io(&ctx))?;
+            // The copy hashed what it read: checked against the seal before
+            // it goes in place.
+            let fault = match self.contents {
+                Contents::Known { hashes, source } => copy_fault(hashes, source, m, &copied),
+                _ => None,
+            };
+            if let Some(why) = fault {
+                tree::remove(parent, OsStr::new(&tmp)).map_err(io(&ctx))?;
+                tree::fsync(parent).map_err(io(&ctx))?;
+                self.refused.set(true);
+                return Ok(Ok(not_restored(place.id(), &why)));
+            }
             tree::fsync(parent).map_err(io(&ctx))?;
             crash_point!(AFTER_PUT_BACK_COPY);
             if !tree::rename_noreplace(parent, OsStr::new(&tmp), parent, place.name())
@@ -805,7 +1017,14 @@ impl Run<'_> {
             tree::fsync(parent).map_err(io(&ctx))?;
             crash_point!(AFTER_PUT_BACK);
         }
-        let it = check(false, "put back by copy")?;
+        let it = self.inner.verify_in_place(
+            &place,
+            &m.captured,
+            Some((m, self.contents)),
+            false,
+            "put back by copy",
+        )?;
+        // Unverified (no seal), the vault keeps its copy too.
         if it.status == RestoreStatus::Restored {
             // The vault's copy goes only once the restored tree is verified.
             tree::remove(w, OsStr::new(DATA_COPIED)).map_err(io(&ctx))?;

@@ -847,6 +847,8 @@ async fn a_restore_in_progress_is_not_a_capture_to_rely_on() {
     let action = json!({"connector": "fs", "op": "delete", "path": f.to_str().unwrap()});
     let (plan, cap) = run(&e.fs, "wj", action.clone()).await;
     let ev = plan.step.unwrap().requires.first().unwrap().clone();
+    // A restore completes the seal before its journal.
+    assert!(e.fs.settle_seals(SETTLE));
     // What a crash right after the journal leaves: the decision, nothing done.
     fs::write(
         e.vault.join("wj/restoring.json"),
@@ -905,4 +907,321 @@ fn accepts_only_its_own_restore_step() {
     ] {
         assert!(!e.fs.accepts_step(&op), "{op}");
     }
+}
+
+// ---- the seal -----------------------------------------------------------------
+
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Flips one bit of the first byte of `p` in place, then puts its times
+/// back: size, mtime and inode stay what they were, so only contents tell.
+fn flip_byte(p: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let before = fs::symlink_metadata(p).unwrap();
+    let first = fs::read(p).unwrap()[0];
+    let mut f = fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&[first ^ 0x01]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: before.atime(),
+            tv_nsec: before.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: before.mtime(),
+            tv_nsec: before.mtime_nsec(),
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &ts,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let after = fs::symlink_metadata(p).unwrap();
+    assert_eq!(
+        (after.len(), after.mtime(), after.mtime_nsec(), after.ino()),
+        (
+            before.len(),
+            before.mtime(),
+            before.mtime_nsec(),
+            before.ino()
+        ),
+        "the flip keeps size, mtime and inode"
+    );
+    assert_ne!(fs::read(p).unwrap()[0], first);
+}
+
+fn sha_of(p: &Path) -> String {
+    hex::encode(Sha256::digest(fs::read(p).unwrap()))
+}
+
+fn read_seal(vault: &Path, id: &str) -> Seal {
+    serde_json::from_slice(&fs::read(vault.join(id).join("seal.json")).unwrap()).unwrap()
+}
+
+/// Deletes `proj` (a project) through the connector; returns the proposal
+/// and the capture record.
+async fn delete_project(e: &Env, id: &str) -> (Proposal, Value, BTreeMap<String, String>) {
+    let proj = e.root.join("proj");
+    project(&proj);
+    let original = listing(&proj);
+    let action = json!({"connector": "fs", "op": "delete", "path": proj.to_str().unwrap()});
+    let (_, cap) = run(&e.fs, id, action.clone()).await;
+    (proposal(action), cap, original)
+}
+
+#[tokio::test]
+async fn a_rename_capture_is_sealed_in_the_background() {
+    let e = env(false);
+    let (_, cap, original) = delete_project(&e, "ws1").await;
+    assert_eq!(cap["method"], "rename");
+    assert!(e.fs.settle_seals(SETTLE));
+    let seal = read_seal(&e.vault, "ws1");
+    let manifest = fs::read(e.vault.join("ws1/manifest.json")).unwrap();
+    assert_eq!(seal.manifest_sha256, hex::encode(Sha256::digest(&manifest)));
+    assert_eq!(cap["manifest_sha256"], seal.manifest_sha256);
+    assert_eq!(seal.method, Method::Rename);
+    let m: Manifest = serde_json::from_slice(&manifest).unwrap();
+    let files: Vec<&str> = m
+        .captured
+        .iter()
+        .filter(|x| x.kind == Kind::File)
+        .map(|x| x.path.as_str())
+        .collect();
+    let sealed: Vec<&str> = seal.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(sealed, files, "every file entry, in the manifest's order");
+    // Each hash is the file's, computed independently of the crate.
+    for f in &seal.files {
+        let rel = f.path.replace("%25", "%");
+        let want = sha_of(&e.vault.join("ws1/data").join(&rel));
+        assert_eq!(f.sha256, want, "{}", f.path);
+    }
+    assert!(original.contains_key("src/main.rs"));
+    // The reviewer sees how the evidence is verified.
+    let ev = evidence("vault-ws1", "fs:/v");
+    let o = e.fs.observe("ws1", &ev).await.unwrap();
+    assert!(o.present, "{o:?}");
+    assert!(
+        o.detail.as_deref().unwrap().contains("contents sealed"),
+        "{o:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_capture_is_sealed_at_once_from_its_hashes() {
+    let e = env(true);
+    let (_, cap, _) = delete_project(&e, "ws2").await;
+    assert_eq!(cap["method"], "copy");
+    // No waiting: the capture wrote it.
+    let seal = read_seal(&e.vault, "ws2");
+    assert_eq!(seal.method, Method::Copy);
+    let m: Manifest =
+        serde_json::from_slice(&fs::read(e.vault.join("ws2/manifest.json")).unwrap()).unwrap();
+    for f in &seal.files {
+        let entry = m.captured.iter().find(|x| x.path == f.path).unwrap();
+        assert_eq!(entry.sha256.as_deref(), Some(f.sha256.as_str()));
+    }
+}
+
+/// A byte flipped in the vault (size and mtime kept): the restore refuses
+/// the item, names the file and both hashes, and changes nothing.
+async fn a_flipped_byte_in_the_vault_is_not_restored(copy: bool, copy_restore: bool) {
+    let e = env(copy);
+    let fs_ = e.fs.clone().with_copy_restore(copy_restore);
+    let (p, cap, _) = delete_project(&e, "ws3").await;
+    assert!(fs_.settle_seals(SETTLE));
+    let victim = e.vault.join("ws3/data/src/main.rs");
+    let sealed = sha_of(&victim);
+    flip_byte(&victim);
+    let flipped = sha_of(&victim);
+    let vault_before = listing(&e.vault.join("ws3"));
+    let r = fs_.restore("ws3", &p, &cap, None, false).await.unwrap();
+    assert!(!r.verified, "{r:?}");
+    assert_eq!(r.items.len(), 1, "{r:?}");
+    let it = &r.items[0];
+    assert_eq!(it.status, RestoreStatus::Failed, "{r:?}");
+    let detail = it.detail.as_deref().unwrap();
+    assert!(detail.contains("`src/main.rs`"), "{detail}");
+    assert!(
+        detail.contains(&sealed) && detail.contains(&flipped),
+        "{detail}"
+    );
+    assert!(
+        e.root.join("proj").symlink_metadata().is_err(),
+        "nothing was put back"
+    );
+    assert_eq!(
+        listing(&e.vault.join("ws3")),
+        vault_before,
+        "the vault keeps its copy, untouched"
+    );
+    assert!(!e.vault.join("ws3/restored.json").exists());
+    // Asked again, it refuses again: the refusal is not an end.
+    let again = fs_.restore("ws3", &p, &cap, None, true).await.unwrap();
+    assert_eq!(again.items[0].status, RestoreStatus::Failed, "{again:?}");
+    assert!(e.root.join("proj").symlink_metadata().is_err());
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_renamed_capture_is_refused() {
+    a_flipped_byte_in_the_vault_is_not_restored(false, false).await;
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_copied_capture_is_refused() {
+    a_flipped_byte_in_the_vault_is_not_restored(true, false).await;
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_refused_when_restoring_by_copy() {
+    a_flipped_byte_in_the_vault_is_not_restored(false, true).await;
+}
+
+#[tokio::test]
+async fn a_flipped_byte_under_a_write_leaves_the_written_file() {
+    let e = env(false);
+    let file = e.root.join("config.toml");
+    fs::write(&file, b"old = true\n").unwrap();
+    let action = json!({"connector": "fs", "op": "write", "path": file.to_str().unwrap(),
+                        "content_b64": b64(b"new = true\n")});
+    let (_, cap) = run(&e.fs, "ws4", action.clone()).await;
+    assert!(e.fs.settle_seals(SETTLE));
+    flip_byte(&e.vault.join("ws4/data"));
+    let r =
+        e.fs.restore("ws4", &proposal(action), &cap, None, false)
+            .await
+            .unwrap();
+    assert_eq!(r.items[0].status, RestoreStatus::Failed, "{r:?}");
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"new = true\n",
+        "the target is as it was: the written file was not removed"
+    );
+}
+
+#[tokio::test]
+async fn without_a_seal_the_restore_puts_back_and_says_it_did_not_verify() {
+    let e = env(false);
+    let (p, cap, original) = delete_project(&e, "ws5").await;
+    assert!(e.fs.settle_seals(SETTLE));
+    // What a vault from before seals, or a crash before sealing, holds.
+    fs::remove_file(e.vault.join("ws5/seal.json")).unwrap();
+    let ev = evidence("vault-ws5", "fs:/v");
+    let o = e.fs.observe("ws5", &ev).await.unwrap();
+    assert!(
+        o.present && o.detail.as_deref().unwrap().contains("not sealed"),
+        "{o:?}"
+    );
+    let r = e.fs.restore("ws5", &p, &cap, None, false).await.unwrap();
+    assert!(!r.verified, "{r:?}");
+    assert_eq!(r.items[0].status, RestoreStatus::Unverified, "{r:?}");
+    let detail = r.items[0].detail.as_deref().unwrap();
+    assert!(
+        detail.contains("contents not verified: the vault holds no seal"),
+        "{detail}"
+    );
+    assert_eq!(listing(&e.root.join("proj")), original, "it was put back");
+    // Asked again it verifies what is there, and still cannot vouch for
+    // the contents.
+    let again = e.fs.restore("ws5", &p, &cap, None, false).await.unwrap();
+    assert_eq!(
+        again.items[0].status,
+        RestoreStatus::Unverified,
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_seal_a_crash_left_unwritten_is_completed_at_start() {
+    let e = env(false);
+    let (p, cap, original) = delete_project(&e, "ws6").await;
+    assert!(e.fs.settle_seals(SETTLE));
+    let w = e.vault.join("ws6");
+    let sealed = read_seal(&e.vault, "ws6");
+    // What a crash during sealing leaves: no seal, a torn temporary one.
+    fs::remove_file(w.join("seal.json")).unwrap();
+    fs::write(w.join("seal.json.tmp"), b"{\"torn").unwrap();
+    // Another write whose restore had begun: never sealed.
+    let f = e.root.join("f");
+    fs::write(&f, b"x").unwrap();
+    let action = json!({"connector": "fs", "op": "delete", "path": f.to_str().unwrap()});
+    run(&e.fs, "ws7", action).await;
+    assert!(e.fs.settle_seals(SETTLE));
+    fs::remove_file(e.vault.join("ws7/seal.json")).unwrap();
+    fs::write(e.vault.join("ws7/restoring.json"), b"{}").unwrap();
+    // A third whose tree changed in the vault after the capture: a seal
+    // would bless the change, so none is written, and it says why.
+    let g = e.root.join("g");
+    fs::write(&g, b"12345").unwrap();
+    let action = json!({"connector": "fs", "op": "delete", "path": g.to_str().unwrap()});
+    run(&e.fs, "ws8", action).await;
+    assert!(e.fs.settle_seals(SETTLE));
+    fs::remove_file(e.vault.join("ws8/seal.json")).unwrap();
+    fs::write(e.vault.join("ws8/data"), b"123456").unwrap();
+
+    // A restart: the connector starts on the same vault.
+    let started = FsConnector::new(vec![e.root.clone()], e.vault.clone()).unwrap();
+    assert!(started.settle_seals(SETTLE));
+    let again = read_seal(&e.vault, "ws6");
+    assert_eq!(again.files, sealed.files);
+    assert_eq!(again.manifest_sha256, sealed.manifest_sha256);
+    assert!(!w.join("seal.json.tmp").exists());
+    assert!(
+        !e.vault.join("ws7/seal.json").exists(),
+        "no seal once a restore began"
+    );
+    assert!(
+        !e.vault.join("ws8/seal.json").exists(),
+        "no seal of a changed tree"
+    );
+    let why = fs::read_to_string(e.vault.join("ws8/unsealed.json")).unwrap();
+    assert!(why.contains("no longer matches its manifest"), "{why}");
+    let r = started.restore("ws6", &p, &cap, None, false).await.unwrap();
+    assert!(r.verified, "{r:?}");
+    assert!(
+        r.items[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("match the seal"),
+        "{r:?}"
+    );
+    assert_eq!(listing(&e.root.join("proj")), original);
+}
+
+#[tokio::test]
+async fn a_restore_right_after_the_capture_completes_the_seal_first() {
+    // However the race with the sealer goes, the restore verifies.
+    for i in 0..5 {
+        let e = env(false);
+        let id = format!("ws9-{i}");
+        let (p, cap, original) = delete_project(&e, &id).await;
+        let r = e.fs.restore(&id, &p, &cap, None, false).await.unwrap();
+        assert!(r.verified, "{r:?}");
+        assert_eq!(listing(&e.root.join("proj")), original);
+        assert!(e.vault.join(&id).join("seal.json").exists());
+    }
+}
+
+#[tokio::test]
+async fn a_restored_tree_changed_in_place_no_longer_verifies() {
+    let e = env(false);
+    let (p, cap, _) = delete_project(&e, "ws10").await;
+    let r = e.fs.restore("ws10", &p, &cap, None, false).await.unwrap();
+    assert!(r.verified, "{r:?}");
+    flip_byte(&e.root.join("proj/src/main.rs"));
+    let again = e.fs.restore("ws10", &p, &cap, None, false).await.unwrap();
+    assert_eq!(again.items[0].status, RestoreStatus::Mismatch, "{again:?}");
+    assert!(
+        again.items[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("`src/main.rs` has sha256"),
+        "{again:?}"
+    );
 }

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use recourse_client::{RestoreStatus, RollbackReport};
 use recourse_connector::{Connector, ConnectorError};
-use recourse_connector_fs::{FsConnector, RESTORE_COPY_CRASH_POINTS, RESTORE_CRASH_POINTS};
+use recourse_connector_fs::{
+    FsConnector, RESTORE_COPY_CRASH_POINTS, RESTORE_CRASH_POINTS, SEAL_CRASH_POINTS,
+};
 use recourse_core::Proposal;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -254,6 +256,11 @@ const CASES: [Case; 10] = [
 ];
 
 impl Case {
+    /// Something stood at the captured path: the vault holds it, sealed.
+    fn captures(self) -> bool {
+        !matches!(self, Case::WriteNew | Case::WriteNewDrift | Case::MoveFree)
+    }
+
     fn forced(self) -> bool {
         matches!(
             self,
@@ -427,6 +434,10 @@ async fn check_finished(case: Case, x: &Prepared, r: &RollbackReport, what: &str
         .into_iter()
         .map(String::from)
         .collect();
+    if case.captures() {
+        // The restore verified against it, and keeps it.
+        want.insert("seal.json".into());
+    }
     if let Some(n) = &x.newcomer {
         want.insert("displaced-1".into());
         assert_eq!(
@@ -639,6 +650,139 @@ async fn what_appears_during_an_interrupted_restore_is_drift() {
         assert_eq!(
             fs::read(x.e.vault.join(&x.id).join("displaced-1")).unwrap(),
             b"written by someone meanwhile"
+        );
+    }
+}
+
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Flips one bit of the first byte of `p`, keeping its size and times.
+fn flip_byte(p: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let before = fs::symlink_metadata(p).unwrap();
+    let first = fs::read(p).unwrap()[0];
+    let mut f = fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&[first ^ 0x01]).unwrap();
+    drop(f);
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: before.atime(),
+            tv_nsec: before.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: before.mtime(),
+            tv_nsec: before.mtime_nsec(),
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &ts,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let after = fs::symlink_metadata(p).unwrap();
+    assert_eq!(
+        (after.len(), after.mtime(), after.mtime_nsec()),
+        (before.len(), before.mtime(), before.mtime_nsec())
+    );
+}
+
+/// A seal cut before its rename (a crash during the background hashing)
+/// leaves no seal: a restore puts back and says the contents are not
+/// verified. A connector started on the vault completes the seal, and the
+/// restore then verifies.
+#[tokio::test]
+async fn a_seal_cut_by_a_crash_is_completed_when_the_connector_starts() {
+    let _scenario = fail::FailScenario::setup();
+    for &point in SEAL_CRASH_POINTS {
+        // Restored without a seal.
+        fail::cfg(point, "return").unwrap();
+        let x = prepare(Case::Delete, Mode::Rename).await;
+        assert!(x.e.fs.settle_seals(SETTLE));
+        let w = x.e.vault.join(&x.id);
+        assert!(!w.join("seal.json").exists(), "{point}");
+        let r =
+            x.e.fs
+                .restore(&x.id, &x.p, &x.cap, None, false)
+                .await
+                .unwrap();
+        fail::remove(point);
+        assert!(!r.verified, "{point}: {r:?}");
+        assert_eq!(r.items[0].status, RestoreStatus::Unverified, "{r:?}");
+        assert_eq!(below(&x.e.root), x.before, "{point}: put back all the same");
+
+        // Completed at start.
+        fail::cfg(point, "return").unwrap();
+        let x = prepare(Case::Delete, Mode::Rename).await;
+        assert!(x.e.fs.settle_seals(SETTLE));
+        fail::remove(point);
+        let w = x.e.vault.join(&x.id);
+        assert!(!w.join("seal.json").exists(), "{point}");
+        assert!(
+            x.e.vault.join(&x.id).join("seal.json.tmp").exists(),
+            "{point}: the cut left the temporary seal"
+        );
+        let started = FsConnector::new(vec![x.e.root.clone()], x.e.vault.clone()).unwrap();
+        assert!(started.settle_seals(SETTLE));
+        assert!(x.e.vault.join(&x.id).join("seal.json").exists(), "{point}");
+        assert!(!x.e.vault.join(&x.id).join("seal.json.tmp").exists());
+        let r = started
+            .restore(&x.id, &x.p, &x.cap, None, false)
+            .await
+            .unwrap();
+        check_finished(
+            Case::Delete,
+            &x,
+            &r,
+            &format!("sealed at start after {point}"),
+        )
+        .await;
+    }
+}
+
+/// A restore by copy cut after its mark, then a byte flipped in the vault's
+/// copy: the resumed restore refuses to put it back, and leaves no marker.
+#[tokio::test]
+async fn a_resumed_restore_still_checks_the_seal() {
+    let _scenario = fail::FailScenario::setup();
+    for (mode, point, name) in [
+        (Mode::Copy, "fs.restore.after_put_back_mark", "data.copied"),
+        (Mode::Rename, "fs.restore.after_journal", "data"),
+        (Mode::Copy, "fs.restore.after_journal", "data"),
+    ] {
+        let what = format!("{mode:?} cut at {point}");
+        let x = prepare(Case::Delete, mode).await;
+        assert!(x.e.fs.settle_seals(SETTLE));
+        cut(&x, point, false).await;
+        let w = x.e.vault.join(&x.id);
+        flip_byte(&w.join(name).join("src/main.rs"));
+        let r =
+            x.e.fs
+                .restore(&x.id, &x.p, &x.cap, None, false)
+                .await
+                .unwrap();
+        assert!(!r.verified, "{what}: {r:?}");
+        assert_eq!(r.items[0].status, RestoreStatus::Failed, "{what}: {r:?}");
+        assert!(
+            r.items[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("`src/main.rs` has sha256"),
+            "{what}: {r:?}"
+        );
+        assert!(
+            x.e.root.join("proj").symlink_metadata().is_err(),
+            "{what}: nothing was put back"
+        );
+        assert!(!w.join("restored.json").exists(), "{what}");
+        assert!(w.join(name).exists(), "{what}: the vault keeps its copy");
+        let parent: Vec<String> = names(&x.e.root).into_iter().collect();
+        assert!(
+            parent.iter().all(|n| !n.starts_with(".recourse-")),
+            "{what}: no partial copy is left: {parent:?}"
         );
     }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { frozenText, STATUS_TEXT, statusNote, verifiedByText } from "./text";
+import { frozenText, RESTORE_TEXT, STATUS_TEXT, statusNote, verifiedByText } from "./text";
 
 describe("frozenText", () => {
   const now = Date.parse("2026-03-01T12:10:00Z");
@@ -32,5 +32,15 @@ describe("verifiedByText", () => {
     const text = verifiedByText({ kind: "external_copy", status: "unverifiable", verified_by: null, detail: null });
     expect(text).toMatch(/^nobody verified it/);
     expect(verifiedByText({ kind: "window", status: "verified" })).toMatch(/declared by the proposal/);
+  });
+});
+
+describe("restore items in plain words", () => {
+  it("never calls a put back whose contents were not checked restored", () => {
+    expect(RESTORE_TEXT.unverified).toBe("put back; contents not verified (no seal)");
+    expect(RESTORE_TEXT.restored).toMatch(/verified/);
+    for (const [status, text] of Object.entries(RESTORE_TEXT)) {
+      if (status !== "restored") expect(text).not.toMatch(/^restored/);
+    }
   });
 });

@@ -1,5 +1,5 @@
 // Plain-language wording for codes and statuses, and for errors.
-import type { ConsoleError, EvidenceReport, EvidenceStatus, ReasonCode, WriteStatus } from "../bindings";
+import type { ConsoleError, EvidenceReport, EvidenceStatus, ReasonCode, RestoreStatus, WriteStatus } from "../bindings";
 
 export const REASON_TITLE: Record<ReasonCode, string> = {
   external: "Reaches something outside every system we run",
@@ -43,6 +43,16 @@ export const STATUS_TEXT: Record<WriteStatus, string> = {
   rolled_back: "rolled back",
   outcome_unknown: "outcome unknown — an incident lead must check",
   rollback_failed: "rollback did not verify",
+};
+
+/** What a rollback did to one resource, in plain words. Only `restored` was
+ * verified; `unverified` went back but its contents could not be checked. */
+export const RESTORE_TEXT: Record<RestoreStatus, string> = {
+  restored: "restored and verified",
+  drift: "not restored: it changed after the write (drift); nothing was overwritten",
+  mismatch: "put back, but verification found differences",
+  failed: "not restored",
+  unverified: "put back; contents not verified (no seal)",
 };
 
 /** A sentence for the statuses that wait for a person, shown on the write's

@@ -4,7 +4,7 @@ import type { ConsoleError, Role, WriteRecord } from "../api";
 import { coverageOf, pathTo, planSteps, whoPays } from "../logic/graph";
 import { moveSelection, relative } from "../logic/queue";
 import { buttonsFor } from "../logic/roles";
-import { describeError, EVIDENCE_TEXT, REASON_TITLE, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
+import { describeError, EVIDENCE_TEXT, REASON_TITLE, RESTORE_TEXT, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
 import { BlastGraph, Legend } from "./BlastGraph";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 import { ResolveDialog } from "./ResolveDialog";
@@ -308,7 +308,11 @@ export function WriteView(props: {
           <ul className="small">
             {w.rollback.items.map((i) => (
               <li key={i.resource}>
-                {i.resource}: <strong>{i.status}</strong> {i.detail ?? ""}
+                {i.resource}:{" "}
+                <strong data-testid="restore-status" data-status={i.status}>
+                  {RESTORE_TEXT[i.status] ?? i.status}
+                </strong>{" "}
+                {i.detail ?? ""}
               </li>
             ))}
           </ul>

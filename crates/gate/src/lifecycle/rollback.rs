@@ -13,6 +13,22 @@ use super::{Gate, Move, Step};
 use crate::auth::Caller;
 use crate::error::{classify, ErrorClass, GateError};
 
+/// Every item went back and what could be checked matched, but some
+/// contents could not be verified (`unverified`).
+fn put_back_unverified(report: &RollbackReport) -> bool {
+    !report.items.is_empty()
+        && report.items.iter().all(|i| {
+            matches!(
+                i.status,
+                RestoreStatus::Restored | RestoreStatus::Unverified
+            )
+        })
+        && report
+            .items
+            .iter()
+            .any(|i| i.status == RestoreStatus::Unverified)
+}
+
 impl Gate {
     pub async fn rollback(
         &self,
@@ -77,6 +93,14 @@ impl Gate {
         let mut rec = rec;
         let (step, note, report) = match result {
             Ok(report) if report.verified => (Step::RolledBack, "restored and verified".to_string(), report),
+            // Put back, but not verified: not `rolled_back`, which only
+            // verification earns. The write stays `rollback_failed` (a
+            // rollback that did not verify) until a person checks it.
+            Ok(report) if put_back_unverified(&report) => (
+                Step::RollbackUnverified,
+                "put back, but its contents could not be verified (no seal of them): check what was put back".to_string(),
+                report,
+            ),
             Ok(report) if report.items.iter().any(|i| i.status == RestoreStatus::Drift) => (
                 Step::Drift,
                 "drift: the target changed after the write; nothing was overwritten (use force to overwrite)".to_string(),
@@ -151,5 +175,39 @@ impl Gate {
             .note(reason.clone())
             .body(json!({"executed": executed, "reason": reason}));
         Ok(self.shown(self.apply_won(mv).await?.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use recourse_client::{RestoreItem, RestoreStatus, RollbackReport};
+
+    use super::put_back_unverified;
+
+    fn report(statuses: &[RestoreStatus]) -> RollbackReport {
+        RollbackReport {
+            verified: statuses.iter().all(|s| *s == RestoreStatus::Restored),
+            items: statuses
+                .iter()
+                .map(|s| RestoreItem {
+                    resource: "fs:/r/a".into(),
+                    status: *s,
+                    detail: None,
+                })
+                .collect(),
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn unverified_contents_are_told_apart_from_failures() {
+        use RestoreStatus::*;
+        assert!(put_back_unverified(&report(&[Unverified])));
+        assert!(put_back_unverified(&report(&[Restored, Unverified])));
+        assert!(!put_back_unverified(&report(&[Restored])));
+        assert!(!put_back_unverified(&report(&[])));
+        assert!(!put_back_unverified(&report(&[Unverified, Failed])));
+        assert!(!put_back_unverified(&report(&[Unverified, Mismatch])));
+        assert!(!put_back_unverified(&report(&[Unverified, Drift])));
     }
 }
