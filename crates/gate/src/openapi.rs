@@ -3,11 +3,11 @@
 //! types. A copy is committed as `docs/openapi.json`; the tests below fail
 //! when a served route is missing from the document or the copy drifts.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
 
@@ -188,7 +188,39 @@ pub fn document() -> OpenApi {
             shared_errors(path, op);
         }
     }
-    doc
+    open_free_form_objects(doc)
+}
+
+/// A free-form object (a connector's action, a capture, labels) says so
+/// with `additionalProperties: true`: `{"type": "object"}` alone is read by
+/// some generators (openapi-typescript) as an object with no keys at all,
+/// which no client could send.
+fn open_free_form_objects(doc: OpenApi) -> OpenApi {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let is_object = match map.get("type") {
+                    Some(serde_json::Value::String(t)) => t == "object",
+                    Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+                    _ => false,
+                };
+                if is_object
+                    && !map.contains_key("properties")
+                    && !map.contains_key("additionalProperties")
+                {
+                    map.insert("additionalProperties".into(), serde_json::Value::Bool(true));
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&doc) else {
+        return doc;
+    };
+    walk(&mut value);
+    serde_json::from_value(value).unwrap_or(doc)
 }
 
 /// The document as committed in `docs/openapi.json`.

@@ -14,7 +14,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
 
 /// The operations of this module in the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, verify))]
+#[openapi(paths(list, verify), components(schemas(AuditOrder)))]
 pub(crate) struct Api;
 
 /// The query as given: strings, so that a bad value is a 400 naming its
@@ -25,7 +25,7 @@ pub(crate) struct Api;
 #[serde(deny_unknown_fields)]
 struct RawPage {
     /// `desc` (newest first, the default without `after`) or `asc`.
-    #[param(value_type = Option<Order>)]
+    #[param(value_type = Option<AuditOrder>)]
     order: Option<String>,
     /// Oldest first: entries after this sequence number.
     #[param(value_type = Option<i64>, minimum = 0)]
@@ -42,7 +42,7 @@ struct RawPage {
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)] // only named in the document: `RawPage` parses the text
-enum Order {
+enum AuditOrder {
     Asc,
     Desc,
 }
