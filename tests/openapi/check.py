@@ -31,7 +31,7 @@ VENV_BIN = Path(sys.executable).parent
 # Schemathesis: a fixed seed so a failure reproduces; examples per operation
 # bounded so the run stays near two minutes on two cores.
 SEED = int(os.environ.get("OPENAPI_SEED", "20261130"))
-MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES", "80"))
+MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES", "200"))
 
 
 def say(msg: str) -> None:
