@@ -31,7 +31,7 @@ VENV_BIN = Path(sys.executable).parent
 # Schemathesis: a fixed seed so a failure reproduces; examples per operation
 # bounded so the run stays near two minutes on two cores.
 SEED = int(os.environ.get("OPENAPI_SEED", "20261130"))
-MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES", "200"))
+MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES", "80"))
 
 
 def say(msg: str) -> None:
@@ -164,7 +164,10 @@ def main() -> int:
                 "--seed", str(SEED),
                 "--max-examples", str(MAX_EXAMPLES),
                 "--phases", "examples,coverage,fuzzing",
-                "--workers", "2",
+                # One worker: with two, Hypothesis's lambda-source cache has
+                # raised a "recursion depth mismatch" of its own (a runtime
+                # error of the tool, not a finding about the gate).
+                "--workers", "1",
                 "--request-timeout", "20",
                 "--no-shrink",
                 # A stream that stays open: nothing to compare a response with.
