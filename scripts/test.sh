@@ -54,6 +54,16 @@ if MCP_NO_BUILD=1 bash tests/mcp/run.sh; then :; else
   fi
 fi
 
+say "OpenAPI: a standard validator, generated Python and TypeScript clients, schemathesis"
+if OPENAPI_NO_BUILD=1 bash tests/openapi/run.sh; then :; else
+  status=$?
+  if [ "$status" -eq 77 ]; then
+    skipped+=("OpenAPI suite (tests/openapi/run.sh said why above)")
+  else
+    exit "$status"
+  fi
+fi
+
 if [ "${SKIP_CONSOLE:-0}" = "1" ]; then
   skipped+=("console E2E (SKIP_CONSOLE=1)")
 else

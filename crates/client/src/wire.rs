@@ -237,7 +237,6 @@ pub struct WriteRecord {
     /// The proposal as planned: with the touches and steps the connector
     /// added.
     pub proposal: Proposal,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub decision: Decision<'static>,
     /// Hash of the planned proposal: approvals bind to it.
     pub proposal_hash: String,
@@ -617,6 +616,5 @@ pub struct ErrorDetail {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Explained {
     pub proposal: Proposal,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub decision: Decision<'static>,
 }

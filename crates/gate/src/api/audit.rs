@@ -1,29 +1,50 @@
 //! `/v1/audit`: the hash-chained trail and its verification.
 
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use recourse_client::{AuditEntry, AuditVerification, Permission};
+use axum::Json;
+use recourse_client::{AuditEntry, AuditVerification, ErrorBody, Permission};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, Auth};
+use super::{ApiError, AppState, Auth, Routes};
 use crate::error::GateError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/audit", get(list))
-        .route("/v1/audit/verify", get(verify))
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.get("/v1/audit", list).get("/v1/audit/verify", verify)
 }
 
+/// The operations of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, verify), components(schemas(AuditOrder)))]
+pub(crate) struct Api;
+
 /// The query as given: strings, so that a bad value is a 400 naming its
-/// field (serde's own message for `limit=abc` does not name it).
-#[derive(Deserialize, Default)]
+/// field (serde's own message for `limit=abc` does not name it). The
+/// document gives each its real type.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RawPage {
+    /// `desc` (newest first, the default without `after`) or `asc`.
+    #[param(value_type = Option<AuditOrder>)]
     order: Option<String>,
+    /// Oldest first: entries after this sequence number.
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
+    /// Newest first: entries before this sequence number.
+    #[param(value_type = Option<i64>, minimum = 1)]
     before: Option<String>,
+    /// At most this many (default 1000).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
+}
+
+/// The order of a page of the trail, as the document shows `order`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only named in the document: `RawPage` parses the text
+enum AuditOrder {
+    Asc,
+    Desc,
 }
 
 /// One page of the trail.
@@ -96,6 +117,19 @@ impl Page {
 
 /// `GET /v1/audit`: newest first by default (`?before=SEQ&limit=N` pages to
 /// older entries); `?after=SEQ` or `?order=asc` pages oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "list_audit",
+    tag = "audit",
+    params(RawPage),
+    responses(
+        (status = 200, description = "One page of the trail.", body = Vec<AuditEntry>),
+        (status = 400, description = "A query parameter is malformed (`field` names it).", body = ErrorBody),
+        (status = 403, description = "The caller's role may not read the trail.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -110,6 +144,18 @@ async fn list(
     Ok(Json(entries))
 }
 
+/// Checks every link of the hash chain.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    operation_id = "verify_audit",
+    tag = "audit",
+    responses(
+        (status = 200, description = "Whether the chain holds, and its head.", body = AuditVerification),
+        (status = 403, description = "The caller's role may not read the trail.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn verify(
     State(gate): State<AppState>,
     Auth(caller): Auth,

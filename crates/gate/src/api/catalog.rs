@@ -2,24 +2,41 @@
 //! officers.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use recourse_client::{Neighbour, Permission, ResourceView};
+use axum::Json;
+use recourse_client::{ErrorBody, Neighbour, Permission, ResourceView};
 use recourse_core::catalog::Link;
 use recourse_core::{Catalog, CatalogGraph};
 use serde_json::json;
 
-use super::{ApiError, AppState, Auth, Body};
+use super::{ApiError, AppState, Auth, Body, Routes};
 use crate::audit::AuditDraft;
 use crate::error::GateError;
 use crate::store::WriteFilter;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/catalog", get(show).post(upsert))
-        .route("/v1/catalog/resources/{*id}", get(resource))
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.get("/v1/catalog", show)
+        .post("/v1/catalog", upsert)
+        // A catch-all: resource ids contain `/` (`fs:/srv/a`, `sql:shop/t`).
+        .get("/v1/catalog/resources/{*id}", resource)
 }
 
+/// The operations of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, upsert, resource))]
+pub(crate) struct Api;
+
+/// The catalog: every resource and edge.
+#[utoipa::path(
+    get,
+    path = "/v1/catalog",
+    operation_id = "get_catalog",
+    tag = "catalog",
+    responses(
+        (status = 200, description = "The whole catalog.", body = Catalog),
+        (status = 403, description = "The caller's role may not read the catalog.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn show(State(gate): State<AppState>, Auth(caller): Auth) -> Result<Json<Catalog>, ApiError> {
     caller.allow(Permission::ReadCatalog)?;
     Ok(Json(gate.catalog_graph().await?.catalog().clone()))
@@ -27,6 +44,18 @@ async fn show(State(gate): State<AppState>, Auth(caller): Auth) -> Result<Json<C
 
 /// Upserts resources and edges. The result must be a valid catalog as a
 /// whole; if not, nothing is stored and the error names the field.
+#[utoipa::path(
+    post,
+    path = "/v1/catalog",
+    operation_id = "upsert_catalog",
+    tag = "catalog",
+    request_body(content = Catalog, description = "Resources and edges to add or replace (by id)."),
+    responses(
+        (status = 200, description = "The catalog after the upsert.", body = Catalog),
+        (status = 403, description = "Not a risk officer.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn upsert(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -60,6 +89,21 @@ async fn upsert(
     Ok(Json(gate.catalog_graph().await?.catalog().clone()))
 }
 
+/// A resource with what it reaches, what reaches it, and the writes that
+/// touched it.
+#[utoipa::path(
+    get,
+    path = "/v1/catalog/resources/{id}",
+    operation_id = "get_resource",
+    tag = "catalog",
+    params(("id" = String, Path, description = "The resource id, e.g. `fs:/srv/customers` (its `/` may be sent as they are or as `%2F`).")),
+    responses(
+        (status = 200, description = "The resource and its neighbours.", body = ResourceView),
+        (status = 403, description = "The caller's role may not read the catalog.", body = ErrorBody),
+        (status = 404, description = "No such resource in the catalog.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn resource(
     State(gate): State<AppState>,
     Auth(caller): Auth,

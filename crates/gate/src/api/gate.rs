@@ -9,33 +9,61 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use recourse_client::{
-    FreezeRequest, FreezeState, GateEvent, Permission, RewindReport, RewindRequest, TokenCreated,
-    TokenInfo, TokenRequest, WhoAmI,
+    ErrorBody, FreezeRequest, FreezeState, GateEvent, Permission, RewindReport, RewindRequest,
+    TokenCreated, TokenInfo, TokenRequest, WhoAmI,
 };
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::{ApiError, AppState, Auth, Body};
+use super::{ApiError, AppState, Auth, Body, Routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v1/openapi.json", get(openapi))
-        .route("/v1/whoami", get(whoami))
-        .route("/v1/freeze", get(freeze_state).post(freeze))
-        .route("/v1/resume", post(resume))
-        .route("/v1/rewind", post(rewind))
-        .route("/v1/tokens", post(create_token).get(list_tokens))
-        .route("/v1/tokens/{name}", delete(revoke_token))
-        .route("/v1/events", get(events))
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.get("/healthz", healthz)
+        .get("/metrics", metrics)
+        .get("/v1/openapi.json", openapi)
+        .get("/v1/whoami", whoami)
+        .get("/v1/freeze", freeze_state)
+        .post("/v1/freeze", freeze)
+        .post("/v1/resume", resume)
+        .post("/v1/rewind", rewind)
+        .post("/v1/tokens", create_token)
+        .get("/v1/tokens", list_tokens)
+        .delete("/v1/tokens/{name}", revoke_token)
+        .get("/v1/events", events)
 }
 
+/// The operations of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    healthz,
+    metrics,
+    openapi,
+    whoami,
+    freeze_state,
+    freeze,
+    resume,
+    rewind,
+    create_token,
+    list_tokens,
+    revoke_token,
+    events
+))]
+pub(crate) struct Api;
+
+/// Healthy means the store answers; no token needed.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "health",
+    tag = "gate",
+    responses(
+        (status = 200, description = "`{\"ok\": true, \"frozen\": bool, \"connectors\": [name]}`", body = Object),
+    )
+)]
 async fn healthz(State(gate): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     // Healthy means the store answers.
     let frozen = gate.freeze_state().await?.frozen;
@@ -44,6 +72,16 @@ async fn healthz(State(gate): State<AppState>) -> Result<Json<serde_json::Value>
     ))
 }
 
+/// Prometheus / OpenMetrics counters; no token needed.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "gate",
+    responses(
+        (status = 200, description = "The metrics in the OpenMetrics text format.", body = String, content_type = "application/openmetrics-text"),
+    )
+)]
 async fn metrics(State(gate): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     gate.metrics.set_counts(&gate.store().counts().await?);
     Ok((
@@ -55,10 +93,31 @@ async fn metrics(State(gate): State<AppState>) -> Result<impl IntoResponse, ApiE
     ))
 }
 
+/// This document; no token needed.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "openapi_document",
+    tag = "gate",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object),
+    )
+)]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::openapi::document())
 }
 
+/// The caller's token name and role.
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    operation_id = "whoami",
+    tag = "gate",
+    responses(
+        (status = 200, description = "Who the token is.", body = WhoAmI),
+    ),
+    security(("bearer" = []))
+)]
 async fn whoami(Auth(caller): Auth) -> Json<WhoAmI> {
     Json(WhoAmI {
         name: caller.name,
@@ -66,6 +125,17 @@ async fn whoami(Auth(caller): Auth) -> Json<WhoAmI> {
     })
 }
 
+/// Whether the gate is frozen (nothing runs while it is), by whom and why.
+#[utoipa::path(
+    get,
+    path = "/v1/freeze",
+    operation_id = "get_freeze",
+    tag = "gate",
+    responses(
+        (status = 200, description = "The freeze state.", body = FreezeState),
+    ),
+    security(("bearer" = []))
+)]
 async fn freeze_state(
     State(gate): State<AppState>,
     Auth(_): Auth,
@@ -73,6 +143,19 @@ async fn freeze_state(
     Ok(Json(gate.freeze_state().await?))
 }
 
+/// The kill switch: nothing runs until an incident lead resumes.
+#[utoipa::path(
+    post,
+    path = "/v1/freeze",
+    operation_id = "freeze_gate",
+    tag = "gate",
+    request_body = FreezeRequest,
+    responses(
+        (status = 200, description = "The gate is frozen.", body = FreezeState),
+        (status = 403, description = "Not an incident lead.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn freeze(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -83,6 +166,18 @@ async fn freeze(
     ))
 }
 
+/// Lifts a freeze.
+#[utoipa::path(
+    post,
+    path = "/v1/resume",
+    operation_id = "resume_gate",
+    tag = "gate",
+    responses(
+        (status = 200, description = "The gate runs writes again.", body = FreezeState),
+        (status = 403, description = "Not an incident lead.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn resume(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -90,6 +185,20 @@ async fn resume(
     Ok(Json(gate.set_freeze(&caller, false, None).await?))
 }
 
+/// Rolls back every write executed since a time (or one agent's), newest
+/// first; `preview` only lists them.
+#[utoipa::path(
+    post,
+    path = "/v1/rewind",
+    operation_id = "rewind",
+    tag = "gate",
+    request_body = RewindRequest,
+    responses(
+        (status = 200, description = "What was (or would be) rolled back, each with its report or error.", body = RewindReport),
+        (status = 403, description = "Not an incident lead.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn rewind(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -98,6 +207,20 @@ async fn rewind(
     Ok(Json(gate.rewind(&caller, req).await?))
 }
 
+/// Creates a token; its secret is shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "create_token",
+    tag = "gate",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "The new token.", body = TokenCreated),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 409, description = "A token of that name exists.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_token(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -121,6 +244,17 @@ async fn create_token(
 }
 
 /// Every token: names, roles, scopes, expiry, revocation; never a hash.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "gate",
+    responses(
+        (status = 200, description = "Every token, revoked ones included, by name.", body = Vec<TokenInfo>),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_tokens(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -131,6 +265,20 @@ async fn list_tokens(
 
 /// Revokes a token at once (204): its next request is a 401, and its open
 /// event streams end within [`REVOCATION_POLL`].
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{name}",
+    operation_id = "revoke_token",
+    tag = "gate",
+    params(("name" = String, Path, description = "The token's name.")),
+    responses(
+        (status = 204, description = "Revoked: its next request is a 401."),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No token of that name.", body = ErrorBody),
+        (status = 409, description = "The token was revoked already.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn revoke_token(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -147,6 +295,16 @@ async fn revoke_token(
 /// which `GET /v1/freeze` tells it anyway). Every stream ends when the
 /// caller's token expires or is revoked: such a token must not go on
 /// listening.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "events",
+    tag = "gate",
+    responses(
+        (status = 200, description = "A stream of server-sent events; each `data:` is a GateEvent in JSON, its `event:` the kind.", body = GateEvent, content_type = "text/event-stream"),
+    ),
+    security(("bearer" = []))
+)]
 async fn events(
     State(gate): State<AppState>,
     Auth(caller): Auth,

@@ -2,30 +2,50 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use recourse_client::{
-    ApproveRequest, Permission, RejectRequest, ResolveRequest, RollbackRequest, WriteRecord,
-    WriteStatus, WriteSummary,
+    ApproveRequest, ErrorBody, Explained, Permission, RejectRequest, ResolveRequest,
+    RollbackRequest, WriteRecord, WriteStatus, WriteSummary,
 };
+use recourse_core::Proposal;
 use serde::Deserialize;
 
-use super::{ApiError, AppState, Auth, Body};
+use super::{ApiError, AppState, Auth, Body, Routes};
 use crate::error::GateError;
 use crate::store::WriteFilter;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/writes", post(submit).get(list))
-        .route("/v1/explain", post(explain))
-        .route("/v1/writes/{id}", get(show))
-        .route("/v1/writes/{id}/approve", post(approve))
-        .route("/v1/writes/{id}/reject", post(reject))
-        .route("/v1/writes/{id}/rollback", post(rollback))
-        .route("/v1/writes/{id}/resolve", post(resolve))
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.post("/v1/writes", submit)
+        .get("/v1/writes", list)
+        .post("/v1/explain", explain)
+        .get("/v1/writes/{id}", show)
+        .post("/v1/writes/{id}/approve", approve)
+        .post("/v1/writes/{id}/reject", reject)
+        .post("/v1/writes/{id}/rollback", rollback)
+        .post("/v1/writes/{id}/resolve", resolve)
 }
 
+/// The operations of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(submit, list, explain, show, approve, reject, rollback, resolve))]
+pub(crate) struct Api;
+
 /// 201 with the new write; 200 with the first one for a repeated key.
+#[utoipa::path(
+    post,
+    path = "/v1/writes",
+    operation_id = "submit_write",
+    tag = "writes",
+    request_body(content = Proposal, description = "The write: its intent and the connector's action (`{\"connector\": \"fs\", \"op\": \"delete\", \"path\": ...}`); `touches` and rollback steps the connector derives where it can."),
+    responses(
+        (status = 201, description = "Stored and decided: executed, held for a person, or refused (the record says which and why).", body = WriteRecord),
+        (status = 200, description = "The idempotency key was seen before with the same proposal: the first write.", body = WriteRecord),
+        (status = 403, description = "The caller's role may not submit, or the connector refuses the action.", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used for a different proposal.", body = ErrorBody),
+        (status = 502, description = "The target system failed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn submit(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -42,6 +62,19 @@ async fn submit(
 }
 
 /// The decision without storing or running anything.
+#[utoipa::path(
+    post,
+    path = "/v1/explain",
+    operation_id = "explain_write",
+    tag = "writes",
+    request_body(content = Proposal, description = "A proposal as it would be submitted."),
+    responses(
+        (status = 200, description = "The proposal as its connector plans it and the decision it would get now.", body = Explained),
+        (status = 403, description = "The caller's role may not submit, or the connector refuses the action.", body = ErrorBody),
+        (status = 502, description = "The target system failed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn explain(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -50,14 +83,31 @@ async fn explain(
     Ok(Json(gate.explain(&caller, body).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only writes in this status (`held`: the review queue).
+    #[param(value_type = Option<WriteStatus>)]
     status: Option<String>,
+    /// Only this agent's writes (ignored for an agent, which sees its own).
     agent: Option<String>,
+    /// At most this many.
+    #[param(minimum = 1)]
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/writes",
+    operation_id = "list_writes",
+    tag = "writes",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Newest first; an agent sees its own writes only.", body = Vec<WriteSummary>),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -98,6 +148,18 @@ async fn list(
     Ok(Json(list))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/writes/{id}",
+    operation_id = "get_write",
+    tag = "writes",
+    params(("id" = String, Path, description = "The write's id, as `submit_write` returned it.")),
+    responses(
+        (status = 200, description = "The write: decision, blast radius, evidence, history.", body = WriteRecord),
+        (status = 404, description = "No such write (or, for an agent, not its own).", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn show(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -106,6 +168,22 @@ async fn show(
     Ok(Json(gate.get(&caller, &id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/writes/{id}/approve",
+    operation_id = "approve_write",
+    tag = "writes",
+    params(("id" = String, Path, description = "The write's id, as `submit_write` returned it.")),
+    request_body = ApproveRequest,
+    responses(
+        (status = 200, description = "The write after the approval: executed once enough approvals bind to its current proposal and decision.", body = WriteRecord),
+        (status = 403, description = "Not a reviewer, or separation of duties forbids it.", body = ErrorBody),
+        (status = 404, description = "No such write.", body = ErrorBody),
+        (status = 409, description = "The write's status does not allow this now.", body = ErrorBody),
+        (status = 502, description = "The target system failed when the write ran.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn approve(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -117,6 +195,21 @@ async fn approve(
     Ok(Json(rec))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/writes/{id}/reject",
+    operation_id = "reject_write",
+    tag = "writes",
+    params(("id" = String, Path, description = "The write's id, as `submit_write` returned it.")),
+    request_body = RejectRequest,
+    responses(
+        (status = 200, description = "The rejected write; nothing ran.", body = WriteRecord),
+        (status = 403, description = "Not a reviewer, or separation of duties forbids it.", body = ErrorBody),
+        (status = 404, description = "No such write.", body = ErrorBody),
+        (status = 409, description = "The write's status does not allow this now.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn reject(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -128,6 +221,22 @@ async fn reject(
     Ok(Json(rec))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/writes/{id}/rollback",
+    operation_id = "rollback_write",
+    tag = "writes",
+    params(("id" = String, Path, description = "The write's id, as `submit_write` returned it.")),
+    request_body = RollbackRequest,
+    responses(
+        (status = 200, description = "The write after its rollback, with the verified report.", body = WriteRecord),
+        (status = 403, description = "Not an incident lead, or separation of duties forbids it.", body = ErrorBody),
+        (status = 404, description = "No such write.", body = ErrorBody),
+        (status = 409, description = "The write's status does not allow this now.", body = ErrorBody),
+        (status = 502, description = "The target system failed.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn rollback(
     State(gate): State<AppState>,
     Auth(caller): Auth,
@@ -140,6 +249,21 @@ async fn rollback(
 }
 
 /// An incident lead settles a write whose outcome the gate cannot know.
+#[utoipa::path(
+    post,
+    path = "/v1/writes/{id}/resolve",
+    operation_id = "resolve_write",
+    tag = "writes",
+    params(("id" = String, Path, description = "The write's id, as `submit_write` returned it.")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "The settled write: executed or failed.", body = WriteRecord),
+        (status = 403, description = "Not an incident lead, or separation of duties forbids it.", body = ErrorBody),
+        (status = 404, description = "No such write.", body = ErrorBody),
+        (status = 409, description = "The write's status does not allow this now.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 async fn resolve(
     State(gate): State<AppState>,
     Auth(caller): Auth,
