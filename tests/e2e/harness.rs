@@ -113,7 +113,14 @@ impl TestGate {
                 }
             }
         };
-        Self::start_on(database_url, tokens, peer.map(|p| p.root.clone()), extra)
+        // Gates on one store share one action key (the sealed proposals
+        // are in the store): a peer's key file, as an operator would copy it.
+        let key = peer.map(|p| p.data_dir().join("action.key"));
+        let mut args: Vec<&str> = extra.to_vec();
+        if let Some(key) = &key {
+            args.extend(["--action-key", key.to_str().unwrap()]);
+        }
+        Self::start_on(database_url, tokens, peer.map(|p| p.root.clone()), &args)
     }
 
     /// A gate on a shared store that may not answer: no token is made, the

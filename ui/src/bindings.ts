@@ -300,7 +300,19 @@ export type EvidenceReport = { id: string; status: EvidenceStatus; kind: Evidenc
 /**
  * The steps that require it.
  */
-steps: number[] }
+steps: number[]; 
+/**
+ * What the observation saw, in the observer's words (a vault manifest
+ * and its seal, the probe's answer), for the reviewer.
+ */
+detail?: string | null; 
+/**
+ * Who verified it and how ("the `fs` connector's own capture", "the
+ * gate's probe of GET https://…"). The engine cannot know who observed
+ * what it is given, so the gate fills this in; `recourse check` leaves
+ * it out (its observations are the scenario's).
+ */
+verified_by?: string | null }
 /**
  * The status of one evidence item; the order of the variants is the order
  * in which the contract tries them (the first that applies wins).
@@ -482,7 +494,13 @@ export type RestoreStatus = "restored" |
 /**
  * Put back, but verification found a difference.
  */
-"mismatch" | "failed"
+"mismatch" | "failed" | 
+/**
+ * Put back, and its metadata matches the capture, but its contents
+ * could not be verified (the fs vault holds no seal of them): not
+ * `restored`, which only verification earns.
+ */
+"unverified"
 export type RewindItem = { write: WriteSummary; rollback?: RollbackReport | null; error?: string | null }
 export type RewindReport = { preview: boolean; 
 /**
@@ -657,7 +675,15 @@ waiting?: string | null;
  * duties). Filled per caller by the gate when it answers; empty in
  * what the store keeps.
  */
-actions: WriteAction[] }
+actions: WriteAction[]; 
+/**
+ * The proposal as submitted (secrets in clear), encrypted with the
+ * gate's action key and bound to this write's id; `proposal` is the
+ * masked form. Kept only while a connector may still need it, and
+ * never returned by the API (the gate strips it at the edge: see
+ * [`WriteRecord::without_sealed`]).
+ */
+sealed_proposal?: string | null }
 /**
  * The life of a write. `held -> approved -> executing -> executed ->
  * rolling_back -> rolled_back`, with `rejected`, `refused`, `expired` and

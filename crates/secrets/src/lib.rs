@@ -362,7 +362,8 @@ mod tests {
         let proposal = json!({"set": {"password": "pw-12345", "note": "hi"},
                               "headers": [["Cookie", "c-77777"]]});
         let known = masker.named_secrets(&proposal);
-        assert_eq!(known, vec!["c-77777".to_string(), "pw-12345".to_string()]);
+        // Longest first, so a secret holding another is replaced whole.
+        assert_eq!(known, vec!["pw-12345".to_string(), "c-77777".to_string()]);
         let outcome = json!({"after": [[1, "pw-12345", "hi"]], "echo": "sent c-77777"});
         let r = masker.value_knowing(&outcome, &known);
         assert_eq!(r["after"], json!([[1, REDACTED, "hi"]]));

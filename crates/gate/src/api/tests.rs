@@ -10,7 +10,7 @@ use recourse_client::{Role, WriteAction, WriteRecord, WriteStatus, WriteSummary}
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::store::{CatalogStore, MemoryStore, Store};
+use crate::store::{CatalogStore, MemoryStore, Store, WriteStore};
 use crate::testing::{push, resource, Fake};
 use crate::{Gate, GateConfig};
 
@@ -18,6 +18,7 @@ struct Api {
     router: axum::Router,
     tokens: std::collections::HashMap<String, String>,
     fake: Arc<Fake>,
+    store: Arc<MemoryStore>,
 }
 
 async fn api() -> Api {
@@ -51,6 +52,7 @@ async fn api_with(config: GateConfig) -> Api {
         router: super::router(gate),
         tokens,
         fake,
+        store,
     }
 }
 
@@ -429,8 +431,12 @@ async fn a_revoked_tokens_event_stream_ends() {
 
 #[tokio::test]
 async fn over_its_quota_a_token_gets_429_until_a_rejection_frees_room() {
+    // What the store keeps of one held write (its sealed proposal included,
+    // which the API never shows), not what the API answers.
     let probe = api().await;
-    let one = crate::store::stored_bytes(&probe.submit("cust").await).unwrap();
+    let shown = probe.submit("cust").await;
+    let (stored, _) = probe.store.write(&shown.id).await.unwrap().unwrap();
+    let one = crate::store::stored_bytes(&stored).unwrap();
     // Room for two held writes (and a little), not three.
     let api = api_with(GateConfig {
         quota_bytes: one * 2 + one / 2,

@@ -116,7 +116,10 @@ impl Gate {
                 };
                 &shown
             };
-            let mut seen = connector.observe(id, item).await.map(|o| (connector.name(), o));
+            let mut seen = connector
+                .observe(id, item)
+                .await
+                .map(|o| (connector.name(), o));
             if seen.is_none() {
                 for other in self.connectors.values() {
                     if other.name() != connector.name() {

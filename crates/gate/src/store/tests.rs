@@ -13,8 +13,7 @@ use tempfile::TempDir;
 
 use super::{
     stored_bytes, Inserted, MemoryStore, PostgresStore, SqliteStore, Store, StoreError, TokenRow,
-    WriteFilter,
-    WriteStore,
+    WriteFilter, WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
