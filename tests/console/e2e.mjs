@@ -153,6 +153,15 @@ try {
     await shot("05-executed-reviewer");
   });
 
+  await step("each evidence item says who verified it and how", async () => {
+    // The executed delete's snapshot was observed by the fs connector from
+    // its own capture: the page names that observer, not the agent.
+    const by = await waitText(tid("verified-by"), /Checked by the `fs` connector, from its own capture/);
+    await by.scrollIntoView();
+    await browser.pause(400);
+    await shot("05b-evidence-checked-by");
+  });
+
   await step("disconnect and connect as an incident lead through the form", async () => {
     incidentName = await connectAs(env("E2E_INCIDENT_TOKEN"), /Incident lead/, "06-connect-form");
     await (await browser.$(tid("freeze-switch"))).waitForExist();

@@ -193,7 +193,8 @@ add(record({
       { resource: `${reportsId}/notes.txt`, depth: 1, reach: "controlled", bearer: "institution", covered: true, via: reportsId, restored_by: [0] },
     ],
     bearers: ["institution"],
-    evidence: [{ id: "vault-w-exec-1", status: "verified", kind: "snapshot", location: "vault:fs", captured_at: iso(now - 20 * 60_000), steps: [0] }],
+    evidence: [{ id: "vault-w-exec-1", status: "verified", kind: "snapshot", location: "vault:fs", captured_at: iso(now - 20 * 60_000), steps: [0],
+      verified_by: "the `fs` connector, from its own capture", detail: "captured and sealed" }],
     steps: [{ step: 0, manual: false, available: true }],
   },
 }));
