@@ -157,63 +157,11 @@ impl Signer {
     /// others may read is refused: whoever reads it can sign a rewritten
     /// trail.
     pub fn load_or_create(path: &Path) -> std::io::Result<(Self, bool)> {
-        use std::io::{Error, ErrorKind, Write};
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                check_private(path)?;
-                let secret: [u8; 32] = hex::decode(text.trim())
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::InvalidData,
-                            format!(
-                                "{}: not a signing key (64 hex digits expected)",
-                                path.display()
-                            ),
-                        )
-                    })?;
-                Ok((Self::from_secret(secret), false))
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                let signer = Self::generate();
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(path)?;
-                writeln!(f, "{}", hex::encode(signer.key.to_bytes()))?;
-                f.sync_all()?;
-                Ok((signer, true))
-            }
-            Err(e) => Err(e),
-        }
+        let (secret, created) = crate::key_file::load_or_create(path, "signing key", || {
+            Self::generate().key.to_bytes()
+        })?;
+        Ok((Self::from_secret(secret), created))
     }
-}
-
-#[cfg(unix)]
-fn check_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "{}: the signing key is readable by others (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            ),
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// The newest checkpoint in `entries` whose signature verifies.

@@ -80,40 +80,9 @@ impl ActionKey {
     /// Reads the key at `path`, or creates it (mode 0600) when missing.
     /// True when it was created. A key others may read is refused.
     pub fn load_or_create(path: &Path) -> std::io::Result<(Self, bool)> {
-        use std::io::{Error, ErrorKind, Write};
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                check_private(path)?;
-                let bytes: [u8; 32] = hex::decode(text.trim())
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::InvalidData,
-                            format!(
-                                "{}: not an action key (64 hex digits expected)",
-                                path.display()
-                            ),
-                        )
-                    })?;
-                Ok((Self::from_bytes(bytes), false))
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                let key = Self::generate();
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(path)?;
-                writeln!(f, "{}", hex::encode(key.bytes))?;
-                f.sync_all()?;
-                Ok((key, true))
-            }
-            Err(e) => Err(e),
-        }
+        let (bytes, created) =
+            crate::key_file::load_or_create(path, "action key", || Self::generate().bytes)?;
+        Ok((Self::from_bytes(bytes), created))
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -168,28 +137,6 @@ impl ActionKey {
             .map_err(|_| SealError::Open("authentication failed"))?;
         serde_json::from_slice(&msg).map_err(|_| SealError::Open("not a proposal"))
     }
-}
-
-#[cfg(unix)]
-fn check_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "{}: the action key is readable by others (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            ),
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
