@@ -308,7 +308,15 @@ async fn revoke_token(
 async fn events(
     State(gate): State<AppState>,
     Auth(caller): Auth,
+    headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // `Auth` accepted this header; its hash finds the token's row again.
+    let hash = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| crate::auth::hash_token(t.trim()))
+        .unwrap_or_default();
     let audience = Audience::of(&caller, gate.clone());
     let stream = BroadcastStream::new(gate.subscribe())
         .filter_map(move |e| {
@@ -322,7 +330,7 @@ async fn events(
                 Some(Ok(Event::default().event(e.kind.clone()).data(data)))
             }
         })
-        .take_until(ended(gate.clone(), caller.name.clone(), caller.expires_at));
+        .take_until(ended(gate.clone(), hash, caller.expires_at));
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -331,19 +339,18 @@ async fn events(
 /// revoke` changes the store from another process.
 const REVOCATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Resolves when the token `name` stops working: it expires, it is
-/// revoked, or it is no longer in the store (or the store cannot say: a
-/// stream fails closed).
-async fn ended(gate: AppState, name: String, expires_at: Option<DateTime<Utc>>) {
+/// Resolves when the token whose hash is `hash` stops working: it
+/// expires, it is revoked, or it is no longer in the store (or the store
+/// cannot say: a stream fails closed). One indexed look-up per poll, the
+/// one every request makes, not a listing of every token.
+async fn ended(gate: AppState, hash: String, expires_at: Option<DateTime<Utc>>) {
     let revoked = async {
         loop {
             tokio::time::sleep(REVOCATION_POLL).await;
-            let live = match gate.store().tokens().await {
-                Ok(tokens) => tokens
-                    .iter()
-                    .any(|t| t.name == name && t.revoked_at.is_none()),
-                Err(_) => false,
-            };
+            let live = matches!(
+                gate.store().token_by_hash(&hash).await,
+                Ok(Some(t)) if t.revoked_at.is_none()
+            );
             if !live {
                 return;
             }
