@@ -10,8 +10,8 @@ use recourse_client::WriteStatus;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::codes;
 use crate::harness::TestGate;
+use crate::harness::{codes, psql};
 
 async fn catalog(gate: &TestGate, body: Value) {
     let (s, b) = gate
@@ -316,31 +316,6 @@ fn pg_reachable() -> bool {
         .args(["-q", "-h", "127.0.0.1", "-p", "5432"])
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qAt",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `pg_dump --data-only` of some tables, with rows sorted inside each COPY

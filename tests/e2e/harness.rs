@@ -421,3 +421,30 @@ pub fn codes(rec: &recourse_client::WriteRecord) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Runs one statement on the shared PostgreSQL (`test` database, trust
+/// auth) with `psql`, failing the test on an error; its unaligned output.
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAt",
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

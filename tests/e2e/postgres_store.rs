@@ -17,7 +17,7 @@ use recourse_client::{WriteRecord, WriteStatus};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{codes, recourse, TestGate, Tokens};
+use crate::harness::{codes, psql, recourse, TestGate, Tokens};
 
 /// A database of its own on the shared server, dropped with this.
 struct FreshDb {
@@ -64,31 +64,6 @@ impl Drop for FreshDb {
             ))
             .output();
     }
-}
-
-fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qAt",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Generous limits: the cases below send hundreds of requests per token.

@@ -165,3 +165,36 @@ pub(crate) fn push(fake: &Fake, f: impl FnOnce(&mut Script)) {
         f(&mut s);
     }
 }
+
+/// A gate on a memory store with one [`Fake`] connector and a clock the
+/// test moves: the world the lifecycle's tests share.
+pub(crate) struct World {
+    pub store: std::sync::Arc<crate::store::MemoryStore>,
+    pub fake: std::sync::Arc<Fake>,
+    pub clock: std::sync::Arc<crate::FixedClock>,
+    pub gate: crate::Gate,
+}
+
+pub(crate) fn world() -> World {
+    use chrono::TimeZone;
+    let store = std::sync::Arc::new(crate::store::MemoryStore::new());
+    let fake = std::sync::Arc::new(Fake::default());
+    let clock = std::sync::Arc::new(crate::FixedClock::at(
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 30, 12, 0, 0)
+            .single()
+            .unwrap_or_default(),
+    ));
+    let gate = crate::Gate::with_clock(
+        store.clone(),
+        vec![fake.clone()],
+        crate::GateConfig::default(),
+        clock.clone(),
+    );
+    World {
+        store,
+        fake,
+        clock,
+        gate,
+    }
+}

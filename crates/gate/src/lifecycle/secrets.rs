@@ -141,46 +141,16 @@ impl Gate {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use chrono::{Duration, TimeZone, Utc};
+    use chrono::Duration;
     use recourse_client::{Role, WriteStatus};
     use recourse_core::Catalog;
     use serde_json::{json, Value};
 
-    use super::super::{FixedClock, Gate, GateConfig};
-    use crate::store::{AuditStore, CatalogStore, MemoryStore, WriteStore};
-    use crate::testing::{resource, who, Fake};
+    use crate::store::{AuditStore, CatalogStore, WriteStore};
+    use crate::testing::{resource, who, world, World};
 
     const SECRET: &str = "s3cr3t-abc123XYZ";
     const PASSWORD: &str = "pw-98765-hunter";
-
-    struct World {
-        store: Arc<MemoryStore>,
-        fake: Arc<Fake>,
-        clock: Arc<FixedClock>,
-        gate: Gate,
-    }
-
-    fn world() -> World {
-        let store = Arc::new(MemoryStore::new());
-        let fake = Arc::new(Fake::default());
-        let clock = Arc::new(FixedClock::at(
-            Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap(),
-        ));
-        let gate = Gate::with_clock(
-            store.clone(),
-            vec![fake.clone()],
-            GateConfig::default(),
-            clock.clone(),
-        );
-        World {
-            store,
-            fake,
-            clock,
-            gate,
-        }
-    }
 
     fn body(target: &str, key: Option<&str>) -> Value {
         json!({"intent": format!("post with password: {PASSWORD}"), "idempotency_key": key,

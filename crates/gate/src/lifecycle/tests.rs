@@ -5,47 +5,19 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use recourse_client::{RestoreItem, RestoreStatus, Role, RollbackReport, WriteRecord, WriteStatus};
 use recourse_connector::ConnectorError;
 use recourse_core::{Catalog, Edge, EvidenceStatus};
 use serde_json::json;
 
 use super::machine::{Step, TABLE};
-use super::{FixedClock, Gate, GateConfig};
+use super::{Gate, GateConfig};
 use crate::auth::Caller;
 use crate::error::GateError;
 use crate::store::{AuditStore, CatalogStore, MemoryStore, WriteStore};
-use crate::testing::{push, resource, who, Fake};
-
-struct World {
-    store: Arc<MemoryStore>,
-    fake: Arc<Fake>,
-    clock: Arc<FixedClock>,
-    gate: Gate,
-}
-
-fn world() -> World {
-    let store = Arc::new(MemoryStore::new());
-    let fake = Arc::new(Fake::default());
-    let clock = Arc::new(FixedClock::at(
-        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap(),
-    ));
-    let gate = Gate::with_clock(
-        store.clone(),
-        vec![fake.clone()],
-        GateConfig::default(),
-        clock.clone(),
-    );
-    World {
-        store,
-        fake,
-        clock,
-        gate,
-    }
-}
+use crate::testing::{push, resource, who, world, World};
 
 impl World {
     /// The same store and clock, with other connectors (none: a gate that
