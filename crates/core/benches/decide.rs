@@ -3,6 +3,8 @@
 //! more than the walk it cannot avoid (target: at most 1.5x).
 //!
 //! `cargo bench -p recourse-core --bench decide`
+//! (`DECIDE_QUICK=1` skips criterion's runs; `DECIDE_RUNS` sets the
+//! interleaved runs, 41 by default)
 #![expect(
     clippy::unwrap_used,
     reason = "a benchmark should fail loudly on a broken fixture"
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use petgraph::visit::Bfs;
 use recourse_core::catalog::CatalogGraph;
-use recourse_core::decision::{decide, Policy};
+use recourse_core::decision::{assess, decide, Policy};
 
 #[path = "support/synthetic.rs"]
 mod synthetic;
@@ -68,6 +70,20 @@ fn bfs(f: &Fixture) -> usize {
     n
 }
 
+/// The decision unrendered: the verdict and every fact, with no path or
+/// sentence built (what serializing it renders one reason at a time).
+fn run_assess(f: &Fixture) -> usize {
+    let a = assess(
+        &f.graph,
+        &f.proposal,
+        &f.observations,
+        now(),
+        &Policy::default(),
+    );
+    black_box(&a);
+    a.blast_radius_len()
+}
+
 fn run_decide(f: &Fixture) -> usize {
     let d = decide(
         &f.graph,
@@ -80,9 +96,60 @@ fn run_decide(f: &Fixture) -> usize {
     d.blast_radius.len()
 }
 
-fn median(mut xs: Vec<Duration>) -> Duration {
+/// (min, median, max).
+fn spread(mut xs: Vec<Duration>) -> [Duration; 3] {
     xs.sort();
-    xs[xs.len() / 2]
+    [xs[0], xs[xs.len() / 2], xs[xs.len() - 1]]
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the bare BFS, `decide` and `assess` interleaved, `DECIDE_RUNS` times (41 by
+/// default), so both see the same machine state, and prints min / median /
+/// max of each and the ratio of the medians, with the load average.
+fn interleaved(label: &str, f: &Fixture) {
+    let runs = std::env::var("DECIDE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(41usize);
+    let load = loadavg();
+    let (mut t_bfs, mut t_decide, mut t_assess) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        black_box(bfs(f));
+        t_bfs.push(t.elapsed());
+        let t = Instant::now();
+        black_box(run_decide(f));
+        t_decide.push(t.elapsed());
+        let t = Instant::now();
+        black_box(run_assess(f));
+        t_assess.push(t.elapsed());
+    }
+    let [b0, b, b1] = spread(t_bfs);
+    println!(
+        "{label}: {runs} interleaved runs (load average {load} -> {})",
+        loadavg()
+    );
+    println!("  petgraph BFS: min {b0:.2?} median {b:.2?} max {b1:.2?}");
+    for (name, times) in [
+        ("decide (rendered)", t_decide),
+        ("assess (unrendered)", t_assess),
+    ] {
+        let [d0, d, d1] = spread(times);
+        println!(
+            "  {name}: min {d0:.2?} median {d:.2?} max {d1:.2?}; \
+             x BFS: median {:.2}x, min {:.2}x (target <= 1.5x)",
+            d.as_secs_f64() / b.as_secs_f64(),
+            d0.as_secs_f64() / b0.as_secs_f64(),
+        );
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -103,29 +170,22 @@ fn bench(c: &mut Criterion) {
         d.decision
     );
     assert_eq!(d.blast_radius.len(), reached);
+    let reasons_worst = d.reasons.len();
     drop(d);
 
-    let mut group = c.benchmark_group("blast_radius_100k_of_1m");
-    group.sample_size(30);
-    group.bench_function("petgraph_bfs", |b| b.iter(|| bfs(&f)));
-    group.bench_function("recourse_decide", |b| b.iter(|| run_decide(&f)));
-    group.finish();
-
-    // The ratio, measured interleaved in this run so both see the same
-    // machine state.
-    let (mut t_bfs, mut t_decide) = (Vec::new(), Vec::new());
-    for _ in 0..41 {
-        let t = Instant::now();
-        black_box(bfs(&f));
-        t_bfs.push(t.elapsed());
-        let t = Instant::now();
-        black_box(run_decide(&f));
-        t_decide.push(t.elapsed());
+    // `DECIDE_QUICK=1` leaves out criterion's own runs (the interleaved
+    // ratios below are the figures BENCHMARKS.md reports).
+    if std::env::var_os("DECIDE_QUICK").is_none() {
+        let mut group = c.benchmark_group("blast_radius_100k_of_1m");
+        group.sample_size(30);
+        group.bench_function("petgraph_bfs", |b| b.iter(|| bfs(&f)));
+        group.bench_function("recourse_decide", |b| b.iter(|| run_decide(&f)));
+        group.finish();
     }
-    let (b, d) = (median(t_bfs), median(t_decide));
-    println!(
-        "worst case (one reason per resource): median of 41 interleaved runs: petgraph BFS {b:.2?}, decide {d:.2?}, ratio {:.2}x (target <= 1.5x)",
-        d.as_secs_f64() / b.as_secs_f64()
+
+    interleaved(
+        &format!("worst case ({} reasons, one per resource)", reasons_worst),
+        &f,
     );
 
     // The common case: a step that restores what the write reaches (a
@@ -159,20 +219,7 @@ fn bench(c: &mut Criterion) {
     )
     .reasons
     .len();
-    let (mut t_bfs, mut t_decide) = (Vec::new(), Vec::new());
-    for _ in 0..41 {
-        let t = Instant::now();
-        black_box(bfs(&covered));
-        t_bfs.push(t.elapsed());
-        let t = Instant::now();
-        black_box(run_decide(&covered));
-        t_decide.push(t.elapsed());
-    }
-    let (b, d) = (median(t_bfs), median(t_decide));
-    println!(
-        "covered case ({reasons} reasons): median of 41 interleaved runs: petgraph BFS {b:.2?}, decide {d:.2?}, ratio {:.2}x (target <= 1.5x)",
-        d.as_secs_f64() / b.as_secs_f64()
-    );
+    interleaved(&format!("covered case ({reasons} reasons)"), &covered);
 }
 
 criterion_group!(benches, bench);

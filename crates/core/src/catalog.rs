@@ -1,7 +1,9 @@
 //! The institution's state as a directed graph: resources, and edges that say
 //! a change to one reaches another (section 1 of the contract).
 
-use rustc_hash::FxHashMap as HashMap;
+use std::hash::BuildHasher;
+
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap, FxHashSet as HashSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
@@ -208,11 +210,29 @@ pub type Neighbours<'a> = Vec<(&'a Resource, Link)>;
 
 /// A validated catalog, indexed as a petgraph graph. Node `i` is
 /// `resources()[i]`.
+///
+/// INVARIANT (edge order): in each node's adjacency list (petgraph lists a
+/// node's edges newest first) its `Contains` edges come before its
+/// `Declared` ones, each group newest first. A breadth-first walk takes the
+/// first edge that reaches a resource as its `via`, so this order is part of
+/// the decision's output; [`CatalogGraph::extend`] keeps it, so a graph
+/// grown in place decides exactly as one built from the whole document.
 #[derive(Debug, Clone)]
 pub struct CatalogGraph {
     catalog: Catalog,
     graph: DiGraph<(), Link, u32>,
     index: HashMap<String, NodeIndex<u32>>,
+    /// Each node's reach and own bearer, packed: a decision reads these for
+    /// every resource it reaches, without touching the resource itself.
+    traits: Vec<(Reach, Option<Bearer>)>,
+    /// Hashes of every `fs:` ancestor of a catalogued `fs:` id, catalogued
+    /// or not: a new `fs:` resource found here contains resources already
+    /// in the catalog. A hash collision only costs a rebuild.
+    fs_dirs: HashSet<u64>,
+}
+
+fn fs_dir_key(id: &str) -> u64 {
+    FxBuildHasher.hash_one(id)
 }
 
 impl CatalogGraph {
@@ -255,11 +275,18 @@ impl CatalogGraph {
                 u32::try_from(i).map_err(|_| InputError::new("catalog.edges", "too many edges"))?;
             graph.add_edge(from, to, Link::Declared(n));
         }
+        let traits = catalog
+            .resources
+            .iter()
+            .map(|r| (r.reach, r.bearer))
+            .collect();
+        let mut fs_dirs = HashSet::default();
         for resource in &catalog.resources {
             let Some(&node) = index.get(&resource.id) else {
                 continue;
             };
             for ancestor in id::fs_ancestors(&resource.id) {
+                fs_dirs.insert(fs_dir_key(ancestor));
                 if let Some(&up) = index.get(ancestor) {
                     graph.add_edge(up, node, Link::Contains);
                 }
@@ -269,7 +296,115 @@ impl CatalogGraph {
             catalog,
             graph,
             index,
+            traits,
+            fs_dirs,
         })
+    }
+
+    /// Adds `add`'s resources and edges after the catalog's own, as if the
+    /// graph were built anew from the concatenated document (same checks,
+    /// same errors naming the same fields, same edge order, hence the same
+    /// decisions), in time proportional to `add`: only the new ids are
+    /// checked and indexed. On an error nothing changes.
+    ///
+    /// Two additions cannot keep the edge order without touching what is
+    /// there, and rebuild the graph from the document instead (no copy):
+    /// an `fs:` resource that contains resources already catalogued (a
+    /// folder catalogued after its files), and a declared edge from an
+    /// `fs:` resource that already contains others.
+    pub fn extend(&mut self, add: Catalog) -> Result<(), InputError> {
+        let base_nodes = self.catalog.resources.len();
+        let base_edges = self.catalog.edges.len();
+        let mut rebuild = false;
+        // Validate everything before changing anything.
+        let mut fresh: HashMap<&str, NodeIndex<u32>> =
+            HashMap::with_capacity_and_hasher(add.resources.len(), Default::default());
+        for (j, resource) in add.resources.iter().enumerate() {
+            let i = base_nodes + j;
+            let field = || format!("catalog.resources[{i}].id");
+            id::check(&resource.id).map_err(|m| InputError::new(field(), m))?;
+            if let Some(prefix) = &resource.probe_prefix {
+                check_probe_prefix(prefix).map_err(|m| {
+                    InputError::new(format!("catalog.resources[{i}].probe_prefix"), m)
+                })?;
+            }
+            let node = u32::try_from(i)
+                .map(|_| NodeIndex::new(i))
+                .map_err(|_| InputError::new("catalog.resources", "too many resources"))?;
+            if self.index.contains_key(&resource.id)
+                || fresh.insert(resource.id.as_str(), node).is_some()
+            {
+                return Err(InputError::new(
+                    field(),
+                    format!("duplicate resource `{}`", resource.id),
+                ));
+            }
+            rebuild |=
+                resource.id.starts_with("fs:") && self.fs_dirs.contains(&fs_dir_key(&resource.id));
+        }
+        let mut ends = Vec::with_capacity(add.edges.len());
+        for (j, edge) in add.edges.iter().enumerate() {
+            let i = base_edges + j;
+            let lookup = |end: &str, side: &str| {
+                self.index
+                    .get(end)
+                    .or_else(|| fresh.get(end))
+                    .copied()
+                    .ok_or_else(|| {
+                        InputError::new(
+                            format!("catalog.edges[{i}].{side}"),
+                            format!("unknown resource `{end}`"),
+                        )
+                    })
+            };
+            let from = lookup(&edge.from, "from")?;
+            let to = lookup(&edge.to, "to")?;
+            let n =
+                u32::try_from(i).map_err(|_| InputError::new("catalog.edges", "too many edges"))?;
+            // By the invariant, a node's `Contains` edges lead its list.
+            rebuild |= from.index() < base_nodes
+                && self
+                    .graph
+                    .edges(from)
+                    .next()
+                    .is_some_and(|e| *e.weight() == Link::Contains);
+            ends.push((from, to, Link::Declared(n)));
+        }
+        drop(fresh);
+        if rebuild {
+            let mut catalog = std::mem::take(&mut self.catalog);
+            catalog.resources.extend(add.resources);
+            catalog.edges.extend(add.edges);
+            // Everything `new` checks was checked above, so this cannot
+            // fail; if it did, the error is returned and the graph is empty.
+            *self = Self::new(catalog)?;
+            return Ok(());
+        }
+        // The order `new` adds them in: nodes, declared edges, then the
+        // containment of each new resource, nearest ancestor first.
+        self.graph.reserve_nodes(add.resources.len());
+        self.index.reserve(add.resources.len());
+        self.traits.reserve(add.resources.len());
+        for resource in &add.resources {
+            let node = self.graph.add_node(());
+            self.index.insert(resource.id.clone(), node);
+            self.traits.push((resource.reach, resource.bearer));
+        }
+        for (from, to, link) in ends {
+            self.graph.add_edge(from, to, link);
+        }
+        for (j, resource) in add.resources.iter().enumerate() {
+            let node = NodeIndex::new(base_nodes + j);
+            for ancestor in id::fs_ancestors(&resource.id) {
+                self.fs_dirs.insert(fs_dir_key(ancestor));
+                if let Some(&up) = self.index.get(ancestor) {
+                    self.graph.add_edge(up, node, Link::Contains);
+                }
+            }
+        }
+        self.catalog.resources.extend(add.resources);
+        self.catalog.edges.extend(add.edges);
+        Ok(())
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -302,6 +437,15 @@ impl CatalogGraph {
 
     pub fn resource(&self, node: NodeIndex<u32>) -> Option<&Resource> {
         self.catalog.resources.get(node.index())
+    }
+
+    /// The reach and the own bearer (none: resolved from its containers,
+    /// [`CatalogGraph::bearer_of`]) of the resource at `node`.
+    pub fn traits(&self, node: NodeIndex<u32>) -> (Reach, Option<Bearer>) {
+        self.traits
+            .get(node.index())
+            .copied()
+            .unwrap_or((Reach::Controlled, None))
     }
 
     /// Who bears `resource`: its own bearer, else that of its nearest
@@ -433,6 +577,95 @@ mod tests {
         let err =
             catalog(serde_json::json!({"resources": [{"id": "a:1"}, {"id": "a:1"}]})).unwrap_err();
         assert_eq!(err.field, "catalog.resources[1].id");
+    }
+
+    /// Each node's edges, in the order a walk takes them.
+    fn adjacency(c: &CatalogGraph) -> Vec<Vec<(usize, Link)>> {
+        use petgraph::visit::EdgeRef;
+        c.graph()
+            .node_indices()
+            .map(|n| {
+                c.graph()
+                    .edges(n)
+                    .map(|e| (e.target().index(), *e.weight()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn doc(json: serde_json::Value) -> Catalog {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn extending_in_place_equals_building_the_whole_document() {
+        let base = doc(serde_json::json!({
+            "resources": [{"id": "fs:/"}, {"id": "fs:/a"}, {"id": "fs:/a/x"}, {"id": "db:1"}, {"id": "db:2"}],
+            "edges": [{"from": "db:1", "to": "db:2", "why": "fk"}, {"from": "fs:/a", "to": "db:1"}]
+        }));
+        let cases = [
+            // New files under catalogued folders, with edges among old and new.
+            serde_json::json!({"resources": [{"id": "fs:/a/y"}, {"id": "fs:/b/z"}, {"id": "db:3"},
+                                             {"id": "fs:/q"}, {"id": "fs:/q/r"}],
+                "edges": [{"from": "db:2", "to": "db:3"}, {"from": "db:3", "to": "fs:/a/y"},
+                          {"from": "fs:/q", "to": "db:1"}]}),
+            // A folder catalogued after a file in it (rebuilds).
+            serde_json::json!({"resources": [{"id": "fs:/a/x/in"}, {"id": "fs:/b"}, {"id": "fs:/b/c"}]}),
+            serde_json::json!({"resources": [{"id": "fs:/c/d"}, {"id": "fs:/c"}]}),
+            // A declared edge out of a folder that contains others (rebuilds).
+            serde_json::json!({"edges": [{"from": "fs:/a", "to": "db:2"}]}),
+            serde_json::json!({}),
+        ];
+        for add in cases {
+            let add = doc(add);
+            let mut whole = base.clone();
+            whole.resources.extend(add.resources.clone());
+            whole.edges.extend(add.edges.clone());
+            let expected = CatalogGraph::new(whole.clone()).unwrap();
+            let mut grown = CatalogGraph::new(base.clone()).unwrap();
+            grown.extend(add.clone()).unwrap();
+            assert_eq!(grown.catalog(), &whole, "{add:?}");
+            assert_eq!(adjacency(&grown), adjacency(&expected), "{add:?}");
+            for r in &whole.resources {
+                assert_eq!(grown.node(&r.id), expected.node(&r.id));
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_extension_names_the_field_and_changes_nothing() {
+        let base = doc(serde_json::json!({"resources": [{"id": "a:1"}]}));
+        for (add, field) in [
+            (
+                serde_json::json!({"resources": [{"id": "a:2"}, {"id": "a:1"}]}),
+                "catalog.resources[2].id",
+            ),
+            (
+                serde_json::json!({"resources": [{"id": "a:2"}, {"id": "a:2"}]}),
+                "catalog.resources[2].id",
+            ),
+            (
+                serde_json::json!({"resources": [{"id": "nope"}]}),
+                "catalog.resources[1].id",
+            ),
+            (
+                serde_json::json!({"resources": [{"id": "a:2"}], "edges": [{"from": "a:2", "to": "a:3"}]}),
+                "catalog.edges[0].to",
+            ),
+        ] {
+            let add = doc(add);
+            let mut whole = base.clone();
+            whole.resources.extend(add.resources.clone());
+            whole.edges.extend(add.edges.clone());
+            let expected = CatalogGraph::new(whole).unwrap_err();
+            let mut g = CatalogGraph::new(base.clone()).unwrap();
+            let err = g.extend(add).unwrap_err();
+            assert_eq!(err, expected);
+            assert_eq!(err.field, field);
+            assert_eq!(g.catalog(), &base);
+            assert_eq!(g.graph().node_count(), 1);
+            assert_eq!(g.node("a:2"), None);
+        }
     }
 
     #[test]

@@ -5,10 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use fixedbitset::FixedBitSet;
-use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
 
-use crate::blast_radius::BlastRadius;
+use crate::blast_radius::{BlastRadius, Visit};
 use crate::catalog::{Bearer, CatalogGraph, Reach};
 use crate::evidence::{self, EvidenceKind, EvidenceStatus, Observations};
 use crate::id;
@@ -297,6 +296,68 @@ pub fn decide_with<'a>(
     policy: &Policy,
     runnable: &dyn Fn(usize, &Step) -> bool,
 ) -> Decision<'a> {
+    assess_with(catalog, proposal, observations, now, policy, runnable).render()
+}
+
+/// What the decision found about one resource of the blast radius.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    reach: Reach,
+    bearer: Bearer,
+    covered: bool,
+}
+
+/// A decision before its sentences: the verdict and every fact of the
+/// [`Decision`], with the reasons about resources kept as positions in the
+/// blast radius, unsorted, and no path, sentence or entry built.
+/// [`Assessment::render`] builds the [`Decision`]; serializing an
+/// `Assessment` writes the same JSON as serializing its rendering, one
+/// reason and one entry at a time, so a caller that only sends the decision
+/// never holds all of it. The verdict is known without rendering anything.
+#[derive(Debug, Clone)]
+pub struct Assessment<'a> {
+    catalog: &'a CatalogGraph,
+    radius: BlastRadius,
+    /// The verdict ([`Decision::decision`]).
+    pub decision: Verdict,
+    /// By visit position.
+    facts: Vec<Facts>,
+    /// The steps that restore the resource at visit `pos` are
+    /// `restored[restored_at[pos]..restored_at[pos + 1]]` (one list for
+    /// all, not one allocation per resource).
+    restored_at: Vec<u32>,
+    restored: Vec<u32>,
+    external: Vec<u32>,
+    uncovered: Vec<u32>,
+    third_party: Vec<u32>,
+    /// The reasons not about a resource in the blast radius (evidence,
+    /// manual steps, unknown resources), in order: few, built here.
+    other_reasons: Vec<Reason<'a>>,
+    bearers: Vec<Bearer>,
+    evidence: Vec<EvidenceReport<'a>>,
+    steps: Vec<StepReport>,
+}
+
+/// [`decide`], unrendered.
+pub fn assess<'a>(
+    catalog: &'a CatalogGraph,
+    proposal: &'a Proposal,
+    observations: &Observations,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Assessment<'a> {
+    assess_with(catalog, proposal, observations, now, policy, &|_, _| true)
+}
+
+/// [`decide_with`], unrendered.
+pub fn assess_with<'a>(
+    catalog: &'a CatalogGraph,
+    proposal: &'a Proposal,
+    observations: &Observations,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    runnable: &dyn Fn(usize, &Step) -> bool,
+) -> Assessment<'a> {
     let mut unknown = Vec::new();
     let mut roots = Vec::with_capacity(proposal.touches.len());
     for t in &proposal.touches {
@@ -307,34 +368,11 @@ pub fn decide_with<'a>(
         }
     }
     let radius = BlastRadius::compute(catalog, &roots);
-    let id_of = |n: NodeIndex<u32>| catalog.resource(n).map_or("", |r| r.id.as_str());
-    // Ids by visit position, looked up once: paths, `via` and the sorting
-    // of reasons all read them, and each lookup is a cache miss into the
-    // catalog.
-    let ids: Vec<&'a str> = radius.visits().iter().map(|v| id_of(v.node)).collect();
-    let id_at = |pos: usize| ids.get(pos).copied().unwrap_or("");
-    // INVARIANT (breadth-first order): a visit's parent is one level up, so
-    // the path to it has `depth + 1` entries, filled from the end.
-    let path_ids = |pos: usize| -> Vec<Cow<'a, str>> {
-        let len = radius.visits().get(pos).map_or(0, |v| v.depth as usize + 1);
-        let mut path = vec![Cow::Borrowed(""); len];
-        let mut at = Some(pos);
-        for slot in path.iter_mut().rev() {
-            let Some(p) = at else { break };
-            *slot = Cow::Borrowed(id_at(p));
-            at = radius
-                .visits()
-                .get(p)
-                .and_then(|v| v.parent)
-                .map(|x| x as usize);
-        }
-        path
-    };
 
     // Evidence, in order of first appearance.
     let items = proposal.evidence();
     let mut evidence = Vec::with_capacity(items.len());
-    let mut evidence_paths = Vec::with_capacity(items.len());
+    let mut evidence_held = Vec::with_capacity(items.len());
     let mut verified: HashSet<&str> = HashSet::new();
     for (item, steps) in &items {
         let held_at = item
@@ -353,13 +391,7 @@ pub fn decide_with<'a>(
         if status == EvidenceStatus::Verified {
             verified.insert(&item.id);
         }
-        evidence_paths.push(held_at.map(|(pos, inside)| {
-            let mut p = path_ids(pos);
-            if let Some(loc) = inside {
-                p.push(Cow::Borrowed(loc));
-            }
-            p
-        }));
+        evidence_held.push(held_at);
         evidence.push(EvidenceReport {
             id: Cow::Borrowed(item.id.as_str()),
             status,
@@ -379,7 +411,7 @@ pub fn decide_with<'a>(
     // catalogued or not, so those are kept by id as well.
     let mut steps = Vec::with_capacity(proposal.rollback.steps.len());
     let mut restores_node: Vec<FixedBitSet> = Vec::with_capacity(proposal.rollback.steps.len());
-    let mut fs_restorers: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut fs_restorers: HashMap<&str, Vec<u32>> = HashMap::new();
     for (i, step) in proposal.rollback.steps.iter().enumerate() {
         let manual = step.is_manual();
         // Rule 4: a window bounds when a step may run but proves nothing
@@ -409,49 +441,74 @@ pub fn decide_with<'a>(
             }
             if r.starts_with("fs:") {
                 let entry = fs_restorers.entry(r.as_str()).or_default();
-                if !entry.contains(&i) {
-                    entry.push(i);
+                let s = i as u32;
+                if !entry.contains(&s) {
+                    entry.push(s);
                 }
             }
         }
         restores_node.push(set);
     }
+    // Only steps that restore some catalogued resource are tested per
+    // resource.
+    let restoring: Vec<(u32, &FixedBitSet)> = restores_node
+        .iter()
+        .enumerate()
+        .filter(|(_, set)| !set.is_empty())
+        .map(|(s, set)| (s as u32, set))
+        .collect();
 
-    // Coverage and the resource reasons, over the blast radius.
-    let mut blast_radius = Vec::with_capacity(radius.len());
+    // Coverage, over the blast radius.
+    let n = radius.len();
+    let mut facts = Vec::with_capacity(n);
+    let mut restored_at = Vec::with_capacity(n + 1);
+    let mut restored: Vec<u32> = Vec::new();
     let mut bearer_seen = [false; Bearer::ALL.len()];
     let mut external = Vec::new();
     let mut uncovered = Vec::new();
     let mut third_party = Vec::new();
     for (pos, visit) in radius.visits().iter().enumerate() {
-        let Some(res) = catalog.resource(visit.node) else {
-            continue;
-        };
-        let mut restored_by = Vec::new();
-        for (s, set) in restores_node.iter().enumerate() {
+        let pos = pos as u32;
+        restored_at.push(restored.len() as u32);
+        let (reach, own_bearer) = catalog.traits(visit.node);
+        let start = restored.len();
+        for &(s, set) in &restoring {
             if set.contains(visit.node.index()) {
-                restored_by.push(s);
+                restored.push(s);
             }
         }
-        if !fs_restorers.is_empty() && res.id.starts_with("fs:") {
-            for up in id::fs_ancestors(&res.id) {
-                for &s in fs_restorers.get(up).into_iter().flatten() {
-                    if !restored_by.contains(&s) {
-                        restored_by.push(s);
+        let mut res = None;
+        if !fs_restorers.is_empty() {
+            let r = catalog.resource(visit.node);
+            if let Some(r) = r.filter(|r| r.id.starts_with("fs:")) {
+                for up in id::fs_ancestors(&r.id) {
+                    for &s in fs_restorers.get(up).into_iter().flatten() {
+                        if !restored[start..].contains(&s) {
+                            restored.push(s);
+                        }
                     }
                 }
+                if let Some(mine) = restored.get_mut(start..) {
+                    mine.sort_unstable();
+                }
             }
-            restored_by.sort_unstable();
+            res = r;
         }
-        let bearer = catalog.bearer_of(res);
-        let covered = res.reach != Reach::External
-            && restored_by
+        let bearer = match own_bearer {
+            Some(b) => b,
+            None => match res.or_else(|| catalog.resource(visit.node)) {
+                Some(r) => catalog.bearer_of(r),
+                None => Bearer::Institution,
+            },
+        };
+        let covered = reach != Reach::External
+            && restored[start..]
                 .iter()
-                .any(|&s| steps.get(s).is_some_and(|st| st.available));
+                .any(|&s| steps.get(s as usize).is_some_and(|st| st.available));
         if let Some(seen) = bearer_seen.get_mut(bearer as usize) {
             *seen = true;
         }
-        if res.reach == Reach::External {
+        if reach == Reach::External {
             external.push(pos);
         } else if !covered {
             uncovered.push(pos);
@@ -459,69 +516,43 @@ pub fn decide_with<'a>(
         if bearer.is_third_party() {
             third_party.push(pos);
         }
-        let via = visit.parent.map(|p| Cow::Borrowed(id_at(p as usize)));
-        blast_radius.push(BlastEntry {
-            resource: Cow::Borrowed(res.id.as_str()),
-            depth: visit.depth,
-            reach: res.reach,
+        facts.push(Facts {
+            reach,
             bearer,
             covered,
-            via,
-            restored_by,
         });
     }
+    restored_at.push(restored.len() as u32);
 
-    // Reasons are listed by code, then by subject: each code's subjects are
-    // sorted here and the codes are pushed in enum order, so the output
-    // does not depend on the order petgraph keeps edges in.
-    for list in [&mut external, &mut uncovered, &mut third_party] {
-        list.sort_unstable_by_key(|&pos| id_at(pos));
-    }
-    unknown.sort_unstable();
-    let mut reasons =
-        Vec::with_capacity(external.len() + uncovered.len() + third_party.len() + unknown.len());
-    let resource_reason = |code: ReasonCode, pos: usize, say: &dyn Fn(&str) -> String| {
-        let visit = radius.visits().get(pos);
-        let id = id_at(pos);
-        let why = visit.and_then(|v| v.link).and_then(|l| catalog.why(l));
-        let detail = match (code, why) {
-            (ReasonCode::ThirdPartyBearer, _) | (_, None) => say(id),
-            (_, Some(why)) => why.to_string(),
-        };
-        let path = (visit.is_some_and(|v| v.depth > 0)).then(|| path_ids(pos));
-        Reason {
-            code,
-            resource: Some(Cow::Borrowed(id)),
-            evidence: None,
-            step: None,
-            path,
-            detail,
-        }
+    let mut assessment = Assessment {
+        catalog,
+        radius,
+        decision: Verdict::Proceed,
+        facts,
+        restored_at,
+        restored,
+        external,
+        uncovered,
+        third_party,
+        other_reasons: Vec::new(),
+        bearers: Bearer::ALL
+            .iter()
+            .zip(bearer_seen)
+            .filter_map(|(b, seen)| seen.then_some(*b))
+            .collect(),
+        evidence: Vec::new(),
+        steps,
     };
-    for &pos in &external {
-        reasons.push(resource_reason(ReasonCode::External, pos, &|id| {
-            format!("`{id}` is outside every system the institution runs: nothing can restore it")
-        }));
-    }
-    for &pos in &uncovered {
-        reasons.push(resource_reason(ReasonCode::Uncovered, pos, &|id| {
-            format!("no available rollback step restores `{id}`")
-        }));
-    }
-    for &pos in &third_party {
-        let bearer = blast_radius
-            .get(pos)
-            .map_or("a third party", |b: &BlastEntry<'_>| b.bearer.as_str());
-        reasons.push(resource_reason(ReasonCode::ThirdPartyBearer, pos, &|id| {
-            format!("if reversal of `{id}` fails, the {bearer} bears the cost, not the institution")
-        }));
-    }
-    let mut ordered: Vec<_> = evidence.iter().zip(evidence_paths).collect();
+
+    // The reasons about evidence, steps and unknown resources, in order:
+    // by code, then by subject.
+    let mut other = Vec::new();
+    let mut ordered: Vec<_> = evidence.iter().zip(evidence_held).collect();
     ordered.sort_unstable_by(|a, b| {
         (ReasonCode::for_status(a.0.status), &a.0.id)
             .cmp(&(ReasonCode::for_status(b.0.status), &b.0.id))
     });
-    for (report, path) in ordered {
+    for (report, held_at) in ordered {
         let Some(code) = ReasonCode::for_status(report.status) else {
             continue;
         };
@@ -550,7 +581,14 @@ pub fn decide_with<'a>(
             },
             EvidenceStatus::Verified => continue,
         };
-        reasons.push(Reason {
+        let path = held_at.map(|(pos, inside)| {
+            let mut p = assessment.path(pos);
+            if let Some(loc) = inside {
+                p.push(Cow::Borrowed(loc));
+            }
+            p
+        });
+        other.push(Reason {
             code,
             resource: None,
             evidence: Some(id.clone()),
@@ -566,7 +604,7 @@ pub fn decide_with<'a>(
                 .get("note")
                 .and_then(|n| n.as_str())
                 .unwrap_or("no note");
-            reasons.push(Reason {
+            other.push(Reason {
                 code: ReasonCode::ManualStep,
                 resource: None,
                 evidence: None,
@@ -578,8 +616,9 @@ pub fn decide_with<'a>(
             });
         }
     }
+    unknown.sort_unstable();
     for t in unknown {
-        reasons.push(Reason {
+        other.push(Reason {
             code: ReasonCode::UnknownResource,
             resource: Some(Cow::Borrowed(t)),
             evidence: None,
@@ -588,28 +627,246 @@ pub fn decide_with<'a>(
             detail: format!("`{t}` is not in the catalog: what it reaches cannot be known"),
         });
     }
+    assessment.other_reasons = other;
+    assessment.evidence = evidence;
+    assessment.decision = if assessment.reason_count() == 0 {
+        Verdict::Proceed
+    } else {
+        Verdict::Hold
+    };
+    assessment
+}
 
-    debug_assert!(reasons.windows(2).all(|w| {
-        let key = |r: &Reason<'a>| (r.code, r.resource.clone(), r.evidence.clone(), r.step);
-        w.first().map(key) < w.get(1).map(key)
-    }));
+impl<'a> Assessment<'a> {
+    /// How many reasons the rendered decision lists.
+    pub fn reason_count(&self) -> usize {
+        self.external.len()
+            + self.uncovered.len()
+            + self.third_party.len()
+            + self.other_reasons.len()
+    }
 
-    let bearers = Bearer::ALL
-        .iter()
-        .zip(bearer_seen)
-        .filter_map(|(b, seen)| seen.then_some(*b))
-        .collect();
-    Decision {
-        decision: if reasons.is_empty() {
-            Verdict::Proceed
-        } else {
-            Verdict::Hold
-        },
-        reasons,
-        blast_radius,
-        bearers,
-        evidence,
-        steps,
+    /// How many resources the blast radius holds.
+    pub fn blast_radius_len(&self) -> usize {
+        self.radius.len()
+    }
+
+    fn id_at(&self, pos: usize) -> &'a str {
+        let catalog: &'a CatalogGraph = self.catalog;
+        self.radius
+            .visits()
+            .get(pos)
+            .and_then(|v| catalog.resource(v.node))
+            .map_or("", |r| r.id.as_str())
+    }
+
+    /// The path from a touched resource to the visit at `pos`.
+    // INVARIANT (breadth-first order): a visit's parent is one level up, so
+    // the path to it has `depth + 1` entries, filled from the end.
+    fn path(&self, pos: usize) -> Vec<Cow<'a, str>> {
+        let visits = self.radius.visits();
+        let len = visits.get(pos).map_or(0, |v| v.depth as usize + 1);
+        let mut path = vec![Cow::Borrowed(""); len];
+        let mut at = Some(pos);
+        for slot in path.iter_mut().rev() {
+            let Some(p) = at else { break };
+            *slot = Cow::Borrowed(self.id_at(p));
+            at = visits.get(p).and_then(|v| v.parent).map(|x| x as usize);
+        }
+        path
+    }
+
+    /// `list` ordered by the id at each position. The sort compares the
+    /// ids' first 16 bytes as one integer, gathered once per position (ids
+    /// hold no NUL, so zero padding orders a shorter id first as `str`
+    /// does), and compares whole ids only within runs that share them.
+    fn by_id(&self, list: &[u32]) -> Vec<u32> {
+        let mut keyed: Vec<(u128, u32)> = list
+            .iter()
+            .map(|&pos| {
+                let id = self.id_at(pos as usize).as_bytes();
+                let mut head = [0u8; 16];
+                let n = id.len().min(16);
+                if let (Some(dst), Some(src)) = (head.get_mut(..n), id.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                (u128::from_be_bytes(head), pos)
+            })
+            .collect();
+        keyed.sort_unstable_by_key(|&(key, _)| key);
+        for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by_key(|&(_, pos)| self.id_at(pos as usize));
+            }
+        }
+        keyed.into_iter().map(|(_, pos)| pos).collect()
+    }
+
+    fn resource_reason(&self, code: ReasonCode, pos: usize) -> Reason<'a> {
+        let visit = self.radius.visits().get(pos);
+        let id = self.id_at(pos);
+        let why = visit.and_then(|v| v.link).and_then(|l| self.catalog.why(l));
+        let detail = match (code, why) {
+            (ReasonCode::ThirdPartyBearer, _) | (_, None) => match code {
+                ReasonCode::External => format!(
+                    "`{id}` is outside every system the institution runs: nothing can restore it"
+                ),
+                ReasonCode::ThirdPartyBearer => {
+                    let bearer = self
+                        .facts
+                        .get(pos)
+                        .map_or("a third party", |f| f.bearer.as_str());
+                    format!(
+                        "if reversal of `{id}` fails, the {bearer} bears the cost, not the institution"
+                    )
+                }
+                _ => format!("no available rollback step restores `{id}`"),
+            },
+            (_, Some(why)) => why.to_string(),
+        };
+        let path = visit.is_some_and(|v| v.depth > 0).then(|| self.path(pos));
+        Reason {
+            code,
+            resource: Some(Cow::Borrowed(id)),
+            evidence: None,
+            step: None,
+            path,
+            detail,
+        }
+    }
+
+    /// The reasons about resources, by code then by subject: each code's
+    /// subjects are sorted here and the codes come in enum order, so the
+    /// output does not depend on the order petgraph keeps edges in.
+    fn resource_reasons(&self) -> impl Iterator<Item = Reason<'a>> + '_ {
+        [
+            (ReasonCode::External, &self.external),
+            (ReasonCode::Uncovered, &self.uncovered),
+            (ReasonCode::ThirdPartyBearer, &self.third_party),
+        ]
+        .into_iter()
+        .flat_map(move |(code, list)| {
+            self.by_id(list)
+                .into_iter()
+                .map(move |pos| self.resource_reason(code, pos as usize))
+        })
+    }
+
+    fn entry(&self, pos: usize, visit: &Visit) -> BlastEntry<'a> {
+        let facts = self.facts.get(pos).copied().unwrap_or(Facts {
+            reach: Reach::Controlled,
+            bearer: Bearer::Institution,
+            covered: false,
+        });
+        let from = self.restored_at.get(pos).copied().unwrap_or(0) as usize;
+        let to = self.restored_at.get(pos + 1).copied().unwrap_or(0) as usize;
+        BlastEntry {
+            resource: Cow::Borrowed(self.id_at(pos)),
+            depth: visit.depth,
+            reach: facts.reach,
+            bearer: facts.bearer,
+            covered: facts.covered,
+            via: visit.parent.map(|p| Cow::Borrowed(self.id_at(p as usize))),
+            restored_by: self
+                .restored
+                .get(from..to)
+                .unwrap_or_default()
+                .iter()
+                .map(|&s| s as usize)
+                .collect(),
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = BlastEntry<'a>> + '_ {
+        self.radius
+            .visits()
+            .iter()
+            .enumerate()
+            .map(|(pos, v)| self.entry(pos, v))
+    }
+
+    /// The decision, with every reason's path and sentence.
+    pub fn render(self) -> Decision<'a> {
+        let mut reasons = Vec::with_capacity(self.reason_count());
+        reasons.extend(self.resource_reasons());
+        let blast_radius = self.entries().collect();
+        reasons.extend(self.other_reasons);
+        debug_assert!(reasons.windows(2).all(|w| {
+            let key = |r: &Reason<'a>| (r.code, r.resource.clone(), r.evidence.clone(), r.step);
+            w.first().map(key) < w.get(1).map(key)
+        }));
+        Decision {
+            decision: self.decision,
+            reasons,
+            blast_radius,
+            bearers: self.bearers,
+            evidence: self.evidence,
+            steps: self.steps,
+        }
+    }
+}
+
+/// A sequence serialized one item at a time from an iterator.
+struct Items<F>(F);
+
+impl<F, I, T> Serialize for Items<F>
+where
+    F: Fn() -> I,
+    I: ExactSizeIterator<Item = T>,
+    T: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let items = (self.0)();
+        let mut seq = s.serialize_seq(Some(items.len()))?;
+        for item in items {
+            seq.serialize_element(&item)?;
+        }
+        seq.end()
+    }
+}
+
+/// An iterator of known length.
+struct Counted<I>(I, usize);
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.0.next()?;
+        self.1 = self.1.saturating_sub(1);
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.1, Some(self.1))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
+
+/// The JSON of [`Assessment::render`]'s [`Decision`], field for field.
+impl Serialize for Assessment<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Decision", 6)?;
+        st.serialize_field("decision", &self.decision)?;
+        st.serialize_field(
+            "reasons",
+            &Items(|| {
+                Counted(
+                    self.resource_reasons()
+                        .chain(self.other_reasons.iter().cloned()),
+                    self.reason_count(),
+                )
+            }),
+        )?;
+        st.serialize_field(
+            "blast_radius",
+            &Items(|| Counted(self.entries(), self.radius.len())),
+        )?;
+        st.serialize_field("bearers", &self.bearers)?;
+        st.serialize_field("evidence", &self.evidence)?;
+        st.serialize_field("steps", &self.steps)?;
+        st.end()
     }
 }
 

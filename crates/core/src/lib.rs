@@ -16,7 +16,10 @@ pub mod proposal;
 pub mod scenario;
 
 pub use catalog::{Bearer, Catalog, CatalogGraph, Edge, Reach, Resource};
-pub use decision::{decide, decide_with, Decision, Policy, Reason, ReasonCode, Verdict};
+pub use decision::{
+    assess, assess_with, decide, decide_with, Assessment, Decision, Policy, Reason, ReasonCode,
+    Verdict,
+};
 pub use error::InputError;
 pub use evidence::{EvidenceKind, EvidenceStatus, Observation, Observations};
 pub use proposal::{Evidence, Proposal, Rollback, Step};

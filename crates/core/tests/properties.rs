@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use recourse_core::catalog::{Bearer, Catalog, CatalogGraph, Edge, Reach, Resource};
-use recourse_core::decision::{decide, Policy, Verdict};
+use recourse_core::decision::{assess, decide, Policy, Verdict};
 use recourse_core::evidence::{EvidenceKind, Observation, Observations};
 use recourse_core::proposal::{Evidence, Proposal, Rollback, Step};
 use recourse_core::scenario::{check_bytes, Scenario};
@@ -357,6 +357,52 @@ proptest! {
         }
         let after = verdict(&catalog, &proposal, &lost, margin);
         prop_assert!(!(before == Verdict::Hold && after == Verdict::Proceed));
+    }
+
+    /// The unrendered decision serializes to the same bytes as the decision,
+    /// and renders to the same decision.
+    #[test]
+    fn an_assessment_serializes_as_its_decision((catalog, proposal, observations, margin) in any_case()) {
+        let graph = CatalogGraph::new(catalog).unwrap();
+        let policy = Policy { window_margin_s: margin };
+        let decision = decide(&graph, &proposal, &observations, now(), &policy);
+        let assessment = assess(&graph, &proposal, &observations, now(), &policy);
+        prop_assert_eq!(assessment.decision, decision.decision);
+        prop_assert_eq!(assessment.reason_count(), decision.reasons.len());
+        prop_assert_eq!(
+            serde_json::to_string(&assessment).unwrap(),
+            serde_json::to_string(&decision).unwrap()
+        );
+        prop_assert_eq!(assessment.render(), decision);
+    }
+
+    /// A graph grown in place (as the gate adds what its connectors
+    /// discover) decides byte for byte as one built from the whole document.
+    #[test]
+    fn a_graph_grown_in_place_decides_as_one_built_whole(
+        (catalog, proposal, observations, margin) in any_case(),
+        split in any::<prop::sample::Index>(),
+    ) {
+        let k = split.index(catalog.resources.len() + 1);
+        let (old, new) = catalog.resources.split_at(k);
+        let known: std::collections::HashSet<&str> = old.iter().map(|r| r.id.as_str()).collect();
+        let (old_edges, new_edges): (Vec<Edge>, Vec<Edge>) = catalog
+            .edges
+            .iter()
+            .cloned()
+            .partition(|e| known.contains(e.from.as_str()) && known.contains(e.to.as_str()));
+        let base = Catalog { resources: old.to_vec(), edges: old_edges };
+        let add = Catalog { resources: new.to_vec(), edges: new_edges };
+        let mut whole = base.clone();
+        whole.resources.extend(add.resources.clone());
+        whole.edges.extend(add.edges.clone());
+        let built = CatalogGraph::new(whole).unwrap();
+        let mut grown = CatalogGraph::new(base).unwrap();
+        grown.extend(add).unwrap();
+        let policy = Policy { window_margin_s: margin };
+        let a = serde_json::to_string(&decide(&built, &proposal, &observations, now(), &policy)).unwrap();
+        let b = serde_json::to_string(&decide(&grown, &proposal, &observations, now(), &policy)).unwrap();
+        prop_assert_eq!(a, b);
     }
 }
 

@@ -39,7 +39,7 @@ pub(crate) struct Api;
 )]
 async fn show(State(gate): State<AppState>, Auth(caller): Auth) -> Result<Json<Catalog>, ApiError> {
     caller.allow(Permission::ReadCatalog)?;
-    Ok(Json(gate.catalog_graph().await?.catalog().clone()))
+    Ok(Json(gate.with_catalog(|g| g.catalog().clone()).await?))
 }
 
 /// Upserts resources and edges. The result must be a valid catalog as a
@@ -67,7 +67,7 @@ async fn upsert(
     let add = add.with_default_bearers();
     // Validate the batch on its own (duplicates, ids), then merged.
     let mut own = add.clone();
-    let current = gate.catalog_graph().await?.catalog().clone();
+    let current = gate.with_catalog(|g| g.catalog().clone()).await?;
     let known: std::collections::HashSet<String> =
         own.resources.iter().map(|r| r.id.clone()).collect();
     own.resources.extend(
@@ -86,7 +86,7 @@ async fn upsert(
         json!({"resources": add.resources.len(), "edges": add.edges.len(), "upsert": add}),
     );
     gate.store().upsert_catalog(&add, true, Some(draft)).await?;
-    Ok(Json(gate.catalog_graph().await?.catalog().clone()))
+    Ok(Json(gate.with_catalog(|g| g.catalog().clone()).await?))
 }
 
 /// A resource with what it reaches, what reaches it, and the writes that
@@ -110,17 +110,22 @@ async fn resource(
     Path(id): Path<String>,
 ) -> Result<Json<ResourceView>, ApiError> {
     caller.allow(Permission::ReadCatalog)?;
-    let graph = gate.catalog_graph().await?;
-    let resource = graph
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| GateError::NotFound(format!("no resource `{id}` in the catalog")))?;
-    let (out, inc) = graph.neighbours(&id);
-    let to_n = |(r, l): (&recourse_core::Resource, Link)| Neighbour {
-        resource: r.clone(),
-        why: graph.why(l).map(str::to_string),
-        contains: l == Link::Contains,
-    };
+    let found = gate
+        .with_catalog(|graph| {
+            let resource = graph.get(&id).cloned()?;
+            let (out, inc) = graph.neighbours(&id);
+            let to_n = |(r, l): (&recourse_core::Resource, Link)| Neighbour {
+                resource: r.clone(),
+                why: graph.why(l).map(str::to_string),
+                contains: l == Link::Contains,
+            };
+            let reaches: Vec<Neighbour> = out.into_iter().map(to_n).collect();
+            let reached_by: Vec<Neighbour> = inc.into_iter().map(to_n).collect();
+            Some((resource, reaches, reached_by))
+        })
+        .await?;
+    let (resource, reaches, reached_by) =
+        found.ok_or_else(|| GateError::NotFound(format!("no resource `{id}` in the catalog")))?;
     let writes = gate
         .store()
         .summaries(&WriteFilter {
@@ -133,8 +138,8 @@ async fn resource(
         .collect();
     Ok(Json(ResourceView {
         resource,
-        reaches: out.into_iter().map(to_n).collect(),
-        reached_by: inc.into_iter().map(to_n).collect(),
+        reaches,
+        reached_by,
         writes,
     }))
 }

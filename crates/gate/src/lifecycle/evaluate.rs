@@ -86,10 +86,12 @@ fn shown_url(url: &str) -> String {
 
 impl Gate {
     /// Observes the evidence now and decides, adding the gate's own reasons.
-    /// Returns the decision and whether the gate is frozen.
+    /// Returns the decision and whether the gate is frozen. The decision is
+    /// made with `graph`, or else with the cached catalog graph as it is
+    /// (the caller refreshed it), read under its lock only while deciding.
     pub(crate) async fn evaluate(
         &self,
-        graph: &CatalogGraph,
+        graph: Option<&CatalogGraph>,
         id: &str,
         proposal: &Proposal,
         connector: &dyn Connector,
@@ -101,8 +103,19 @@ impl Gate {
         // can observe it, and anything else stays `unverifiable`.
         let mut observations = Observations::new();
         let mut observers: BTreeMap<String, String> = BTreeMap::new();
-        for (item, _) in proposal.evidence() {
-            let cleared = probe_cleared(graph, item);
+        let items = proposal.evidence();
+        let clear = |g: &CatalogGraph| -> Vec<bool> {
+            items
+                .iter()
+                .map(|(item, _)| probe_cleared(g, item))
+                .collect()
+        };
+        let cleared = match graph {
+            Some(g) => clear(g),
+            None => self.read_catalog(clear).await?,
+        };
+        for ((item, _), cleared) in items.iter().zip(cleared) {
+            let item: &Evidence = item;
             if item.kind == EvidenceKind::Window && !cleared {
                 continue;
             }
@@ -149,15 +162,22 @@ impl Gate {
                 .and_then(|name| self.connectors.get(name))
                 .is_some_and(|c| c.accepts_step(&step.op))
         };
-        let mut decision = decide_with(
-            graph,
-            proposal,
-            &observations,
-            self.now(),
-            &self.config.policy,
-            &runnable,
-        )
-        .into_owned();
+        let now = self.now();
+        let decide = |g: &CatalogGraph| {
+            decide_with(
+                g,
+                proposal,
+                &observations,
+                now,
+                &self.config.policy,
+                &runnable,
+            )
+            .into_owned()
+        };
+        let mut decision = match graph {
+            Some(g) => decide(g),
+            None => self.read_catalog(decide).await?,
+        };
         for e in &mut decision.evidence {
             e.verified_by = observers.get(e.id.as_ref()).cloned();
         }

@@ -36,7 +36,7 @@ use recourse_client::{
     WriteSummary,
 };
 use recourse_connector::Connector;
-use recourse_core::{Bearer, CatalogGraph, Policy};
+use recourse_core::{Bearer, Policy};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
@@ -114,8 +114,9 @@ pub struct Gate {
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
     config: GateConfig,
     events: broadcast::Sender<GateEvent>,
-    /// The catalog graph, rebuilt when the store's catalog version moves.
-    catalog: Mutex<Option<(i64, Arc<CatalogGraph>)>>,
+    /// The catalog graph, read afresh when the store's catalog version
+    /// moves past it, grown in place by this gate's own additions.
+    catalog: catalog_cache::CatalogCache,
     clock: Arc<dyn Clock>,
     /// This process's name in claims on in-flight writes.
     instance: String,
@@ -199,7 +200,7 @@ impl Gate {
             connectors: connectors.into_iter().map(|c| (c.name(), c)).collect(),
             config,
             events,
-            catalog: Mutex::new(None),
+            catalog: catalog_cache::CatalogCache::default(),
             clock,
             instance: random_id("gate"),
             attempts: Mutex::new(HashMap::new()),

@@ -119,9 +119,9 @@ impl Gate {
             let why = self.missing_connector(&rec.connector);
             return self.wait(rec, version, actor, why).await;
         };
-        let graph = self.catalog_graph().await?;
+        self.refresh_catalog().await?;
         let (decision, _) = self
-            .evaluate(&graph, &rec.id, &raw, connector.as_ref())
+            .evaluate(None, &rec.id, &raw, connector.as_ref())
             .await?;
         let hash = super::decision_hash(&decision);
         if hash != rec.decision_hash {

@@ -37,7 +37,6 @@ enum Planned {
         connector: Arc<dyn Connector>,
         proposal: Proposal,
         additions: Catalog,
-        graph: Arc<CatalogGraph>,
     },
     Refused {
         name: String,
@@ -77,47 +76,42 @@ impl Gate {
         }
         let id = random_id("w");
         let started = Instant::now();
-        let (name, connector, proposal, additions, graph) =
-            match self.plan_write(&id, proposal).await? {
-                Planned::Ready {
-                    name,
-                    connector,
-                    proposal,
-                    additions,
-                    graph,
-                } => {
-                    self.admit_scope(caller, &id, &name, &proposal).await?;
-                    (name, connector, proposal, additions, graph)
-                }
-                Planned::Refused {
-                    name,
-                    proposal,
-                    reason,
-                } => {
-                    return self
-                        .record_refusal(caller, id, name, proposal, submitted_hash, reason)
-                        .await;
-                }
-            };
-        // What the connector knows and the catalog lacks joins it.
-        let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
-            graph
-        } else {
+        let (name, connector, proposal, additions) = match self.plan_write(&id, proposal).await? {
+            Planned::Ready {
+                name,
+                connector,
+                proposal,
+                additions,
+            } => {
+                self.admit_scope(caller, &id, &name, &proposal).await?;
+                (name, connector, proposal, additions)
+            }
+            Planned::Refused {
+                name,
+                proposal,
+                reason,
+            } => {
+                return self
+                    .record_refusal(caller, id, name, proposal, submitted_hash, reason)
+                    .await;
+            }
+        };
+        // What the connector knows and the catalog lacks joins it (the
+        // store, then the cached graph, in place).
+        if !(additions.resources.is_empty() && additions.edges.is_empty()) {
             let draft = AuditDraft::new(
                 &caller.name,
                 "catalog.discovered",
                 Some(&id),
                 json!({"connector": name, "added": additions}),
             );
-            let upsert = self
-                .store
-                .upsert_catalog(&additions, false, Some(draft))
-                .await?;
-            self.graph_after(&graph, &upsert).await?
-        };
+            self.add_discovered(&additions, draft).await?;
+        }
 
+        // The cache is at least as new as the store was when the write was
+        // planned, and holds this write's additions.
         let (decision, frozen) = self
-            .evaluate(&graph, &id, &proposal, connector.as_ref())
+            .evaluate(None, &id, &proposal, connector.as_ref())
             .await?;
         self.metrics
             .observe_decision(decision.decision, started.elapsed());
@@ -182,19 +176,19 @@ impl Gate {
                 connector,
                 proposal,
                 additions,
-                graph: current,
                 ..
             } => {
-                let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
-                    current
+                // The additions are simulated on a copy of the graph
+                // (O(catalog), but nothing is stored).
+                let own = if additions.resources.is_empty() && additions.edges.is_empty() {
+                    None
                 } else {
-                    let mut catalog = current.catalog().clone();
-                    catalog.resources.extend(additions.resources);
-                    catalog.edges.extend(additions.edges);
-                    Arc::new(CatalogGraph::new(catalog)?)
+                    let mut g = self.read_catalog(CatalogGraph::clone).await?;
+                    g.extend(additions)?;
+                    Some(g)
                 };
                 let (decision, _) = self
-                    .evaluate(&graph, &id, &proposal, connector.as_ref())
+                    .evaluate(own.as_ref(), &id, &proposal, connector.as_ref())
                     .await?;
                 Ok(Explained {
                     proposal: self.masked_proposal(&proposal),
@@ -279,31 +273,36 @@ impl Gate {
         // to the bearer of its nearest catalogued container with one
         // (`CatalogGraph::bearer_of`), so marking a folder customer-borne
         // later covers the files already seen under it.
-        let graph = self.catalog_graph().await?;
-        let mut additions = Catalog::default();
-        let mut known: HashSet<String> = HashSet::new();
-        for r in plan.resources {
-            if graph.get(&r.id).is_some() || !known.insert(r.id.clone()) {
-                continue;
-            }
-            additions.resources.push(Resource {
-                reach: Reach::Controlled,
-                bearer: None,
-                ..r
-            });
-        }
-        for e in plan.edges {
-            let ok = |id: &str| graph.get(id).is_some() || known.contains(id);
-            if ok(&e.from) && ok(&e.to) {
-                additions.edges.push(e);
-            }
-        }
+        self.refresh_catalog().await?;
+        let (resources, edges) = (plan.resources, plan.edges);
+        let additions = self
+            .read_catalog(move |graph| {
+                let mut additions = Catalog::default();
+                let mut known: HashSet<String> = HashSet::new();
+                for r in resources {
+                    if graph.get(&r.id).is_some() || !known.insert(r.id.clone()) {
+                        continue;
+                    }
+                    additions.resources.push(Resource {
+                        reach: Reach::Controlled,
+                        bearer: None,
+                        ..r
+                    });
+                }
+                for e in edges {
+                    let ok = |id: &str| graph.get(id).is_some() || known.contains(id);
+                    if ok(&e.from) && ok(&e.to) {
+                        additions.edges.push(e);
+                    }
+                }
+                additions
+            })
+            .await?;
         Ok(Planned::Ready {
             name,
             connector,
             proposal,
             additions,
-            graph,
         })
     }
 

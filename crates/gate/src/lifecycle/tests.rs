@@ -386,7 +386,7 @@ async fn the_catalog_cache_never_misses_anothers_change() {
     let w = world();
     w.catalog(&[("fake:a", "institution"), ("ext:b", "customer")], &[])
         .await;
-    let cached = w.gate.catalog_graph().await.unwrap();
+    w.gate.refresh_catalog().await.unwrap();
     // Someone else adds an edge behind this gate's cache.
     w.catalog(&[], &[("fake:a", "ext:b")]).await;
     // This gate's own discovery of something that exists changes nothing.
@@ -404,9 +404,12 @@ async fn the_catalog_cache_never_misses_anothers_change() {
         .unwrap();
     assert_eq!(upsert.before, upsert.after);
     assert!(upsert.applied.resources.is_empty());
-    let g = w.gate.graph_after(&cached, &upsert).await.unwrap();
+    w.gate.graph_after(&upsert).await.unwrap();
     assert!(
-        g.catalog().edges.iter().any(|e| e.to == "ext:b"),
+        w.gate
+            .read_catalog(|g| g.catalog().edges.iter().any(|e| e.to == "ext:b"))
+            .await
+            .unwrap(),
         "the other request's edge"
     );
     // An edge the store already has is not added twice to the graph.
@@ -425,10 +428,56 @@ async fn the_catalog_cache_never_misses_anothers_change() {
         )
         .await
         .unwrap();
-    let g2 = w.gate.graph_after(&g, &again).await.unwrap();
-    assert_eq!(g2.catalog().edges.len(), 1);
+    w.gate.graph_after(&again).await.unwrap();
+    assert_eq!(
+        w.gate
+            .read_catalog(|g| g.catalog().edges.len())
+            .await
+            .unwrap(),
+        1
+    );
     // A write on fake:a is held: the edge reaches a customer's resource.
     let rec = w.submit("a").await;
+    assert_eq!(rec.status, WriteStatus::Held);
+}
+
+/// Issue 15: each write that adds a resource used to copy the whole catalog
+/// and rebuild the graph, and a write whose addition raced another's read
+/// the whole catalog again. Now this gate's additions extend the cached
+/// graph in place, in the store's order, and the catalog is read once.
+#[tokio::test]
+async fn this_gates_additions_extend_the_cache_without_reading_the_catalog() {
+    let w = world();
+    w.catalog(&[("fake:seed", "institution")], &[]).await;
+    w.submit("first").await;
+    let reads = w.store.catalog_reads();
+    assert_eq!(reads, 1);
+    // Concurrent submissions, each adding its own resource.
+    let targets: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+    let records = futures::future::join_all(targets.iter().map(|t| w.submit(t))).await;
+    assert_eq!(records.len(), 12);
+    assert_eq!(
+        w.store.catalog_reads(),
+        reads,
+        "no full read of the catalog"
+    );
+    let (stored, version) = w.store.catalog().await.unwrap();
+    let (cached, cached_len) = w
+        .gate
+        .read_catalog(|g| (g.catalog().clone(), g.len()))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached, stored,
+        "the cache holds what the store holds, in its order"
+    );
+    assert_eq!(cached_len, 14);
+    assert_eq!(w.gate.catalog.version(), Some(version));
+    // Someone else's change (behind this gate's back) is still seen: the
+    // next write reads the catalog afresh.
+    w.catalog(&[("ext:z", "customer")], &[("fake:seed", "ext:z")])
+        .await;
+    let rec = w.submit("seed").await;
     assert_eq!(rec.status, WriteStatus::Held);
 }
 

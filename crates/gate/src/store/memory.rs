@@ -27,6 +27,8 @@ use crate::audit::{self, AuditDraft};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// How often the whole catalog was read (tests check it is not per write).
+    catalog_reads: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +146,12 @@ impl Inner {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How often [`CatalogStore::catalog`] read the whole catalog.
+    pub fn catalog_reads(&self) -> usize {
+        self.catalog_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A panic while the lock was held may have left a change half made:
@@ -305,6 +313,8 @@ impl TokenStore for MemoryStore {
 #[async_trait]
 impl CatalogStore for MemoryStore {
     async fn catalog(&self) -> Result<(Catalog, i64), StoreError> {
+        self.catalog_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let inner = self.lock()?;
         Ok((
             Catalog {
