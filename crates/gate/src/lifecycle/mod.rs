@@ -299,11 +299,9 @@ impl Gate {
             actor: actor.to_string(),
             note: note.clone(),
         });
-        if !secrets::keeps_sealed(to) {
-            // In the same compare-and-set as the move: no connector call
-            // follows, so the raw proposal goes.
-            record.sealed_proposal = None;
-        }
+        // In the same compare-and-set as the move: what no connector call
+        // that may follow needs goes now.
+        self.reseal(&mut record);
         self.mask_record(&mut record);
         let mut body = self.redacted(&body);
         if let Value::Object(map) = &mut body {

@@ -113,7 +113,7 @@ impl Gate {
     ) -> Result<WriteRecord, GateError> {
         let raw = match self.submitted_proposal(&rec).await? {
             Ok(raw) => raw,
-            Err(why) => return self.refuse_mismatch(rec, version, why).await,
+            Err(why) => return self.not_opened(rec, version, actor, why).await,
         };
         let Some(connector) = self.connector(&rec.connector) else {
             let why = self.missing_connector(&rec.connector);

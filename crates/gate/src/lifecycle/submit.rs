@@ -179,12 +179,13 @@ impl Gate {
                 },
             }),
             Planned::Ready {
+                name,
                 connector,
                 proposal,
                 additions,
                 graph: current,
-                ..
             } => {
+                self.explain_scope(caller, &name, &proposal)?;
                 let graph = if additions.resources.is_empty() && additions.edges.is_empty() {
                     current
                 } else {
