@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit_anchor;
+mod events;
 mod gate_api;
 mod gate_fs;
 mod gate_sql_http;

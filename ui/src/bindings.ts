@@ -353,7 +353,13 @@ export type GateChanged = GateEvent
 /**
  * A server-sent event: a write (or the gate) changed state.
  */
-export type GateEvent = { kind: string; write_id?: string | null; status?: WriteStatus | null; at: string }
+export type GateEvent = { 
+/**
+ * The `seq` of the audit entry the event stands for: its order across
+ * every gate sharing the store, and the server-sent event's `id` (send
+ * it back as `Last-Event-ID` to resume after it).
+ */
+seq?: number; kind: string; write_id?: string | null; status?: WriteStatus | null; at: string }
 export type JsonValue = null | boolean | number | string | JsonValue[] | Partial<{ [key in string]: JsonValue }>
 /**
  * The live event stream came up or went down.

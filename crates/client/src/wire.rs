@@ -494,6 +494,11 @@ pub struct AuditVerification {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct GateEvent {
+    /// The `seq` of the audit entry the event stands for: its order across
+    /// every gate sharing the store, and the server-sent event's `id` (send
+    /// it back as `Last-Event-ID` to resume after it).
+    #[serde(default)]
+    pub seq: i64,
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_id: Option<String>,

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod checkpoint;
 pub mod error;
+pub mod feed;
 pub mod key_file;
 pub mod lifecycle;
 pub mod limits;

@@ -17,7 +17,6 @@ use recourse_client::{
     TokenCreated, TokenInfo, TokenRequest, WhoAmI,
 };
 use serde_json::json;
-use tokio_stream::wrappers::BroadcastStream;
 
 use super::{ApiError, AppState, Auth, Body, Routes};
 
@@ -290,18 +289,24 @@ async fn revoke_token(
 }
 
 /// Server-sent events: one `write` event per change of a write's status,
-/// `gate.frozen` / `gate.resumed`. Whoever may read every write gets every
-/// event; an agent gets its own writes' events only (and the gate's own,
-/// which `GET /v1/freeze` tells it anyway). Every stream ends when the
-/// caller's token expires or is revoked: such a token must not go on
-/// listening.
+/// `gate.frozen` / `gate.resumed`, from every gate sharing the store. Each
+/// event's `id` is the `seq` of its audit entry: a client that reconnects
+/// (to any gate) with `Last-Event-ID: N` gets every event after `N` first,
+/// then the live ones, with no gap and no repeat. Whoever may read every
+/// write gets every event; an agent gets its own writes' events only (and
+/// the gate's own, which `GET /v1/freeze` tells it anyway). Every stream
+/// ends when the caller's token expires or is revoked: such a token must
+/// not go on listening.
 #[utoipa::path(
     get,
     path = "/v1/events",
     operation_id = "events",
     tag = "gate",
+    params(
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id (an audit `seq`): the events after it are sent first."),
+    ),
     responses(
-        (status = 200, description = "A stream of server-sent events; each `data:` is a GateEvent in JSON, its `event:` the kind.", body = GateEvent, content_type = "text/event-stream"),
+        (status = 200, description = "A stream of server-sent events; each `data:` is a GateEvent in JSON, its `event:` the kind, its `id:` the audit seq.", body = GateEvent, content_type = "text/event-stream"),
     ),
     security(("bearer" = []))
 )]
@@ -309,7 +314,22 @@ async fn events(
     State(gate): State<AppState>,
     Auth(caller): Auth,
     headers: axum::http::HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    crate::error::GateError::invalid(
+                        "Last-Event-ID",
+                        "must be an event id this gate sent (a whole number, 0 or more)",
+                    )
+                })?,
+        ),
+    };
     // `Auth` accepted this header; its hash finds the token's row again.
     let hash = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -318,20 +338,96 @@ async fn events(
         .map(|t| crate::auth::hash_token(t.trim()))
         .unwrap_or_default();
     let audience = Audience::of(&caller, gate.clone());
-    let stream = BroadcastStream::new(gate.subscribe())
+    // Subscribed before the catch-up reads the trail: an event appended
+    // meanwhile is in one or the other (or both: `Resume` drops repeats).
+    let live = gate.subscribe().await?;
+    let cursor = match resume {
+        Some(n) => n,
+        // From now on: should the stream fall behind, it catches up from
+        // here, not from the trail's beginning.
+        None => crate::feed::head(gate.store().as_ref())
+            .await
+            .map_err(crate::error::GateError::from)?,
+    };
+    let state = Resume {
+        gate: gate.clone(),
+        live,
+        cursor,
+        catching_up: resume.is_some(),
+        pending: std::collections::VecDeque::new(),
+    };
+    let stream = futures::stream::unfold(state, Resume::next)
         .filter_map(move |e| {
             let audience = audience.clone();
             async move {
-                let e = e.ok()?;
                 if !audience.sees(&e).await {
                     return None;
                 }
                 let data = serde_json::to_string(&e).ok()?;
-                Some(Ok(Event::default().event(e.kind.clone()).data(data)))
+                Some(Ok(Event::default()
+                    .id(e.seq.to_string())
+                    .event(e.kind.clone())
+                    .data(data)))
             }
         })
         .take_until(ended(gate.clone(), hash, caller.expires_at));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One stream's place in the trail: events after `cursor` from the store
+/// while catching up (on resume, or after falling behind the live feed),
+/// then live ones, each once and in order.
+struct Resume {
+    gate: AppState,
+    live: tokio::sync::broadcast::Receiver<GateEvent>,
+    cursor: i64,
+    catching_up: bool,
+    pending: std::collections::VecDeque<GateEvent>,
+}
+
+impl Resume {
+    async fn next(mut self) -> Option<(GateEvent, Self)> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some((e, self));
+            }
+            if self.catching_up {
+                let mut page = Vec::new();
+                match self
+                    .gate
+                    .store()
+                    .audit(self.cursor, crate::feed::PAGE)
+                    .await
+                {
+                    Ok(entries) => {
+                        if (entries.len() as i64) < crate::feed::PAGE {
+                            self.catching_up = false;
+                        }
+                        for entry in &entries {
+                            self.cursor = entry.seq;
+                            page.extend(crate::feed::event_of(entry));
+                        }
+                    }
+                    // The store is away: the stream ends, and the client
+                    // resumes from its last id.
+                    Err(_) => return None,
+                }
+                self.pending.extend(page);
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(e) if e.seq > self.cursor => {
+                    self.cursor = e.seq;
+                    return Some((e, self));
+                }
+                Ok(_) => {}
+                // Fell behind the feed: read what was missed from the trail.
+                Err(RecvError::Lagged(_)) => self.catching_up = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
 }
 
 /// How often an open stream asks the store whether its token was revoked.
@@ -455,6 +551,7 @@ mod tests {
 
     fn event(write_id: Option<&str>) -> GateEvent {
         GateEvent {
+            seq: 1,
             kind: "write".into(),
             write_id: write_id.map(str::to_string),
             status: None,

@@ -113,7 +113,8 @@ pub struct Gate {
     store: Arc<dyn Store>,
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
     config: GateConfig,
-    events: broadcast::Sender<GateEvent>,
+    /// What `GET /v1/events` streams: the audit trail, tailed.
+    feed: crate::feed::Feed,
     /// The catalog graph, rebuilt when the store's catalog version moves.
     catalog: Mutex<Option<(i64, Arc<CatalogGraph>)>>,
     clock: Arc<dyn Clock>,
@@ -192,13 +193,12 @@ impl Gate {
         config: GateConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let (events, _) = broadcast::channel(1024);
         let masker = Masker::new(config.redact_keys.iter().cloned());
         Self {
             store,
             connectors: connectors.into_iter().map(|c| (c.name(), c)).collect(),
             config,
-            events,
+            feed: crate::feed::Feed::default(),
             catalog: Mutex::new(None),
             clock,
             instance: random_id("gate"),
@@ -216,8 +216,12 @@ impl Gate {
         &self.config
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<GateEvent> {
-        self.events.subscribe()
+    /// The live events from now on, of every gate sharing the store (see
+    /// [`crate::feed`]).
+    pub async fn subscribe(
+        &self,
+    ) -> Result<broadcast::Receiver<GateEvent>, crate::error::GateError> {
+        Ok(self.feed.subscribe(&self.store).await?)
     }
 
     pub fn connector_names(&self) -> Vec<&'static str> {
@@ -232,13 +236,10 @@ impl Gate {
         self.connectors.get(name).cloned()
     }
 
-    fn emit(&self, kind: &str, write: Option<&WriteRecord>) {
-        let _ = self.events.send(GateEvent {
-            kind: kind.to_string(),
-            write_id: write.map(|w| w.id.clone()),
-            status: write.map(|w| w.status),
-            at: self.now(),
-        });
+    /// Something was appended to the audit trail: the event feed reads it
+    /// now (the event itself comes from the entry, see [`crate::feed`]).
+    fn emit(&self) {
+        self.feed.wake();
     }
 
     /// The freeze switch as stored; an undecodable state is an error (the
@@ -313,7 +314,7 @@ impl Gate {
         }
         let draft = AuditDraft::new(actor, step.action(), Some(&record.id), body);
         if self.store.update_write(&record, version, draft).await? {
-            self.emit("write", Some(&record));
+            self.emit();
             Ok(Some((record, version + 1)))
         } else {
             Ok(None)

@@ -149,7 +149,7 @@ impl Gate {
             }
             Inserted::New => {}
         }
-        self.emit("write", Some(&record));
+        self.emit();
         if status == WriteStatus::Executing {
             let record = self.run_claimed(record, 1, &caller.name).await?;
             return Ok((record, true));
@@ -367,7 +367,7 @@ impl Gate {
                 .repeat(*existing, &record.submitted_hash)
                 .map(|w| (w, false));
         }
-        self.emit("write", Some(&record));
+        self.emit();
         Ok((record, true))
     }
 

@@ -294,6 +294,12 @@ pub trait AuditStore: Send + Sync {
         write_id: &str,
         action: &str,
     ) -> Result<Option<AuditEntry>, StoreError>;
+    /// A signal each time another process may have appended (PostgreSQL's
+    /// `NOTIFY`), for the event feed; `None` where the store has no such
+    /// signal (the feed then polls). A lost signal costs latency only.
+    async fn audit_appended(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 }
 
 #[async_trait]

@@ -56,6 +56,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// rest.
 const MAX_CONNECTIONS: u32 = 8;
 
+/// The `NOTIFY` channel an append signals on (see [`crate::feed`]).
+const AUDIT_CHANNEL: &str = "recourse_audit";
+
 /// How many operations one commit may carry.
 const GROUP_MAX: usize = 128;
 
@@ -278,6 +281,12 @@ impl PostgresStore {
             .bind(to_json(&entry.body)?)
             .bind(&entry.prev_hash)
             .bind(&entry.hash)
+            .execute(&mut *tx)
+            .await?;
+        // Delivered at commit, once per transaction (equal payloads fold):
+        // every gate's event feed reads the trail now, not at its next poll.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(AUDIT_CHANNEL)
             .execute(&mut *tx)
             .await?;
         Ok(entry)
@@ -788,6 +797,37 @@ impl AuditStore for PostgresStore {
         let entry = Self::append_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(entry)
+    }
+
+    async fn audit_appended(&self) -> Option<mpsc::Receiver<()>> {
+        let (tx, rx) = mpsc::channel(1);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            // Reconnects on its own; while it cannot, the feed polls.
+            loop {
+                let listening = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen(AUDIT_CHANNEL).await?;
+                    loop {
+                        listener.recv().await?;
+                        if tx.try_send(()).is_err() && tx.is_closed() {
+                            return Ok::<(), sqlx::Error>(());
+                        }
+                    }
+                };
+                match listening.await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "listening for audit appends; retrying");
+                        if tx.is_closed() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Some(rx)
     }
 
     async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
