@@ -116,7 +116,7 @@ async fn held_writes_expire() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let err = gate
         .client(&gate.tokens.reviewer)
-        .approve(&held.id, None)
+        .approve(&held.id, Some("reviewed".into()))
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(409), "{err}");
