@@ -226,6 +226,12 @@ try {
         timeout: 10000,
         timeoutMsg: "the row never showed 1 of 2 approvals",
       });
+      // `a` on it says why it is not offered, and opens nothing.
+      await selectRow(id);
+      await browser.keys("a");
+      await waitText(tid("queue-notice"), /You approved it \(1 of 2\)/);
+      if (await (await browser.$(tid("dialog-approve"))).isExisting()) throw new Error("`a` offered a second approval by the same reviewer");
+      if (await (await browser.$(tid("write-page"))).isExisting()) throw new Error("`a` opened the write it cannot approve");
       await shot("02d-queue-partial");
     });
   }

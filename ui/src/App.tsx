@@ -222,6 +222,7 @@ export function App() {
             }}
             role={conn.who.role}
             frozen={!!freeze?.frozen}
+            me={conn.who.name}
             onOpen={(id) => setPage({ page: "write", id })}
             onVisibleIds={setQueueIds}
             onChanged={refresh}

@@ -16,7 +16,7 @@ import {
   windowText,
   type QueueFilter,
 } from "../logic/queue";
-import { abilities, buttonsFor } from "../logic/roles";
+import { abilities, approveWithheld, buttonsFor } from "../logic/roles";
 import { describeError, REASON_CHIP, REASON_TITLE, STATUS_TEXT } from "../logic/text";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 
@@ -43,6 +43,8 @@ export function QueueView(props: {
   role: Role;
   /** The gate is frozen: approve is not offered. */
   frozen: boolean;
+  /** The caller's token name: whether they approved a write already. */
+  me: string;
   onOpen: (id: string) => void;
   onVisibleIds: (ids: string[]) => void;
   onChanged: () => void;
@@ -125,6 +127,17 @@ export function QueueView(props: {
         if (e.key === "a" && acts.approve) {
           if (sel.approval_needs_reason ?? true) props.onOpen(sel.id);
           else setDecide({ kind: "approve", write: sel });
+        } else if (e.key === "a") {
+          // Not offered: say why rather than do nothing.
+          const given = sel.approved_by ?? [];
+          const why = approveWithheld(
+            props.role,
+            { ...sel, required_approvals: sel.required_approvals ?? 1 },
+            given.includes(props.me),
+            given.length,
+            props.frozen,
+          );
+          if (why) setNotice(why);
         }
         if (e.key === "r" && acts.reject) setDecide({ kind: "reject", write: sel });
         e.preventDefault();
