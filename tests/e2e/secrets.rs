@@ -364,10 +364,16 @@ async fn no_secret_is_stored_logged_or_returned_in_clear() {
     // Fates: one approved and run, one rejected, one left to expire, one
     // left held; the form post approved.
     let reviewer = gate.client(&gate.tokens.reviewer);
-    let ran = reviewer.approve(&held["run"], None).await.unwrap();
+    let ran = reviewer
+        .approve(&held["run"], Some("reviewed".into()))
+        .await
+        .unwrap();
     assert_eq!(ran.status, WriteStatus::Executed, "{:?}", ran.history);
     if form.status == WriteStatus::Held {
-        reviewer.approve(&form.id, None).await.unwrap();
+        reviewer
+            .approve(&form.id, Some("reviewed".into()))
+            .await
+            .unwrap();
     }
     let rejected = reviewer
         .reject(&held["reject"], "no: password: rj-Secret-5511")

@@ -661,7 +661,14 @@ submitted_hash: string; created_at: string; updated_at: string; expires_at?: str
 /**
  * Distinct approvals needed before it runs (by bearer).
  */
-required_approvals: number; approvals?: Approval[]; history?: Transition[]; 
+required_approvals: number; 
+/**
+ * Whether an approval must carry a written reason (`comment`): a third
+ * party bears the cost, or something external is reached (the rule is
+ * [`crate::stakes::high_stakes`]). Set with the decision; a record
+ * without it is taken as needing one.
+ */
+approval_needs_reason?: boolean; approvals?: Approval[]; history?: Transition[]; 
 /**
  * The connector's record of what it captured (vault paths, rows).
  */
@@ -735,6 +742,12 @@ required_approvals?: number;
  * an earlier decision no longer count and are not listed).
  */
 approved_by?: string[]; 
+/**
+ * Whether an approval must carry a written reason (see
+ * [`WriteRecord::approval_needs_reason`]): the console's quick keys do
+ * not approve these from the queue.
+ */
+approval_needs_reason?: boolean; 
 /**
  * What the caller may do to it now. Filled per caller by the gate when
  * it answers; empty in what the store keeps.

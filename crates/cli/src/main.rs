@@ -258,7 +258,9 @@ enum WritesCommand {
         #[command(flatten)]
         remote: Remote,
         id: String,
-        #[arg(long)]
+        /// Why you approve; required where a third party pays or something
+        /// external is reached (the gate refuses without it).
+        #[arg(long, visible_alias = "reason")]
         comment: Option<String>,
     },
     Reject {

@@ -252,6 +252,12 @@ pub struct WriteRecord {
     pub expires_at: Option<DateTime<Utc>>,
     /// Distinct approvals needed before it runs (by bearer).
     pub required_approvals: u32,
+    /// Whether an approval must carry a written reason (`comment`): a third
+    /// party bears the cost, or something external is reached (the rule is
+    /// [`crate::stakes::high_stakes`]). Set with the decision; a record
+    /// without it is taken as needing one.
+    #[serde(default = "needs_reason_unless_told")]
+    pub approval_needs_reason: bool,
     #[serde(default)]
     pub approvals: Vec<Approval>,
     #[serde(default)]
@@ -316,10 +322,21 @@ pub struct WriteSummary {
     /// an earlier decision no longer count and are not listed).
     #[serde(default)]
     pub approved_by: Vec<String>,
+    /// Whether an approval must carry a written reason (see
+    /// [`WriteRecord::approval_needs_reason`]): the console's quick keys do
+    /// not approve these from the queue.
+    #[serde(default = "needs_reason_unless_told")]
+    pub approval_needs_reason: bool,
     /// What the caller may do to it now. Filled per caller by the gate when
     /// it answers; empty in what the store keeps.
     #[serde(default)]
     pub actions: Vec<WriteAction>,
+}
+
+/// A record or summary stored before the gate said whether its approval
+/// needs a reason is taken as needing one: the safe side.
+fn needs_reason_unless_told() -> bool {
+    true
 }
 
 impl WriteRecord {
@@ -349,6 +366,10 @@ impl WriteRecord {
             waiting: self.waiting.clone(),
             required_approvals: self.required_approvals,
             approved_by: self.current_approvers(),
+            approval_needs_reason: crate::stakes::approval_needs_reason(
+                &self.connector,
+                &self.decision,
+            ),
             actions: Vec::new(),
         }
     }
@@ -375,7 +396,9 @@ impl WriteRecord {
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
-    #[serde(default)]
+    /// Why the reviewer approves. Required (not blank) where the write's
+    /// `approval_needs_reason` is true; `reason` is accepted as its name too.
+    #[serde(default, alias = "reason")]
     pub comment: Option<String>,
 }
 

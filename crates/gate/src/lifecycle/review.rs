@@ -57,6 +57,18 @@ impl Gate {
                     format!("`{}` approved write `{id}` already", caller.name),
                 ));
             }
+            // Friction matches the stakes: checked here, so no client
+            // (console, CLI, a script on the API) can approve without one.
+            if let Some(why) = recourse_client::high_stakes(&rec.connector, &rec.decision) {
+                if comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    return Err(GateError::ReasonRequired {
+                        field: "comment".into(),
+                        message: format!(
+                            "approving write `{id}` needs a written reason ({why}): say why in `comment`"
+                        ),
+                    });
+                }
+            }
             rec.approvals.push(Approval {
                 by: caller.name.clone(),
                 at: self.now(),

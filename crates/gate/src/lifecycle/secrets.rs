@@ -439,7 +439,7 @@ mod tests {
     async fn refused_when(w: &World, id: &str) {
         let rec = w
             .gate
-            .approve(&who("rev1", Role::Reviewer), id, None)
+            .approve(&who("rev1", Role::Reviewer), id, Some("reviewed".into()))
             .await
             .unwrap();
         assert_eq!(rec.status, WriteStatus::Failed, "{:?}", rec.history);
@@ -499,7 +499,7 @@ mod tests {
         w.store.put_write_raw(rec);
         let rec = w
             .gate
-            .approve(&who("rev1", Role::Reviewer), &id, None)
+            .approve(&who("rev1", Role::Reviewer), &id, Some("reviewed".into()))
             .await
             .unwrap();
         assert_eq!(rec.status, WriteStatus::Executed, "{:?}", rec.history);

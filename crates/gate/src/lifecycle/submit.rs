@@ -413,6 +413,7 @@ impl Gate {
             updated_at: now,
             expires_at: None,
             required_approvals: 0,
+            approval_needs_reason: true,
             approvals: Vec::new(),
             history: vec![Transition {
                 at: now,
