@@ -16,6 +16,7 @@ mod evaluate;
 mod execute;
 mod freeze;
 pub mod machine;
+pub mod mode;
 mod recovery;
 mod review;
 mod rollback;
@@ -52,6 +53,7 @@ use crate::audit::AuditDraft;
 use crate::auth::Caller;
 use crate::error::GateError;
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, NotifyConfig, NotifyError};
 use crate::store::Store;
 
 /// What a deployment decides about its gate.
@@ -124,6 +126,9 @@ pub struct Gate {
     attempts: Mutex<HashMap<String, u32>>,
     /// Section 10: what a secret looks like, with the operator's names.
     masker: Masker,
+    /// Webhooks told about writes that need a person (see
+    /// [`crate::notify`]); none unless configured.
+    notifier: Option<Notifier>,
     pub metrics: Metrics,
 }
 
@@ -204,8 +209,20 @@ impl Gate {
             instance: random_id("gate"),
             attempts: Mutex::new(HashMap::new()),
             masker,
+            notifier: None,
             metrics: Metrics::new(),
         }
+    }
+
+    /// Starts notifying `config`'s webhooks (inside a Tokio runtime): the
+    /// delivery task masks with this gate's masker and audits in its store.
+    pub fn with_notifications(mut self, config: NotifyConfig) -> Result<Self, NotifyError> {
+        self.notifier = Some(Notifier::start(
+            config,
+            self.store.clone(),
+            self.masker.clone(),
+        )?);
+        Ok(self)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -232,7 +249,12 @@ impl Gate {
         self.connectors.get(name).cloned()
     }
 
+    /// Announces a change: to the event stream, and to the notifier, which
+    /// picks what calls for a message (and only queues it).
     fn emit(&self, kind: &str, write: Option<&WriteRecord>) {
+        if let (Some(notifier), Some(rec)) = (&self.notifier, write) {
+            notifier.offer(kind, rec);
+        }
         let _ = self.events.send(GateEvent {
             kind: kind.to_string(),
             write_id: write.map(|w| w.id.clone()),
