@@ -1171,6 +1171,59 @@ mod tests {
     }
 
     #[test]
+    fn webhook_flags_are_checked_naming_the_flag_never_the_url() {
+        assert!(notify_config(&serve_args(&[])).unwrap().is_none());
+        let e = notify_config(&serve_args(&[
+            "--webhook",
+            "ftp://hooks.example/T0/SECRETPATH",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--webhook number 1:"), "{e}");
+        assert!(!e.contains("SECRETPATH"), "{e}");
+        let e = notify_config(&serve_args(&[
+            "--webhook",
+            "https://h.example/x",
+            "--webhook-format",
+            "xml",
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--webhook-format `xml`"), "{e}");
+        let e = notify_config(&serve_args(&[
+            "--webhook",
+            "https://h.example/x",
+            "--webhook-attempts",
+            "0",
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--webhook-attempts 0"), "{e}");
+        let e = notify_config(&serve_args(&["--webhook-secret-file", "/nonexistent"])).unwrap_err();
+        assert!(e.to_string().contains("no --webhook"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "k\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let args = [
+            "--webhook",
+            "https://h.example/x",
+            "--webhook-secret-file",
+            secret.to_str().unwrap(),
+        ];
+        let e = notify_config(&serve_args(&args)).unwrap_err();
+        assert!(format!("{e:#}").contains("readable by others"), "{e:#}");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = notify_config(&serve_args(&args)).unwrap().unwrap();
+        assert_eq!(config.secret.as_deref(), Some(&b"k"[..]));
+        assert_eq!(config.webhooks.len(), 1);
+        assert!(serve_args(&["--mode", "observe"]).mode == Some(GateMode::Observe));
+        assert!(
+            Cli::try_parse_from(["recourse", "serve", "--data-dir", "/d", "--mode", "loose"])
+                .is_err()
+        );
+    }
+
+    #[test]
     fn resolve_needs_exactly_one_verdict_and_a_reason() {
         let base = ["recourse", "writes", "resolve", "w1", "--token", "t"];
         let parse = |extra: &[&str]| {
