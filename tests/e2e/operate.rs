@@ -243,11 +243,14 @@ async fn only_an_admin_switches_the_mode_each_switch_is_audited_and_the_store_ke
 /// script is used up).
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
+/// One request a receiver got: its headers and body.
+type Received = (axum::http::HeaderMap, Vec<u8>);
+
 async fn receiver(path: &'static str, answers: Vec<u16>) -> Receiver {
-    let got: Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>> = Arc::default();
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let answers = Arc::new(Mutex::new(VecDeque::from(answers)));
     let app = axum::Router::new().route(
         path,
@@ -270,7 +273,7 @@ async fn receiver(path: &'static str, answers: Vec<u16>) -> Receiver {
 }
 
 impl Receiver {
-    async fn wait_for(&self, n: usize) -> Vec<(axum::http::HeaderMap, Vec<u8>)> {
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..500 {
             let got = self.got.lock().unwrap().clone();
             if got.len() >= n {
