@@ -161,8 +161,15 @@ struct ServeArgs {
     #[arg(long, value_parser = parse_mode)]
     mode: Option<GateMode>,
     /// A URL the gate POSTs a message to when a write is held, its hold
-    /// expires soon, or it fails (repeatable).
-    #[arg(long = "webhook")]
+    /// expires soon, or it fails (repeatable). A URL that is a credential
+    /// (a Slack webhook's) stays out of the process list in
+    /// RECOURSE_WEBHOOKS instead (several separated by spaces).
+    #[arg(
+        long = "webhook",
+        env = "RECOURSE_WEBHOOKS",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
     webhooks: Vec<String>,
     /// A file with the secret that signs each message
     /// (`X-Recourse-Signature`, HMAC-SHA256); refused when others may read
