@@ -157,6 +157,13 @@ impl TestGate {
         gate
     }
 
+    /// Stops the process and starts it again with other extra flags.
+    pub fn respawn_with(&mut self, extra: &[&str]) {
+        self.kill();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.spawn(&[]);
+    }
+
     /// Starts the process (again), with extra environment variables.
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
         self.spawn_with(env, false);

@@ -12,6 +12,7 @@ mod gate_sql_http;
 mod harness;
 mod lifecycle;
 mod limits;
+mod operate;
 mod postgres_store;
 mod scenarios;
 mod scopes;

@@ -408,3 +408,39 @@ async fn an_unreachable_database_answers_503_and_runs_nothing() {
     assert!(!body.to_string().contains("s3cret"), "{body}");
     assert!(!file.exists(), "nothing ran");
 }
+
+/// Observe mode is one mode for every gate on the store: switched by an
+/// admin on one gate, it decides what the other does with a hold.
+#[tokio::test]
+async fn observe_mode_switched_on_one_gate_applies_on_the_other() {
+    let Some(db) = FreshDb::create() else { return };
+    let (a, b, dir, _vault) = two_gates(&db).await;
+    let state = a
+        .client(&a.tokens.admin)
+        .set_mode(recourse_client::GateMode::Observe, "rollout")
+        .await
+        .unwrap();
+    assert_eq!(state.mode, recourse_client::GateMode::Observe);
+    assert_eq!(
+        b.client(&b.tokens.reviewer).mode().await.unwrap().mode,
+        recourse_client::GateMode::Observe
+    );
+    let file = dir.join("note.txt");
+    let ran = b
+        .client(&b.tokens.agent)
+        .submit_json(&fs_write(&file, "hello"))
+        .await
+        .unwrap();
+    assert_eq!(ran.status, WriteStatus::Executed, "{:?}", ran.history);
+    assert!(ran.observed_hold.is_some(), "{:?}", codes(&ran));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello");
+    // Gate A rolls it back.
+    let back = a
+        .client(&a.tokens.incident)
+        .rollback(&ran.id, "observed", false)
+        .await
+        .unwrap();
+    assert_eq!(back.status, WriteStatus::RolledBack, "{:?}", back.rollback);
+    assert!(!file.exists());
+    assert_chain_verifies_on(&[&a, &b], &db).await;
+}

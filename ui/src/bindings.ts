@@ -196,7 +196,7 @@ linkChanged: "link-changed"
 
 /** user-defined constants **/
 
-export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit"]} as const;
+export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens","switch_mode"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit"]} as const;
 
 /** user-defined types **/
 
@@ -379,6 +379,19 @@ export type Neighbour = { resource: Resource; why?: string | null;
  */
 contains: boolean }
 /**
+ * A write observe mode ran although its decision would have held it.
+ */
+export type ObservedHold = { 
+/**
+ * When it was let through.
+ */
+at: string; 
+/**
+ * The reasons enforcement would have held it for (the decision's,
+ * with their subjects and sentences, are in `decision.reasons`).
+ */
+reason_codes: ReasonCode[] }
+/**
  * One thing a token may be allowed to do.
  */
 export type Permission = 
@@ -401,7 +414,11 @@ export type Permission =
 /**
  * Freeze and resume the gate; rewind.
  */
-"freeze" | "read_catalog" | "edit_catalog" | "read_audit" | "manage_tokens"
+"freeze" | "read_catalog" | "edit_catalog" | "read_audit" | "manage_tokens" | 
+/**
+ * Switch the gate between enforce and observe mode.
+ */
+"switch_mode"
 export type Proposal = { agent?: string; intent?: string; idempotency_key?: string | null; 
 /**
  * What the connector runs; opaque to the engine.
@@ -684,6 +701,12 @@ outcome?: JsonValue | null; rollback?: RollbackReport | null;
  */
 waiting?: string | null; 
 /**
+ * Set when the gate ran this write in observe mode although its
+ * decision (`decision`, verdict `hold`) would have held it for a
+ * person: what enforcement would have stopped.
+ */
+observed_hold?: ObservedHold | null; 
+/**
  * What the caller may do to it now (role, status, separation of
  * duties). Filled per caller by the gate when it answers; empty in
  * what the store keeps.
@@ -733,6 +756,11 @@ nearest_window?: string | null; created_at: string; updated_at: string;
  * Why an in-flight write is not moving (see [`WriteRecord::waiting`]).
  */
 waiting?: string | null; 
+/**
+ * The gate ran it in observe mode although its decision would have
+ * held it (see [`WriteRecord::observed_hold`]; `reason_codes` say why).
+ */
+observed_hold?: boolean; 
 /**
  * Distinct approvals its current decision calls for.
  */

@@ -289,6 +289,24 @@ impl GateClient {
         self.post("/v1/resume", &serde_json::json!({})).await
     }
 
+    pub async fn mode(&self) -> Result<ModeState, ClientError> {
+        self.get("/v1/mode").await
+    }
+
+    /// Switches the gate's mode (admins only).
+    pub async fn set_mode(
+        &self,
+        mode: GateMode,
+        reason: impl Into<String>,
+    ) -> Result<ModeState, ClientError> {
+        let body = ModeRequest {
+            mode,
+            reason: reason.into(),
+        };
+        self.send(self.http.put(self.url("/v1/mode")).json(&body))
+            .await
+    }
+
     pub async fn rewind(&self, req: &RewindRequest) -> Result<RewindReport, ClientError> {
         self.post("/v1/rewind", req).await
     }

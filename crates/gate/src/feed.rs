@@ -35,11 +35,12 @@ const BUFFER: usize = 1024;
 
 /// The event an audit entry stands for, if any: `write` for every entry
 /// that moves a write (its new status in `to`, or `status` at submission;
-/// a refusal is `refused`), and `gate.frozen` / `gate.resumed`.
+/// a refusal is `refused`), and `gate.frozen` / `gate.resumed` /
+/// `gate.mode` (observe or enforce).
 pub fn event_of(entry: &AuditEntry) -> Option<GateEvent> {
     let kind = entry.action.as_str();
     let (kind, write_id, status) = match kind {
-        "gate.frozen" | "gate.resumed" => (kind, None, None),
+        "gate.frozen" | "gate.resumed" | "gate.mode" => (kind, None, None),
         "write.refused" => ("write", entry.write_id.clone(), Some(WriteStatus::Refused)),
         _ if kind.starts_with("write.") => {
             let status = entry

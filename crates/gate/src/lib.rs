@@ -12,6 +12,7 @@ pub mod key_file;
 pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod placement;
 pub mod scope;

@@ -1,5 +1,5 @@
-//! The gate itself: health, metrics, who am I, freeze, rewind, tokens,
-//! events, the OpenAPI document.
+//! The gate itself: health, metrics, who am I, freeze, mode, rewind,
+//! tokens, events, the OpenAPI document.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,8 +13,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use recourse_client::{
-    ErrorBody, FreezeRequest, FreezeState, GateEvent, Permission, RewindReport, RewindRequest,
-    TokenCreated, TokenInfo, TokenRequest, WhoAmI,
+    ErrorBody, FreezeRequest, FreezeState, GateEvent, ModeRequest, ModeState, Permission,
+    RewindReport, RewindRequest, TokenCreated, TokenInfo, TokenRequest, WhoAmI,
 };
 use serde_json::json;
 
@@ -28,6 +28,8 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .get("/v1/freeze", freeze_state)
         .post("/v1/freeze", freeze)
         .post("/v1/resume", resume)
+        .get("/v1/mode", mode_state)
+        .put("/v1/mode", set_mode)
         .post("/v1/rewind", rewind)
         .post("/v1/tokens", create_token)
         .get("/v1/tokens", list_tokens)
@@ -45,6 +47,8 @@ pub(crate) fn routes(r: Routes) -> Routes {
     freeze_state,
     freeze,
     resume,
+    mode_state,
+    set_mode,
     rewind,
     create_token,
     list_tokens,
@@ -182,6 +186,49 @@ async fn resume(
     Auth(caller): Auth,
 ) -> Result<Json<FreezeState>, ApiError> {
     Ok(Json(gate.set_freeze(&caller, false, None).await?))
+}
+
+/// Enforce or observe: how the gate treats a write its decision holds (one
+/// mode for every gate on the store).
+#[utoipa::path(
+    get,
+    path = "/v1/mode",
+    operation_id = "get_mode",
+    tag = "gate",
+    responses(
+        (status = 200, description = "The mode, and who set it when and why.", body = ModeState),
+    ),
+    security(("bearer" = []))
+)]
+async fn mode_state(
+    State(gate): State<AppState>,
+    Auth(_): Auth,
+) -> Result<Json<ModeState>, ApiError> {
+    Ok(Json(gate.mode().await?))
+}
+
+/// Switches the mode (admins only; audited as `gate.mode`). In `observe`
+/// a write its decision holds is captured and run without a person, and
+/// marked `observed_hold`; refusals still refuse and a freeze still holds
+/// everything.
+#[utoipa::path(
+    put,
+    path = "/v1/mode",
+    operation_id = "set_mode",
+    tag = "gate",
+    request_body = ModeRequest,
+    responses(
+        (status = 200, description = "The mode now in force for every gate on the store.", body = ModeState),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn set_mode(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<ModeRequest>,
+) -> Result<Json<ModeState>, ApiError> {
+    Ok(Json(gate.set_mode(&caller, req).await?))
 }
 
 /// Rolls back every write executed since a time (or one agent's), newest

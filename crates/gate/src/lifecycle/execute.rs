@@ -384,7 +384,7 @@ impl Gate {
         if let Err(err) = self.store.set_freeze(&state, draft).await {
             tracing::error!(error = %err, "could not record the freeze after a failed fsync");
         }
-        self.emit();
+        self.emit("gate.frozen", None);
     }
 
     fn schedule_retry(&self, id: &str) {

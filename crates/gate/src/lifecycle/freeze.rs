@@ -42,7 +42,7 @@ impl Gate {
         self.store
             .set_freeze(&state, AuditDraft::new(&caller.name, action, None, value))
             .await?;
-        self.emit();
+        self.emit(action, None);
         Ok(state)
     }
 

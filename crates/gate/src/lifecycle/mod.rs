@@ -16,6 +16,7 @@ mod evaluate;
 mod execute;
 mod freeze;
 pub mod machine;
+pub mod mode;
 mod recovery;
 mod review;
 mod rollback;
@@ -52,6 +53,7 @@ use crate::audit::AuditDraft;
 use crate::auth::Caller;
 use crate::error::GateError;
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, NotifyConfig, NotifyError};
 use crate::store::Store;
 
 /// What a deployment decides about its gate.
@@ -125,6 +127,9 @@ pub struct Gate {
     attempts: Mutex<HashMap<String, u32>>,
     /// Section 10: what a secret looks like, with the operator's names.
     masker: Masker,
+    /// Webhooks told about writes that need a person (see
+    /// [`crate::notify`]); none unless configured.
+    notifier: Option<Notifier>,
     pub metrics: Metrics,
 }
 
@@ -204,8 +209,20 @@ impl Gate {
             instance: random_id("gate"),
             attempts: Mutex::new(HashMap::new()),
             masker,
+            notifier: None,
             metrics: Metrics::new(),
         }
+    }
+
+    /// Starts notifying `config`'s webhooks (inside a Tokio runtime): the
+    /// delivery task masks with this gate's masker and audits in its store.
+    pub fn with_notifications(mut self, config: NotifyConfig) -> Result<Self, NotifyError> {
+        self.notifier = Some(Notifier::start(
+            config,
+            self.store.clone(),
+            self.masker.clone(),
+        )?);
+        Ok(self)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -236,9 +253,14 @@ impl Gate {
         self.connectors.get(name).cloned()
     }
 
-    /// Something was appended to the audit trail: the event feed reads it
-    /// now (the event itself comes from the entry, see [`crate::feed`]).
-    fn emit(&self) {
+    /// Announces a change just appended to the audit trail: the event
+    /// feed reads it now (the event itself comes from the entry, see
+    /// [`crate::feed`]), and the notifier picks what calls for a message
+    /// (and only queues it).
+    fn emit(&self, kind: &str, write: Option<&WriteRecord>) {
+        if let (Some(notifier), Some(rec)) = (&self.notifier, write) {
+            notifier.offer(kind, rec);
+        }
         self.feed.wake();
     }
 
@@ -314,7 +336,7 @@ impl Gate {
         }
         let draft = AuditDraft::new(actor, step.action(), Some(&record.id), body);
         if self.store.update_write(&record, version, draft).await? {
-            self.emit();
+            self.emit("write", Some(&record));
             Ok(Some((record, version + 1)))
         } else {
             Ok(None)

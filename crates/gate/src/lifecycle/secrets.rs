@@ -370,7 +370,11 @@ mod tests {
         assert_eq!(rec.status, WriteStatus::Held, "{:?}", rec.history);
         let rec = w
             .gate
-            .approve(&who("rev1", Role::Reviewer), &rec.id, None)
+            .approve(
+                &who("rev1", Role::Reviewer),
+                &rec.id,
+                Some("checked".into()),
+            )
             .await
             .unwrap();
         assert_eq!(rec.status, WriteStatus::Executed, "{:?}", rec.history);
@@ -413,7 +417,7 @@ mod tests {
             w.clock.clone(),
         );
         let rec = other
-            .approve(&who("rev1", Role::Reviewer), &id, None)
+            .approve(&who("rev1", Role::Reviewer), &id, Some("checked".into()))
             .await
             .unwrap();
         assert_eq!(rec.status, WriteStatus::Approved, "{:?}", rec.history);

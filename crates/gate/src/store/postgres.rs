@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_client::{
+    AuditEntry, FreezeState, ModeState, Role, WriteRecord, WriteStatus, WriteSummary,
+};
 use recourse_core::{Catalog, Edge, Resource};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -37,8 +39,8 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::{
-    decode_freeze, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted, StoreError,
-    TokenRow, TokenStore, WriteFilter, WriteStore,
+    decode_freeze, decode_mode, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted,
+    StoreError, TokenRow, TokenStore, WriteFilter, WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -884,6 +886,27 @@ impl GateStateStore for PostgresStore {
         self.ready().await?;
         let mut tx = begin_appending(&self.pool).await?;
         sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(to_json(state)?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mode(&self) -> Result<ModeState, StoreError> {
+        self.ready().await?;
+        let row = sqlx::query("SELECT value FROM state WHERE key = 'mode'")
+            .fetch_optional(&self.pool)
+            .await?;
+        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        decode_mode(raw.as_deref())
+    }
+
+    async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError> {
+        self.ready().await?;
+        let mut tx = begin_appending(&self.pool).await?;
+        sqlx::query("INSERT INTO state (key, value) VALUES ('mode', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(to_json(state)?)
             .execute(&mut *tx)
             .await?;
