@@ -119,6 +119,7 @@ mod tests {
 
     fn ev(kind: &str, id: Option<&str>, status: Option<WriteStatus>) -> GateEvent {
         GateEvent {
+            seq: 1,
             kind: kind.to_string(),
             write_id: id.map(str::to_string),
             status,

@@ -61,8 +61,10 @@ impl SseParser {
 /// as long as the task lives (it is aborted on disconnect).
 pub async fn follow(client: GateClient, sink: std::sync::Arc<dyn EventSink>) {
     let mut backoff = Duration::from_millis(500);
+    // Where a reconnect resumes: the gate sends what was missed first.
+    let mut last: Option<i64> = None;
     loop {
-        match client.events().await.map_err(ConsoleError::from) {
+        match client.events_after(last).await.map_err(ConsoleError::from) {
             Ok(resp) => {
                 sink.link(LinkState::Live);
                 backoff = Duration::from_millis(500);
@@ -74,6 +76,9 @@ pub async fn follow(client: GateClient, sink: std::sync::Arc<dyn EventSink>) {
                         Ok(bytes) => {
                             for data in parser.push(&String::from_utf8_lossy(&bytes)) {
                                 if let Ok(ev) = serde_json::from_str::<GateEvent>(&data) {
+                                    if ev.seq > 0 {
+                                        last = Some(ev.seq);
+                                    }
                                     sink.gate_event(ev);
                                 }
                             }

@@ -5,6 +5,9 @@
 //   E2E_INCIDENT_TOKEN an incident_lead token (typed into the connect form)
 //   E2E_REVIEWER_TOKEN, E2E_RISK_TOKEN   reviewer and risk_officer tokens
 //   E2E_HELD_APPROVE, E2E_HELD_REJECT, E2E_EXECUTED, E2E_HELD_FROZEN   write ids
+//   E2E_HELD_REASONS   a customer's write with five reasons, one a closed window
+//   E2E_HELD_LOW       a held write the institution alone bears (quick keys)
+//   E2E_HELD_PARTIAL   a held write needing two approvals
 //   E2E_CATALOG_SEARCH, E2E_CATALOG_RESOURCE, E2E_CATALOG_REACHED_BY,
 //   E2E_CATALOG_REACHES   what the catalog browser is asked and must show
 //   E2E_RESTORED       JSON list of paths that must exist after the rollback
@@ -102,6 +105,136 @@ try {
     await (await browser.$(tid("queue-row"))).waitForExist({ timeout: 15000 });
     await shot("01-queue-reviewer");
   });
+
+  /** The gate's own list, through the host: what the queue must show. */
+  const listed = async (status) =>
+    browser.executeAsync((status, done) => {
+      window.__TAURI_INTERNALS__.invoke("list_writes", { status }).then((v) => done({ ok: v }), (e) => done({ err: e }));
+    }, status);
+  const rowOf = (id) => browser.$(`${tid("queue-row")}[data-write-id="${id}"]`);
+  /** Selects a row by clicking its time column (the intent is a link that opens it). */
+  async function selectRow(id) {
+    await (await browser.$(tid("nav-queue"))).click();
+    await (await browser.$(tid("tab-held"))).click();
+    const row = await rowOf(id);
+    await row.waitForExist({ timeout: 15000 });
+    await (await row.$(".qtime")).click();
+    await browser.waitUntil(async () => (await row.getAttribute("data-selected")) === "true", { timeout: 5000, timeoutMsg: `row ${id} never showed selected` });
+    return row;
+  }
+
+  if (process.env.E2E_HELD_REASONS) {
+    await step("the queue shows every reason, the decisive first, and a closed window as closed", async () => {
+      const id = env("E2E_HELD_REASONS");
+      const row = await selectRow(id);
+      const res = await listed("held");
+      const w = (res.ok ?? []).find((x) => x.id === id);
+      if (!w) throw new Error(`the gate did not list ${id}: ${JSON.stringify(res)}`);
+      const codes = [...new Set(w.reason_codes)];
+      const chips = [];
+      for (const c of await row.$$(tid("reason-chip"))) chips.push(await c.getAttribute("data-code"));
+      const more = await row.$(tid("reason-more"));
+      const hidden = (await more.isExisting()) ? (await more.getAttribute("data-codes")).split(" ") : [];
+      if (hidden.length && !(await more.isDisplayed())) throw new Error("the +N chip is not visible");
+      if (hidden.length && (await more.getText()) !== `+${hidden.length} more`) throw new Error(`the +N chip reads ${await more.getText()}`);
+      const seen = [...chips, ...hidden].sort();
+      if (JSON.stringify(seen) !== JSON.stringify([...codes].sort())) throw new Error(`row shows ${seen.join(",")}; the gate gave ${codes.join(",")}`);
+      if (codes.includes("evidence_expired") && chips[0] !== "evidence_expired") throw new Error(`the decisive closed window is not first: ${chips.join(",")}`);
+      const win = await (await row.$(tid("row-window"))).getText();
+      if (!/^window closed .+ ago$/.test(win)) throw new Error(`a closed window reads "${win}"`);
+      // The counter counts open windows only, among the rows shown.
+      const now = Date.now();
+      const expected = (res.ok ?? []).filter((x) => x.nearest_window && Date.parse(x.nearest_window) > now && Date.parse(x.nearest_window) - now < 3600_000).length;
+      await waitText(tid("count-closing"), new RegExp(`^${expected} with a window closing within the hour`));
+      console.log(`     chips: ${chips.join(", ")} +${hidden.length} (${hidden.join(", ")}); ${win}`);
+      await shot("01b-queue-reasons");
+    });
+
+    await step("the high-stakes approval requires the open write and a reason", async () => {
+      const id = env("E2E_HELD_REASONS");
+      await selectRow(id);
+      // `a` on a write a third party bears opens it; it never approves from the queue.
+      await browser.keys("a");
+      await (await browser.$(tid("write-page"))).waitForExist({ timeout: 10000 });
+      if (await (await browser.$(tid("dialog-approve"))).isExisting()) throw new Error("`a` opened the approve dialog from the queue");
+      await waitText(tid("cannot-undo"), /What cannot be undone/);
+      await (await browser.$(tid("approve"))).click();
+      await waitText(tid("decide-stakes"), /What cannot be undone/);
+      const submit = await browser.$(tid("decide-submit"));
+      if (await submit.isEnabled()) throw new Error("Approve was enabled without a reason");
+      // Ctrl+Enter in the empty reason does not send it either.
+      await (await browser.$(tid("decide-text"))).click();
+      await browser.keys(["Control", "Enter"]);
+      await browser.pause(600);
+      if (await (await browser.$(tid("decide-result"))).isExisting()) throw new Error("Ctrl+Enter approved without a reason");
+      await shot("02a-approve-needs-reason");
+      // The gate itself refuses it, whatever the client: a 422 naming the field.
+      const res = await browser.executeAsync((id, done) => {
+        window.__TAURI_INTERNALS__.invoke("approve", { id, comment: null }).then((v) => done({ ok: v }), (e) => done({ err: e }));
+      }, id);
+      if (!res.err || res.err.status !== 422 || res.err.code !== "reason_required" || res.err.field !== "comment")
+        throw new Error(`expected a 422 reason_required on comment, got ${JSON.stringify(res)}`);
+      console.log(`     gate said: ${res.err.status} ${res.err.code} [${res.err.field}]: ${res.err.message}`);
+      await setText(tid("decide-text"), "e2e: the customer asked for the closure in ticket 88");
+      if (!(await submit.isEnabled())) throw new Error("Approve stayed disabled with a reason typed");
+      await (await browser.$(tid("decide-cancel"))).click();
+      await waitText(tid("write-status"), /^held$/);
+    });
+  }
+
+  if (process.env.E2E_HELD_LOW) {
+    await step("quick keys approve a low-stakes write; the selection never moves onto another row", async () => {
+      const id = env("E2E_HELD_LOW");
+      const row = await selectRow(id);
+      if ((await row.getAttribute("data-needs-reason")) !== "false") throw new Error("the gate says the low-stakes write needs a reason");
+      await browser.keys("a");
+      await (await browser.$(tid("dialog-approve"))).waitForExist({ timeout: 5000 });
+      if (await (await browser.$(tid("write-page"))).isExisting()) throw new Error("`a` left the queue for a low-stakes write");
+      if (await (await browser.$(tid("decide-stakes"))).isExisting()) throw new Error("a low-stakes approval asked for the stakes");
+      await (await browser.$(tid("decide-text"))).click();
+      await browser.keys(["Control", "Enter"]);
+      await waitText(tid("decide-result"), /recorded/i);
+      await (await browser.$(tid("decide-close"))).click();
+      await waitText(tid("queue-notice"), /Nothing is selected/);
+      await browser.pause(800);
+      for (const r of await browser.$$(tid("queue-row")))
+        if ((await r.getAttribute("data-selected")) === "true") throw new Error(`row ${await r.getAttribute("data-write-id")} became selected on its own`);
+      // A key now acts on nothing: no row is selected.
+      await browser.keys("a");
+      await browser.pause(500);
+      if (await (await browser.$(tid("dialog-approve"))).isExisting()) throw new Error("`a` acted with nothing selected");
+      await shot("02c-after-quick-approve");
+    });
+  }
+
+  if (process.env.E2E_HELD_PARTIAL) {
+    await step("partial approvals show as 1 of 2, and Approve is not offered again to the same reviewer", async () => {
+      const id = env("E2E_HELD_PARTIAL");
+      await openWrite("held", id);
+      await (await browser.$(tid("approve"))).click();
+      await setText(tid("decide-text"), "e2e: the retention review cleared it");
+      await (await browser.$(tid("decide-submit"))).click();
+      await waitText(tid("decide-result"), /1 of 2 approvals/);
+      await (await browser.$(tid("decide-close"))).click();
+      await waitText(tid("approve-withheld"), /You approved it \(1 of 2\)/);
+      if (await (await browser.$(tid("approve"))).isExisting()) throw new Error("Approve offered again to the reviewer who approved");
+      await (await browser.$(tid("nav-queue"))).click();
+      await (await browser.$(tid("tab-held"))).click();
+      const row = await rowOf(id);
+      await row.waitForExist({ timeout: 10000 });
+      await browser.waitUntil(async () => /1 of 2 approvals/.test(await (await row.$(tid("row-approvals"))).getText().catch(() => "")), {
+        timeout: 10000,
+        timeoutMsg: "the row never showed 1 of 2 approvals",
+      });
+      // `a` on it says why it is not offered, and opens nothing.
+      await selectRow(id);
+      await browser.keys("a");
+      await waitText(tid("queue-notice"), /You approved it \(1 of 2\)/);
+      if (await (await browser.$(tid("dialog-approve"))).isExisting()) throw new Error("`a` offered a second approval by the same reviewer");
+      if (await (await browser.$(tid("write-page"))).isExisting()) throw new Error("`a` opened the write it cannot approve");
+      await shot("02d-queue-partial");
+    });
+  }
 
   await step("reviewer sees the held write's page (graph, evidence, plan, who pays)", async () => {
     await openWrite("held", env("E2E_HELD_APPROVE"));
@@ -219,27 +352,18 @@ try {
     await waitText(tid("frozen-banner"), new RegExp(`Frozen by ${incidentName}\\b`));
     await (await browser.$(tid("frozen"))).waitForExist();
     await openWrite("held", env("E2E_HELD_FROZEN"));
-    // The button follows the gate's `actions`: a gate may leave approve out
-    // while frozen. Either way the gate must refuse it.
-    if (await (await browser.$(tid("approve"))).isExisting()) {
-      await (await browser.$(tid("approve"))).click();
-      await setText(tid("decide-text"), "e2e: approving during a freeze");
-      await (await browser.$(tid("decide-submit"))).click();
-      await waitText(tid("decide-error"), /frozen/i);
-      await browser.pause(300);
-      await shot("10-approve-refused-frozen");
-      if (await (await browser.$(tid("decide-result"))).isExisting()) throw new Error("the refused approve was shown as done");
-      await (await browser.$(tid("decide-cancel"))).click();
-    } else {
-      console.log("     approve is not offered while frozen; asking the gate directly");
-      const res = await browser.executeAsync((id, done) => {
-        window.__TAURI_INTERNALS__
-          .invoke("approve", { id, comment: "e2e: approving during a freeze" })
-          .then((v) => done({ ok: v }), (e) => done({ err: e }));
-      }, env("E2E_HELD_FROZEN"));
-      if (!res.err || !/frozen/i.test(`${res.err.code} ${res.err.message}`)) throw new Error(`expected a frozen refusal, got ${JSON.stringify(res)}`);
-      await shot("10-approve-refused-frozen");
-    }
+    // Not offered where it cannot succeed: a sentence says why instead.
+    if (await (await browser.$(tid("approve"))).isExisting()) throw new Error("Approve offered on a frozen gate");
+    await waitText(tid("approve-withheld"), /the gate is frozen/);
+    // The gate refuses it all the same, whoever asks.
+    const res = await browser.executeAsync((id, done) => {
+      window.__TAURI_INTERNALS__
+        .invoke("approve", { id, comment: "e2e: approving during a freeze" })
+        .then((v) => done({ ok: v }), (e) => done({ err: e }));
+    }, env("E2E_HELD_FROZEN"));
+    if (!res.err || !/frozen/i.test(`${res.err.code} ${res.err.message}`)) throw new Error(`expected a frozen refusal, got ${JSON.stringify(res)}`);
+    await browser.pause(300);
+    await shot("10-approve-withheld-frozen");
     await waitText(tid("write-status"), /held/);
   });
 
@@ -308,7 +432,9 @@ try {
       execSync(process.env.E2E_STOP_GATE_CMD);
       await (await browser.$(tid("nav-queue"))).click();
       await (await browser.$(tid("tab-held"))).click();
-      await waitText(tid("unreachable"), /cannot be reached/, 20000);
+      const banner = await waitText(tid("unreachable"), /cannot be reached/, 20000);
+      const said = await banner.getText();
+      if (/os error|tcp connect|error sending request|client error/i.test(said)) throw new Error(`the banner shows the HTTP client's raw error: ${said}`);
       await shot("15-unreachable");
     });
   }

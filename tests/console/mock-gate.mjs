@@ -65,6 +65,17 @@ function hist(...steps) {
   return steps.map(([to, actor, from, note, at]) => ({ at: iso(at ?? now - 3600_000), to, actor, ...(from ? { from } : {}), ...(note ? { note } : {}) }));
 }
 
+/** The gate's rule (crates/client/src/stakes.rs): a third party bears
+ * something in the blast radius, something external is reached, or the
+ * write is an http request. */
+function needsReason(connector, decision) {
+  return (
+    decision.bearers.some((b) => b !== "institution") ||
+    decision.blast_radius.some((e) => e.bearer !== "institution" || e.reach === "external") ||
+    connector === "http"
+  );
+}
+
 function record(o) {
   return {
     id: o.id,
@@ -79,6 +90,7 @@ function record(o) {
     created_at: o.created_at,
     updated_at: o.created_at,
     required_approvals: o.required_approvals ?? 1,
+    approval_needs_reason: needsReason(o.connector, o.decision),
     approvals: [],
     history: o.history,
     ...(o.capture ? { capture: o.capture } : {}),
@@ -87,6 +99,8 @@ function record(o) {
 }
 
 const closeWindow = iso(now + 40 * 60_000);
+const CODE_ORDER = ["external", "uncovered", "third_party_bearer", "evidence_in_blast_radius", "evidence_missing", "evidence_unverifiable",
+  "evidence_expired", "evidence_window_closing", "evidence_stale", "manual_step", "unknown_resource"];
 const writes = new Map();
 function add(w) { writes.set(w.id, w); }
 
@@ -158,6 +172,50 @@ add(record({
   const w = structuredClone(writes.get("w-purge-intake"));
   w.id = "w-purge-intake-2";
   w.proposal.intent = "Delete stale patient intake form 0933";
+  add(w);
+}
+
+// Every reason shown, the decisive first: a closed window among five codes.
+{
+  const w = structuredClone(writes.get("w-close-4411"));
+  w.id = "w-reasons-1";
+  w.proposal.intent = "Close seller account 4412 (its reopening window has closed)";
+  const closed = iso(now - 6 * 3600_000);
+  w.decision.evidence = w.decision.evidence.map((e) => (e.id === "notice" ? { ...e, status: "expired", until: closed } : e));
+  w.decision.reasons = w.decision.reasons.map((r) =>
+    r.code === "evidence_window_closing" ? { ...r, code: "evidence_expired", detail: "the window notice closed 6 hours ago" } : r,
+  );
+  w.decision.reasons.sort((a, b) => CODE_ORDER.indexOf(a.code) - CODE_ORDER.indexOf(b.code));
+  add(w);
+}
+
+// Low stakes: the institution bears it and nothing external is reached.
+add(record({
+  id: "w-low-1", agent: "cleanup-bot", status: "held", connector: "fs",
+  created_at: iso(now - 50 * 60_000),
+  history: hist(["held", "gate", null, "uncovered", now - 50 * 60_000]),
+  proposal: {
+    agent: "cleanup-bot", intent: "Delete the January ledger export (the monthly report reads it)",
+    action: { connector: "fs", op: "delete", path: path.join(fsRoot, "ledger", "jan.csv") },
+    touches: [`fs:${path.join(fsRoot, "ledger", "jan.csv")}`], rollback: { steps: [] },
+  },
+  decision: {
+    decision: "hold",
+    reasons: [{ code: "uncovered", resource: "report:monthly", detail: "the monthly report reads the export" }],
+    blast_radius: [
+      { resource: `fs:${path.join(fsRoot, "ledger", "jan.csv")}`, depth: 0, reach: "controlled", bearer: "institution", covered: true, restored_by: [0] },
+      { resource: "report:monthly", depth: 1, reach: "observed", bearer: "institution", covered: false, via: `fs:${path.join(fsRoot, "ledger", "jan.csv")}` },
+    ],
+    bearers: ["institution"], evidence: [], steps: [],
+  },
+}));
+
+// Two approvals needed (a patient bears it): the queue shows "1 of 2".
+{
+  const w = structuredClone(writes.get("w-purge-intake"));
+  w.id = "w-partial-1";
+  w.proposal.intent = "Delete stale patient intake form 0935";
+  w.required_approvals = 2;
   add(w);
 }
 
@@ -238,7 +296,9 @@ function emit(kind, w) {
 function actionsFor(who, w) {
   const has = (...roles) => who.role === "admin" || roles.includes(who.role);
   const out = [];
-  if (has("reviewer") && w.status === "held" && w.agent !== who.name) out.push("approve", "reject");
+  const approved = (w.approvals ?? w.approved_by ?? []).some((a) => (a.by ?? a) === who.name);
+  if (has("reviewer") && w.status === "held" && w.agent !== who.name && !approved) out.push("approve");
+  if (has("reviewer") && w.status === "held") out.push("reject");
   if (has("incident_lead") && (w.status === "executed" || w.status === "rollback_failed")) out.push("rollback");
   if (has("incident_lead") && w.status === "outcome_unknown") out.push("resolve");
   return out;
@@ -252,6 +312,8 @@ function summary(w) {
     reason_codes: [...new Set(w.decision.reasons.map((r) => r.code))], bearers: w.decision.bearers, touches: w.proposal.touches,
     blast_radius_size: w.decision.blast_radius.length, ...(windows[0] ? { nearest_window: windows[0] } : {}),
     created_at: w.created_at, updated_at: w.updated_at,
+    required_approvals: w.required_approvals, approved_by: [...new Set(w.approvals.map((a) => a.by))].sort(),
+    approval_needs_reason: w.approval_needs_reason,
   };
 }
 
@@ -306,10 +368,18 @@ const server = http.createServer((req, res) => {
         if (w.status !== "held") return err(res, 409, "conflict", `the write is ${w.status}, not held`);
         if (op === "approve" && freeze.frozen) return err(res, 409, "frozen", `the gate is frozen by \`${freeze.by}\`: nothing runs until an incident lead resumes it`);
         if (op === "approve") {
-          w.approvals.push({ by: who.name, at: new Date().toISOString(), ...(json.comment ? { comment: json.comment } : {}), proposal_hash: w.proposal_hash, decision_hash: w.decision_hash });
-          transition(w, "approved", who.name, json.comment);
-          transition(w, "executing", "gate");
-          transition(w, "executed", "gate");
+          const comment = json.comment ?? json.reason;
+          if (w.approvals.some((a) => a.by === who.name)) return err(res, 409, "already_approved", `\`${who.name}\` approved write \`${w.id}\` already`);
+          if (w.approval_needs_reason && !comment?.trim())
+            return send(res, 422, { error: { code: "reason_required", field: "comment", message: `approving write \`${w.id}\` needs a written reason: say why in \`comment\`` } });
+          w.approvals.push({ by: who.name, at: new Date().toISOString(), ...(comment ? { comment } : {}), proposal_hash: w.proposal_hash, decision_hash: w.decision_hash });
+          if (w.approvals.length < w.required_approvals) {
+            w.history.push({ at: new Date().toISOString(), from: "held", to: "held", actor: who.name, note: `approval ${w.approvals.length} of ${w.required_approvals}` });
+          } else {
+            transition(w, "approved", who.name, comment);
+            transition(w, "executing", "gate");
+            transition(w, "executed", "gate");
+          }
         } else {
           if (!json.reason) return err(res, 400, "invalid", "reason: must not be empty");
           transition(w, "rejected", who.name, json.reason);
@@ -389,7 +459,8 @@ server.listen(port, "127.0.0.1", () => {
   console.log(JSON.stringify({
     url: `http://127.0.0.1:${port}`,
     tokens: { reviewer: "tok-reviewer", incident_lead: "tok-incident", risk_officer: "tok-risk", agent: "tok-agent" },
-    ids: { approve: "w-close-4411", reject: "w-purge-intake", executed: "w-exec-1", frozen: "w-purge-intake-2", unknown: "w-unknown-1" },
+    ids: { approve: "w-close-4411", reject: "w-purge-intake", executed: "w-exec-1", frozen: "w-purge-intake-2", unknown: "w-unknown-1",
+      reasons: "w-reasons-1", low: "w-low-1", partial: "w-partial-1" },
     catalog: { search: "seller-4411", resource: "payouts:seller-4411", reached_by: "account:seller-4411", reaches: "bureau:seller-4411" },
     restored: [path.join(reportsDir, "summary.csv"), path.join(reportsDir, "notes.txt")],
   }));

@@ -78,12 +78,15 @@ start_real_gate() {
   fi
   local bin="$TARGET/debug/recourse" data="$TMP/gate-data" fsroot="$TMP/fs-root"
   "$bin" serve --help >/dev/null 2>&1 || { say "\`recourse serve\` is not there yet"; return 1; }
-  mkdir -p "$data" "$fsroot/reports/q3" "$fsroot/customers" "$fsroot/patients"
+  mkdir -p "$data" "$fsroot/reports/q3" "$fsroot/customers" "$fsroot/patients" "$fsroot/ledger"
   printf 'region,total\nnorth,42\n' >"$fsroot/reports/q3/summary.csv"
   printf 'quarterly notes\n' >"$fsroot/reports/q3/notes.txt"
   printf '{"account":"acct-1"}\n' >"$fsroot/customers/acct-1.json"
   printf '{"account":"acct-2"}\n' >"$fsroot/customers/acct-2.json"
   printf '{"intake":"0932"}\n' >"$fsroot/patients/intake-0932.json"
+  printf '{"intake":"0935"}\n' >"$fsroot/patients/intake-0935.json"
+  printf '{"account":"acct-3"}\n' >"$fsroot/customers/acct-3.json"
+  printf 'day,amount\n1,100\n' >"$fsroot/ledger/jan.csv"
   local t
   for role in reviewer incident_lead risk_officer agent; do
     t="$("$bin" token create --data-dir "$data" --name "e2e-$role" --role "$role" 2>>"$OUT/gate.log" | tail -1)" || return 1
@@ -101,13 +104,21 @@ start_real_gate() {
     {\"id\": \"fs:$fsroot/customers/acct-1.json\", \"bearer\": \"customer\", \"title\": \"Account acct-1\"},
     {\"id\": \"crm:acct-1\", \"reach\": \"observed\", \"bearer\": \"customer\", \"title\": \"CRM record\"},
     {\"id\": \"mail:acct-1-closure\", \"reach\": \"external\", \"bearer\": \"customer\", \"title\": \"Closure letter\"},
-    {\"id\": \"fs:$fsroot/patients\", \"bearer\": \"patient\", \"title\": \"Patient intake\"}], \"edges\": [
+    {\"id\": \"fs:$fsroot/patients\", \"bearer\": \"patient\", \"title\": \"Patient intake\"},
+    {\"id\": \"fs:$fsroot/customers/acct-3.json\", \"bearer\": \"customer\", \"title\": \"Account acct-3\"},
+    {\"id\": \"crm:acct-3\", \"reach\": \"observed\", \"bearer\": \"customer\", \"title\": \"CRM record acct-3\"},
+    {\"id\": \"mail:acct-3-closure\", \"reach\": \"external\", \"bearer\": \"customer\", \"title\": \"Closure letter acct-3\"},
+    {\"id\": \"fs:$fsroot/ledger/jan.csv\", \"bearer\": \"institution\", \"title\": \"January ledger export\"},
+    {\"id\": \"report:monthly\", \"reach\": \"observed\", \"bearer\": \"institution\", \"title\": \"Monthly report\"}], \"edges\": [
+    {\"from\": \"fs:$fsroot/customers/acct-3.json\", \"to\": \"crm:acct-3\", \"why\": \"the CRM syncs the account file nightly\"},
+    {\"from\": \"crm:acct-3\", \"to\": \"mail:acct-3-closure\", \"why\": \"a closed CRM record sends the customer a closure letter\"},
+    {\"from\": \"fs:$fsroot/ledger/jan.csv\", \"to\": \"report:monthly\", \"why\": \"the monthly report reads the export\"},
     {\"from\": \"fs:$fsroot/customers/acct-1.json\", \"to\": \"crm:acct-1\", \"why\": \"the CRM syncs the account file nightly\"},
     {\"from\": \"crm:acct-1\", \"to\": \"mail:acct-1-closure\", \"why\": \"a closed CRM record sends the customer a closure letter\"}]}" >"$TMP/catalog.json"
   if grep -q "\"error\"" "$TMP/catalog.json"; then say "catalog upsert failed: $(cat "$TMP/catalog.json")"; return 1; fi
-  submit() { # key path
+  submit() { # key path intent [more proposal fields, as JSON after a comma]
     "${post[@]}" -H "authorization: Bearer $TOK_agent" "$GATE_URL/v1/writes" \
-      -d "{\"intent\": \"$3\", \"idempotency_key\": \"e2e-$1\", \"action\": {\"connector\": \"fs\", \"op\": \"delete\", \"path\": \"$2\"}}" >"$TMP/$1.json"
+      -d "{\"intent\": \"$3\", \"idempotency_key\": \"e2e-$1\", \"action\": {\"connector\": \"fs\", \"op\": \"delete\", \"path\": \"$2\"}${4:-}}" >"$TMP/$1.json"
     node -e 'const w=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(!w.id){console.error(JSON.stringify(w));process.exit(1)}; console.log(w.id+" "+w.status)' "$TMP/$1.json"
   }
   local a r x f
@@ -115,11 +126,20 @@ start_real_gate() {
   r="$(submit reject "$fsroot/patients/intake-0932.json" "Delete stale patient intake form 0932")" || return 1
   x="$(submit exec "$fsroot/reports/q3" "Delete the Q3 report folder (superseded)")" || return 1
   f="$(submit frozen "$fsroot/customers/acct-2.json" "Delete closed customer account file acct-2")" || return 1
-  say "gate writes: approve=[$a] reject=[$r] executed=[$x] frozen=[$f]"
-  [[ "$a" == *" held" && "$r" == *" held" && "$x" == *" executed" && "$f" == *" held" ]] || { say "the gate did not hold/execute as the test expects"; return 1; }
+  # Five reasons, the decisive one a window that closed six hours ago (a
+  # manual step the agent declares, bounded by it); one the institution
+  # alone bears (quick keys); one a patient bears (two approvals).
+  local closed s l p
+  closed="$(date -u -d '-6 hours' +%Y-%m-%dT%H:%M:%SZ)"
+  s="$(submit reasons "$fsroot/customers/acct-3.json" "Delete closed customer account file acct-3" ", \"rollback\": {\"steps\": [{\"restores\": [\"crm:acct-3\"], \"op\": {\"kind\": \"manual\", \"note\": \"ask CRM operations to reopen the record\"}, \"requires\": [{\"id\": \"reopen-window\", \"kind\": \"window\", \"until\": \"$closed\"}]}]}")" || return 1
+  l="$(submit low "$fsroot/ledger/jan.csv" "Delete the January ledger export (the monthly report reads it)")" || return 1
+  p="$(submit partial "$fsroot/patients/intake-0935.json" "Delete stale patient intake form 0935")" || return 1
+  say "gate writes: approve=[$a] reject=[$r] executed=[$x] frozen=[$f] reasons=[$s] low=[$l] partial=[$p]"
+  [[ "$a" == *" held" && "$r" == *" held" && "$x" == *" executed" && "$f" == *" held" && "$s" == *" held" && "$l" == *" held" && "$p" == *" held" ]] || { say "the gate did not hold/execute as the test expects"; return 1; }
   [ ! -e "$fsroot/reports/q3" ] || { say "the executed delete left $fsroot/reports/q3 on disk"; return 1; }
   export E2E_GATE_URL="$GATE_URL" E2E_REVIEWER_TOKEN="$TOK_reviewer" E2E_INCIDENT_TOKEN="$TOK_incident_lead" E2E_RISK_TOKEN="$TOK_risk_officer" E2E_AGENT_TOKEN="$TOK_agent"
   export E2E_HELD_APPROVE="${a%% *}" E2E_HELD_REJECT="${r%% *}" E2E_EXECUTED="${x%% *}" E2E_HELD_FROZEN="${f%% *}"
+  export E2E_HELD_REASONS="${s%% *}" E2E_HELD_LOW="${l%% *}" E2E_HELD_PARTIAL="${p%% *}"
   export E2E_CATALOG_SEARCH="acct-1" E2E_CATALOG_RESOURCE="crm:acct-1" E2E_CATALOG_REACHED_BY="fs:$fsroot/customers/acct-1.json" E2E_CATALOG_REACHES="mail:acct-1-closure"
   export E2E_RESTORED="[\"$fsroot/reports/q3/summary.csv\", \"$fsroot/reports/q3/notes.txt\"]"
   export E2E_STOP_GATE_CMD="kill -TERM $GATE_PID"
@@ -135,6 +155,7 @@ start_mock_gate() {
   q() { node -e 'const v=JSON.parse(process.argv[1])[process.argv[2].split(".")[0]]; const w=process.argv[2].split(".").slice(1).reduce((x,k)=>x[k],v); console.log(typeof w==="string"?w:JSON.stringify(w))' "$j" "$1"; }
   export E2E_GATE_URL="$(q url)" E2E_REVIEWER_TOKEN="$(q tokens.reviewer)" E2E_INCIDENT_TOKEN="$(q tokens.incident_lead)" E2E_RISK_TOKEN="$(q tokens.risk_officer)" E2E_AGENT_TOKEN="$(q tokens.agent)"
   export E2E_HELD_APPROVE="$(q ids.approve)" E2E_HELD_REJECT="$(q ids.reject)" E2E_EXECUTED="$(q ids.executed)" E2E_HELD_FROZEN="$(q ids.frozen)" E2E_OUTCOME_UNKNOWN="$(q ids.unknown)"
+  export E2E_HELD_REASONS="$(q ids.reasons)" E2E_HELD_LOW="$(q ids.low)" E2E_HELD_PARTIAL="$(q ids.partial)"
   export E2E_CATALOG_SEARCH="$(q catalog.search)" E2E_CATALOG_RESOURCE="$(q catalog.resource)" E2E_CATALOG_REACHED_BY="$(q catalog.reached_by)" E2E_CATALOG_REACHES="$(q catalog.reaches)"
   export E2E_RESTORED="$(q restored)"
   export E2E_STOP_GATE_CMD="kill -TERM $GATE_PID"

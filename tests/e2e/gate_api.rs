@@ -43,6 +43,66 @@ async fn explain_decides_without_storing_or_running() {
     assert_eq!(gate.audit_len().await, audit);
 }
 
+/// Friction matches the stakes, through a real process: a customer bears
+/// the folder, so an approval without a reason is a 422 naming `comment`;
+/// nothing ran, nothing was recorded; with a reason it runs.
+#[tokio::test]
+async fn a_customer_borne_approval_needs_a_written_reason() {
+    let gate = TestGate::start(&[]);
+    let dir = gate.root.join("acct-9");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("profile.json"), "{}").unwrap();
+    let (s, b) = gate
+        .raw(
+            Method::POST,
+            "/v1/catalog",
+            &gate.tokens.risk,
+            Some(
+                json!({"resources": [{"id": format!("fs:{}", dir.display()), "bearer": "customer"}]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let agent = gate.client(&gate.tokens.agent);
+    let held = agent.submit_json(&delete(&dir)).await.unwrap();
+    assert_eq!(held.status, WriteStatus::Held);
+    assert!(held.approval_needs_reason);
+    let audit = gate.audit_len().await;
+    let reviewer = gate.client(&gate.tokens.reviewer);
+    for comment in [None, Some("   ".to_string())] {
+        let err = reviewer.approve(&held.id, comment).await.unwrap_err();
+        assert_eq!(err.status(), Some(422), "{err}");
+        assert_eq!(err.code(), Some("reason_required"), "{err}");
+    }
+    let (s, b) = gate
+        .raw(
+            Method::POST,
+            &format!("/v1/writes/{}/approve", held.id),
+            &gate.tokens.reviewer,
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["error"]["field"], "comment", "{b}");
+    assert!(dir.exists(), "nothing ran");
+    assert_eq!(gate.audit_len().await, audit, "nothing was recorded");
+    let rec = gate
+        .client(&gate.tokens.admin)
+        .write(&held.id)
+        .await
+        .unwrap();
+    assert_eq!(rec.status, WriteStatus::Held);
+    assert!(rec.approvals.is_empty());
+    let run = reviewer
+        .approve(&held.id, Some("the customer closed the account".into()))
+        .await
+        .unwrap();
+    assert_eq!(run.status, WriteStatus::Executed, "{:?}", run.history);
+    assert!(!dir.exists());
+}
+
 #[tokio::test]
 async fn approval_reverifies_and_holds_again_when_the_context_changed() {
     let gate = TestGate::start(&[]);
@@ -116,7 +176,7 @@ async fn held_writes_expire() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let err = gate
         .client(&gate.tokens.reviewer)
-        .approve(&held.id, None)
+        .approve(&held.id, Some("reviewed".into()))
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(409), "{err}");

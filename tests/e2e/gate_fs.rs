@@ -583,7 +583,7 @@ async fn freeze_holds_everything_and_survives_a_restart() {
     assert!(codes(&rec).iter().any(|(c, _)| c == "frozen"));
     let err = gate
         .client(&gate.tokens.reviewer)
-        .approve(&rec.id, None)
+        .approve(&rec.id, Some("reviewed".into()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("frozen"));
@@ -593,13 +593,13 @@ async fn freeze_holds_everything_and_survives_a_restart() {
     // it gone and holds it again with the new reasons: a person looks again.
     let again = gate
         .client(&gate.tokens.reviewer)
-        .approve(&rec.id, None)
+        .approve(&rec.id, Some("reviewed".into()))
         .await
         .unwrap();
     assert_eq!(again.status, recourse_client::WriteStatus::Held);
     let run = gate
         .client(&gate.tokens.reviewer)
-        .approve(&rec.id, None)
+        .approve(&rec.id, Some("reviewed".into()))
         .await
         .unwrap();
     assert_eq!(
@@ -663,12 +663,15 @@ async fn separation_of_duties_and_two_approvals_where_a_patient_pays() {
         .submit_json(&delete(&dir.join("preauth.json"), None))
         .await
         .unwrap();
-    let err = admin.approve(&own.id, None).await.unwrap_err();
+    let err = admin
+        .approve(&own.id, Some("reviewed".into()))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
     assert_eq!(own.required_approvals, 2);
     let first = gate
         .client(&gate.tokens.reviewer)
-        .approve(&own.id, None)
+        .approve(&own.id, Some("reviewed".into()))
         .await
         .unwrap();
     assert_eq!(
@@ -678,13 +681,13 @@ async fn separation_of_duties_and_two_approvals_where_a_patient_pays() {
     );
     let err = gate
         .client(&gate.tokens.reviewer)
-        .approve(&own.id, None)
+        .approve(&own.id, Some("reviewed".into()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("already_approved"));
     let second = gate
         .client(&gate.tokens.reviewer2)
-        .approve(&own.id, None)
+        .approve(&own.id, Some("reviewed".into()))
         .await
         .unwrap();
     assert_eq!(

@@ -157,6 +157,13 @@ impl TestGate {
         gate
     }
 
+    /// Stops the process and starts it again with other extra flags.
+    pub fn respawn_with(&mut self, extra: &[&str]) {
+        self.kill();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.spawn(&[]);
+    }
+
     /// Starts the process (again), with extra environment variables.
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
         self.spawn_with(env, false);
@@ -447,4 +454,91 @@ pub fn psql(sql: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// One server-sent event as a test reads it.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub kind: String,
+    pub data: Value,
+}
+
+/// Reads `GET /v1/events` as a client would: blocks separated by blank
+/// lines, comments (keep-alives) skipped.
+pub struct SseReader {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl SseReader {
+    /// Opens the stream with `token`, resuming after `last_event_id`.
+    pub async fn open(base: &str, token: &str, last_event_id: Option<&str>) -> SseReader {
+        let mut req = reqwest::Client::new()
+            .get(format!("{base}/v1/events"))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "the event stream opens");
+        SseReader {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event, or `None` when none comes within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                if !data.is_empty() {
+                    return Some(SseEvent {
+                        id,
+                        kind,
+                        data: serde_json::from_str(&data).unwrap(),
+                    });
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Events until the first one `done` accepts (included), failing after
+    /// `wait` without it.
+    pub async fn until(
+        &mut self,
+        wait: std::time::Duration,
+        done: impl Fn(&SseEvent) -> bool,
+    ) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(e) = self.next(left).await else {
+                panic!("no matching event within {wait:?}; saw {seen:?}");
+            };
+            let stop = done(&e);
+            seen.push(e);
+            if stop {
+                return seen;
+            }
+        }
+    }
 }

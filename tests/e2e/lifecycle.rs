@@ -333,14 +333,14 @@ async fn a_write_held_again_needs_the_approvals_its_new_decision_calls_for() {
     .unwrap();
     let r1 = gate
         .client(&gate.tokens.reviewer)
-        .approve(&rec.id, None)
+        .approve(&rec.id, Some("reviewed".into()))
         .await
         .unwrap();
     assert_eq!(r1.status, WriteStatus::Held, "held again");
     assert_eq!(r1.required_approvals, 2);
     let r2 = gate
         .client(&gate.tokens.reviewer2)
-        .approve(&rec.id, None)
+        .approve(&rec.id, Some("reviewed".into()))
         .await
         .unwrap();
     assert_eq!(
@@ -350,7 +350,11 @@ async fn a_write_held_again_needs_the_approvals_its_new_decision_calls_for() {
     );
     assert!(folder.exists());
     let rev3 = token(&gate.data_dir(), "rev-3", "reviewer");
-    let r3 = gate.client(&rev3).approve(&rec.id, None).await.unwrap();
+    let r3 = gate
+        .client(&rev3)
+        .approve(&rec.id, Some("reviewed".into()))
+        .await
+        .unwrap();
     // Two approvals for the current decision: it runs, and stays held only
     // if the external chart keeps it uncovered: the decision holds for a
     // person, and the approvals are what let it run.

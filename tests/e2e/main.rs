@@ -5,12 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit_anchor;
+mod events;
 mod gate_api;
 mod gate_fs;
 mod gate_sql_http;
 mod harness;
 mod lifecycle;
 mod limits;
+mod operate;
 mod postgres_store;
 mod scenarios;
 mod scopes;

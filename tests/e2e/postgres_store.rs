@@ -17,7 +17,7 @@ use recourse_client::{WriteRecord, WriteStatus};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{codes, psql, recourse, TestGate, Tokens};
+use crate::harness::{codes, psql, recourse, SseReader, TestGate, Tokens};
 
 /// A database of its own on the shared server, dropped with this.
 struct FreshDb {
@@ -193,6 +193,53 @@ async fn a_write_held_on_one_gate_is_approved_on_another_and_runs_once() {
     assert_chain_verifies_on(&[&a, &b], &db).await;
 }
 
+/// A console connected to one gate sees a write submitted on another, and
+/// resumes on either gate where it left off: event ids are the one trail's.
+#[tokio::test]
+async fn a_change_on_one_gate_reaches_the_event_streams_of_every_gate() {
+    let Some(db) = FreshDb::create() else { return };
+    let (a, b, dir, _vault) = two_gates(&db).await;
+    let mut on_b = SseReader::open(&b.url, &b.tokens.admin, None).await;
+    let started = std::time::Instant::now();
+    let held = a
+        .client(&a.tokens.agent)
+        .submit_json(&fs_write(&dir.join("seen.txt"), "x"))
+        .await
+        .unwrap();
+    assert_eq!(held.status, WriteStatus::Held);
+    // Well inside the feed's poll period when NOTIFY works; at worst one
+    // poll (1 s) later when it does not. Either way it arrives.
+    let seen = on_b
+        .until(std::time::Duration::from_secs(10), |e| {
+            e.data["write_id"] == held.id.as_str() && e.data["status"] == "held"
+        })
+        .await;
+    eprintln!(
+        "held on gate A, streamed by gate B after {:?}",
+        started.elapsed()
+    );
+    let resume_at = seen.last().unwrap().id.clone().unwrap();
+    drop(on_b);
+
+    // Approved on gate B while nobody listens; resumed on gate A.
+    b.client(&b.tokens.reviewer)
+        .approve(&held.id, Some("fine".into()))
+        .await
+        .unwrap();
+    let mut on_a = SseReader::open(&a.url, &a.tokens.admin, Some(&resume_at)).await;
+    let missed = on_a
+        .until(std::time::Duration::from_secs(10), |e| {
+            e.data["write_id"] == held.id.as_str() && e.data["status"] == "executed"
+        })
+        .await;
+    let statuses: Vec<&str> = missed
+        .iter()
+        .map(|e| e.data["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.first(), Some(&"approved"), "{statuses:?}");
+    assert!(!statuses.contains(&"held"), "nothing twice: {statuses:?}");
+}
+
 #[tokio::test]
 async fn a_hundred_held_writes_survive_killing_every_gate_and_each_runs_once() {
     let Some(db) = FreshDb::create() else { return };
@@ -360,4 +407,40 @@ async fn an_unreachable_database_answers_503_and_runs_nothing() {
     );
     assert!(!body.to_string().contains("s3cret"), "{body}");
     assert!(!file.exists(), "nothing ran");
+}
+
+/// Observe mode is one mode for every gate on the store: switched by an
+/// admin on one gate, it decides what the other does with a hold.
+#[tokio::test]
+async fn observe_mode_switched_on_one_gate_applies_on_the_other() {
+    let Some(db) = FreshDb::create() else { return };
+    let (a, b, dir, _vault) = two_gates(&db).await;
+    let state = a
+        .client(&a.tokens.admin)
+        .set_mode(recourse_client::GateMode::Observe, "rollout")
+        .await
+        .unwrap();
+    assert_eq!(state.mode, recourse_client::GateMode::Observe);
+    assert_eq!(
+        b.client(&b.tokens.reviewer).mode().await.unwrap().mode,
+        recourse_client::GateMode::Observe
+    );
+    let file = dir.join("note.txt");
+    let ran = b
+        .client(&b.tokens.agent)
+        .submit_json(&fs_write(&file, "hello"))
+        .await
+        .unwrap();
+    assert_eq!(ran.status, WriteStatus::Executed, "{:?}", ran.history);
+    assert!(ran.observed_hold.is_some(), "{:?}", codes(&ran));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello");
+    // Gate A rolls it back.
+    let back = a
+        .client(&a.tokens.incident)
+        .rollback(&ran.id, "observed", false)
+        .await
+        .unwrap();
+    assert_eq!(back.status, WriteStatus::RolledBack, "{:?}", back.rollback);
+    assert!(!file.exists());
+    assert_chain_verifies_on(&[&a, &b], &db).await;
 }

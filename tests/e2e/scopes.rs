@@ -75,6 +75,27 @@ async fn submit(gate: &TestGate, token: &str, body: &Value) -> (u16, Value) {
 async fn assert_out_of_scope(gate: &TestGate, token: &str, body: &Value, what: &str) {
     let audit = gate.audit_len().await;
     let writes = gate.write_count().await;
+    // Nor may it have the gate explain that write (the answer maps the
+    // catalog beyond its reach); an explanation stores nothing.
+    let (status, b) = gate
+        .raw(
+            Method::POST,
+            "/v1/explain",
+            token,
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 403, "explain {what}: {b}");
+    assert_eq!(b["error"]["code"], "out_of_scope", "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains(what),
+        "{b}"
+    );
+    assert_eq!(
+        gate.audit_len().await,
+        audit,
+        "an explanation stores nothing"
+    );
     let (status, b) = submit(gate, token, body).await;
     assert_eq!(status, 403, "{what}: {b}");
     assert_eq!(b["error"]["code"], "out_of_scope", "{b}");

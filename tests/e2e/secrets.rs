@@ -187,6 +187,15 @@ async fn no_secret_is_stored_logged_or_returned_in_clear() {
         .collect();
     let agent = gate.client(&gate.tokens.agent);
     let mut ids = Vec::new();
+    // Everything the event stream sends while the writes go through.
+    let mut stream = gate.client(&gate.tokens.admin).events().await.unwrap();
+    let streamed = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = streamed.clone();
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            sink.lock().unwrap().extend_from_slice(&chunk);
+        }
+    });
 
     // The http endpoint a person must approve: an external bearer.
     let fates = ["run", "reject", "expire", "held"];
@@ -355,10 +364,16 @@ async fn no_secret_is_stored_logged_or_returned_in_clear() {
     // Fates: one approved and run, one rejected, one left to expire, one
     // left held; the form post approved.
     let reviewer = gate.client(&gate.tokens.reviewer);
-    let ran = reviewer.approve(&held["run"], None).await.unwrap();
+    let ran = reviewer
+        .approve(&held["run"], Some("reviewed".into()))
+        .await
+        .unwrap();
     assert_eq!(ran.status, WriteStatus::Executed, "{:?}", ran.history);
     if form.status == WriteStatus::Held {
-        reviewer.approve(&form.id, None).await.unwrap();
+        reviewer
+            .approve(&form.id, Some("reviewed".into()))
+            .await
+            .unwrap();
     }
     let rejected = reviewer
         .reject(&held["reject"], "no: password: rj-Secret-5511")
@@ -458,6 +473,20 @@ async fn no_secret_is_stored_logged_or_returned_in_clear() {
     assert!(api.contains("api_key=[redacted]"));
     assert!(api.contains("\"sha256\""), "file contents as a hash");
 
+    // The event stream.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reader.abort();
+    let events = streamed.lock().unwrap().clone();
+    assert!(
+        String::from_utf8_lossy(&events).contains("event: write"),
+        "the stream carried the writes' events"
+    );
+    let in_events = found(&secrets, &events);
+    assert!(
+        in_events.is_empty(),
+        "secrets in the event stream: {in_events:?}"
+    );
+
     // The gate's log.
     let log = gate.log();
     assert!(!log.is_empty(), "the log was captured");
@@ -473,7 +502,15 @@ async fn no_secret_is_stored_logged_or_returned_in_clear() {
         "secrets in the data directory in clear: {later:?}"
     );
 
-    // The rejected, expired and refused writes keep no sealed proposal.
+    // The rejected, expired and refused writes keep no sealed proposal,
+    // nor do those that ran (nothing in their rollback needs a secret).
+    for (what, id) in [("http", &held["run"]), ("fs", &fs.id), ("sql", &sql.id)] {
+        assert_eq!(
+            sealed(id),
+            "0",
+            "the {what} write ran: its raw action is gone"
+        );
+    }
     assert_eq!(sealed(&held["reject"]), "0");
     assert_eq!(sealed(&held["expire"]), "0");
     assert_eq!(sealed(&refused.id), "0");

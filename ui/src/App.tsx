@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { call, commands, events } from "./api";
 import type { ConsoleError, Connected, FreezeState, LinkState, WriteSummary } from "./api";
 import { abilities, roleLabel, tabsFor, type Tab } from "./logic/roles";
-import { describeError, frozenText } from "./logic/text";
+import { describeError, frozenText, linkDownText } from "./logic/text";
 import { ConnectView } from "./views/ConnectView";
 import { QueueView, type StatusTab } from "./views/QueueView";
 import { WriteView } from "./views/WriteView";
@@ -201,8 +201,8 @@ export function App() {
       )}
       {(gateDown || linkDown) && (
         <div className="banner error" role="alert" data-testid="unreachable">
-          <strong>The gate cannot be reached.</strong> {gateDown ?? `Live updates stopped: ${linkDown}.`} Actions you take now do not reach the gate
-          and will not be shown as done.
+          <strong>{gateDown ?? "The gate cannot be reached."}</strong> {gateDown ? "" : `${linkDownText(linkDown ?? "")} `}Actions you take now do not
+          reach the gate and will not be shown as done.
           <button className="ghost" onClick={refresh}>
             Retry
           </button>
@@ -221,6 +221,8 @@ export function App() {
               setStatusTab(t);
             }}
             role={conn.who.role}
+            frozen={!!freeze?.frozen}
+            me={conn.who.name}
             onOpen={(id) => setPage({ page: "write", id })}
             onVisibleIds={setQueueIds}
             onChanged={refresh}
@@ -232,6 +234,8 @@ export function App() {
             key={page.id}
             id={page.id}
             role={conn.who.role}
+            me={conn.who.name}
+            frozen={!!freeze?.frozen}
             tick={tick}
             onBack={() => setPage({ page: "queue" })}
             onOpen={(id) => setPage({ page: "write", id })}

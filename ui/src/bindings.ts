@@ -196,7 +196,7 @@ linkChanged: "link-changed"
 
 /** user-defined constants **/
 
-export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit"]} as const;
+export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens","switch_mode"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit"]} as const;
 
 /** user-defined types **/
 
@@ -353,7 +353,13 @@ export type GateChanged = GateEvent
 /**
  * A server-sent event: a write (or the gate) changed state.
  */
-export type GateEvent = { kind: string; write_id?: string | null; status?: WriteStatus | null; at: string }
+export type GateEvent = { 
+/**
+ * The `seq` of the audit entry the event stands for: its order across
+ * every gate sharing the store, and the server-sent event's `id` (send
+ * it back as `Last-Event-ID` to resume after it).
+ */
+seq?: number; kind: string; write_id?: string | null; status?: WriteStatus | null; at: string }
 export type JsonValue = null | boolean | number | string | JsonValue[] | Partial<{ [key in string]: JsonValue }>
 /**
  * The live event stream came up or went down.
@@ -372,6 +378,19 @@ export type Neighbour = { resource: Resource; why?: string | null;
  * True for `fs:` containment rather than a declared edge.
  */
 contains: boolean }
+/**
+ * A write observe mode ran although its decision would have held it.
+ */
+export type ObservedHold = { 
+/**
+ * When it was let through.
+ */
+at: string; 
+/**
+ * The reasons enforcement would have held it for (the decision's,
+ * with their subjects and sentences, are in `decision.reasons`).
+ */
+reason_codes: ReasonCode[] }
 /**
  * One thing a token may be allowed to do.
  */
@@ -395,7 +414,11 @@ export type Permission =
 /**
  * Freeze and resume the gate; rewind.
  */
-"freeze" | "read_catalog" | "edit_catalog" | "read_audit" | "manage_tokens"
+"freeze" | "read_catalog" | "edit_catalog" | "read_audit" | "manage_tokens" | 
+/**
+ * Switch the gate between enforce and observe mode.
+ */
+"switch_mode"
 export type Proposal = { agent?: string; intent?: string; idempotency_key?: string | null; 
 /**
  * What the connector runs; opaque to the engine.
@@ -655,7 +678,14 @@ submitted_hash: string; created_at: string; updated_at: string; expires_at?: str
 /**
  * Distinct approvals needed before it runs (by bearer).
  */
-required_approvals: number; approvals?: Approval[]; history?: Transition[]; 
+required_approvals: number; 
+/**
+ * Whether an approval must carry a written reason (`comment`): a third
+ * party bears the cost, or something external is reached (the rule is
+ * [`crate::stakes::high_stakes`]). Set with the decision; a record
+ * without it is taken as needing one.
+ */
+approval_needs_reason?: boolean; approvals?: Approval[]; history?: Transition[]; 
 /**
  * The connector's record of what it captured (vault paths, rows).
  */
@@ -670,6 +700,12 @@ outcome?: JsonValue | null; rollback?: RollbackReport | null;
  * nothing waits silently.
  */
 waiting?: string | null; 
+/**
+ * Set when the gate ran this write in observe mode although its
+ * decision (`decision`, verdict `hold`) would have held it for a
+ * person: what enforcement would have stopped.
+ */
+observed_hold?: ObservedHold | null; 
 /**
  * What the caller may do to it now (role, status, separation of
  * duties). Filled per caller by the gate when it answers; empty in
@@ -721,6 +757,11 @@ nearest_window?: string | null; created_at: string; updated_at: string;
  */
 waiting?: string | null; 
 /**
+ * The gate ran it in observe mode although its decision would have
+ * held it (see [`WriteRecord::observed_hold`]; `reason_codes` say why).
+ */
+observed_hold?: boolean; 
+/**
  * Distinct approvals its current decision calls for.
  */
 required_approvals?: number; 
@@ -729,6 +770,12 @@ required_approvals?: number;
  * an earlier decision no longer count and are not listed).
  */
 approved_by?: string[]; 
+/**
+ * Whether an approval must carry a written reason (see
+ * [`WriteRecord::approval_needs_reason`]): the console's quick keys do
+ * not approve these from the queue.
+ */
+approval_needs_reason?: boolean; 
 /**
  * What the caller may do to it now. Filled per caller by the gate when
  * it answers; empty in what the store keeps.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use recourse_client::{GateClient, Role, WriteStatus};
+use recourse_client::{GateClient, GateMode, Role, WriteStatus};
 use recourse_connector::Connector;
 use recourse_core::Bearer;
 use recourse_gate::{Gate, GateConfig, SqliteStore, Store};
@@ -152,6 +152,102 @@ struct ServeArgs {
     /// `Retry-After` (413 if the write alone is larger). 0: no quota.
     #[arg(long, default_value_t = recourse_gate::DEFAULT_QUOTA_BYTES)]
     quota_bytes: u64,
+    /// How a write the decision holds is treated: `enforce` (it waits for
+    /// a person) or `observe` (captured and run without one, and marked
+    /// `observed_hold`; refusals and a freeze still stop writes). One mode
+    /// for every gate on the store: given, it is written to the store at
+    /// start (audited); not given, the store's applies (`enforce` for a new
+    /// store). An admin switches it with `PUT /v1/mode`.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<GateMode>,
+    /// A URL the gate POSTs a message to when a write is held, its hold
+    /// expires soon, or it fails (repeatable). A URL that is a credential
+    /// (a Slack webhook's) stays out of the process list in
+    /// RECOURSE_WEBHOOKS instead (several separated by spaces).
+    #[arg(
+        long = "webhook",
+        env = "RECOURSE_WEBHOOKS",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    webhooks: Vec<String>,
+    /// A file with the secret that signs each message
+    /// (`X-Recourse-Signature`, HMAC-SHA256); refused when others may read
+    /// it. Without it messages go unsigned.
+    #[arg(long, env = "RECOURSE_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<PathBuf>,
+    /// `json` (the gate's own message) or `slack` (`{"text", "blocks"}`).
+    #[arg(long, default_value = "json")]
+    webhook_format: String,
+    /// Seconds before a hold expires that a message says it will.
+    #[arg(long, default_value_t = 3600)]
+    webhook_expiry_lead_s: u64,
+    /// Tries per message and webhook while it fails (unreachable, 408,
+    /// 429, 5xx); the outcome goes into the audit trail.
+    #[arg(long, default_value_t = 5)]
+    webhook_attempts: u32,
+    /// Milliseconds to wait after the first failed try, doubled after each
+    /// next one (at most a minute).
+    #[arg(long, default_value_t = 1000)]
+    webhook_backoff_ms: u64,
+}
+
+fn parse_mode(s: &str) -> Result<GateMode, String> {
+    GateMode::parse(s).ok_or_else(|| format!("`{s}`: expected `enforce` or `observe`"))
+}
+
+/// The notifier's configuration from the flags; `None` without webhooks.
+/// Errors name the flag, never a webhook's URL (a Slack webhook's path is
+/// its credential).
+fn notify_config(args: &ServeArgs) -> anyhow::Result<Option<recourse_gate::notify::NotifyConfig>> {
+    use recourse_gate::notify::{Format, NotifyConfig};
+    let format = Format::parse(&args.webhook_format).with_context(|| {
+        format!(
+            "--webhook-format `{}`: expected `json` or `slack`",
+            args.webhook_format
+        )
+    })?;
+    if args.webhook_attempts == 0 {
+        bail!("--webhook-attempts 0: must be 1 or more");
+    }
+    if args.webhooks.is_empty() {
+        if args.webhook_secret_file.is_some() {
+            bail!("--webhook-secret-file: no --webhook to sign messages for");
+        }
+        return Ok(None);
+    }
+    let mut webhooks = Vec::new();
+    for (i, w) in args.webhooks.iter().enumerate() {
+        let url = reqwest::Url::parse(w)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .with_context(|| {
+                format!("--webhook number {}: not an http:// or https:// URL", i + 1)
+            })?;
+        webhooks.push(url);
+    }
+    let secret = args
+        .webhook_secret_file
+        .as_deref()
+        .map(|p| {
+            recourse_gate::key_file::read_secret(p, "webhook secret")
+                .with_context(|| format!("--webhook-secret-file {}", p.display()))
+        })
+        .transpose()?;
+    if secret.is_none() {
+        tracing::warn!("--webhook without --webhook-secret-file: messages go unsigned");
+    }
+    Ok(Some(NotifyConfig {
+        webhooks,
+        secret,
+        format,
+        expiry_lead: chrono::Duration::seconds(
+            i64::try_from(args.webhook_expiry_lead_s).unwrap_or(i64::MAX / 1000),
+        ),
+        attempts: args.webhook_attempts,
+        first_backoff: std::time::Duration::from_millis(args.webhook_backoff_ms),
+        ..NotifyConfig::default()
+    }))
 }
 
 #[derive(Subcommand)]
@@ -258,7 +354,9 @@ enum WritesCommand {
         #[command(flatten)]
         remote: Remote,
         id: String,
-        #[arg(long)]
+        /// Why you approve; required where a third party pays or something
+        /// external is reached (the gate refuses without it).
+        #[arg(long, visible_alias = "reason")]
         comment: Option<String>,
     },
     Reject {
@@ -805,7 +903,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let checkpoints = start_checkpoints(&args, &data_dir, store.clone(), fatal_tx).await?;
-    let gate = Arc::new(Gate::new(store, connectors, config));
+    let notify = notify_config(&args)?;
+    let mut gate = Gate::new(store, connectors, config);
+    if let Some(notify) = notify {
+        gate = gate.with_notifications(notify).context("--webhook")?;
+    }
+    let gate = Arc::new(gate);
+    if let Some(mode) = args.mode {
+        set_mode_at_start(gate.clone(), mode).await;
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("--listen {}", args.listen))?;
@@ -841,6 +947,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// `--mode`: written to the store before the gate serves. A shared store
+/// that does not answer yet gets it as soon as it does (retried in the
+/// background, the gate serving meanwhile under the store's mode).
+async fn set_mode_at_start(gate: Arc<Gate>, mode: GateMode) {
+    let set = move |applied: Option<recourse_client::ModeState>| match applied {
+        Some(_) => tracing::warn!(
+            mode = mode.as_str(),
+            "--mode: the store's mode is set (audited as gate.mode)"
+        ),
+        None => tracing::info!(
+            mode = mode.as_str(),
+            "--mode: the store was in this mode already"
+        ),
+    };
+    match gate.set_mode_at_start(mode).await {
+        Ok(applied) => set(applied),
+        Err(e) => {
+            tracing::error!(error = %e, mode = mode.as_str(),
+                "--mode: could not set the store's mode; retrying in the background");
+            tokio::spawn(async move {
+                let mut wait = std::time::Duration::from_millis(500);
+                loop {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(30));
+                    if let Ok(applied) = gate.set_mode_at_start(mode).await {
+                        set(applied);
+                        return;
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// The checkpoint writer of a running gate: a task that signs the trail's
@@ -1037,6 +1177,59 @@ mod tests {
         assert!(e.to_string().starts_with("--hold-ttl-s 0:"), "{e}");
         assert!(!e.to_string().contains('\n'));
         assert!(check_serve_args(&serve_args(&["--hold-ttl-s", "-5"])).is_err());
+    }
+
+    #[test]
+    fn webhook_flags_are_checked_naming_the_flag_never_the_url() {
+        assert!(notify_config(&serve_args(&[])).unwrap().is_none());
+        let e = notify_config(&serve_args(&[
+            "--webhook",
+            "ftp://hooks.example/T0/SECRETPATH",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--webhook number 1:"), "{e}");
+        assert!(!e.contains("SECRETPATH"), "{e}");
+        let e = notify_config(&serve_args(&[
+            "--webhook",
+            "https://h.example/x",
+            "--webhook-format",
+            "xml",
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--webhook-format `xml`"), "{e}");
+        let e = notify_config(&serve_args(&[
+            "--webhook",
+            "https://h.example/x",
+            "--webhook-attempts",
+            "0",
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--webhook-attempts 0"), "{e}");
+        let e = notify_config(&serve_args(&["--webhook-secret-file", "/nonexistent"])).unwrap_err();
+        assert!(e.to_string().contains("no --webhook"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "k\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let args = [
+            "--webhook",
+            "https://h.example/x",
+            "--webhook-secret-file",
+            secret.to_str().unwrap(),
+        ];
+        let e = notify_config(&serve_args(&args)).unwrap_err();
+        assert!(format!("{e:#}").contains("readable by others"), "{e:#}");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = notify_config(&serve_args(&args)).unwrap().unwrap();
+        assert_eq!(config.secret.as_deref(), Some(&b"k"[..]));
+        assert_eq!(config.webhooks.len(), 1);
+        assert!(serve_args(&["--mode", "observe"]).mode == Some(GateMode::Observe));
+        assert!(
+            Cli::try_parse_from(["recourse", "serve", "--data-dir", "/d", "--mode", "loose"])
+                .is_err()
+        );
     }
 
     #[test]

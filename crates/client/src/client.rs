@@ -289,6 +289,24 @@ impl GateClient {
         self.post("/v1/resume", &serde_json::json!({})).await
     }
 
+    pub async fn mode(&self) -> Result<ModeState, ClientError> {
+        self.get("/v1/mode").await
+    }
+
+    /// Switches the gate's mode (admins only).
+    pub async fn set_mode(
+        &self,
+        mode: GateMode,
+        reason: impl Into<String>,
+    ) -> Result<ModeState, ClientError> {
+        let body = ModeRequest {
+            mode,
+            reason: reason.into(),
+        };
+        self.send(self.http.put(self.url("/v1/mode")).json(&body))
+            .await
+    }
+
     pub async fn rewind(&self, req: &RewindRequest) -> Result<RewindReport, ClientError> {
         self.post("/v1/rewind", req).await
     }
@@ -307,10 +325,20 @@ impl GateClient {
 
     /// The raw SSE response, for callers that read the event stream.
     pub async fn events(&self) -> Result<reqwest::Response, ClientError> {
-        let resp = self
+        self.events_after(None).await
+    }
+
+    /// The event stream resumed after event `last` (an event's `seq`, sent
+    /// as `Last-Event-ID`): the events after it come first, none twice.
+    pub async fn events_after(&self, last: Option<i64>) -> Result<reqwest::Response, ClientError> {
+        let mut req = self
             .http
             .get(self.url("/v1/events"))
-            .bearer_auth(&self.token)
+            .bearer_auth(&self.token);
+        if let Some(last) = last {
+            req = req.header("Last-Event-ID", last.to_string());
+        }
+        let resp = req
             .send()
             .await
             .map_err(|source| ClientError::Unreachable {

@@ -3,8 +3,10 @@
 
 pub mod client;
 pub mod permissions;
+pub mod stakes;
 pub mod wire;
 
 pub use client::{ClientError, GateClient};
 pub use permissions::{Permission, MATRIX as PERMISSIONS};
+pub use stakes::{approval_needs_reason, high_stakes, HighStakes};
 pub use wire::*;

@@ -31,10 +31,12 @@ pub enum Permission {
     EditCatalog,
     ReadAudit,
     ManageTokens,
+    /// Switch the gate between enforce and observe mode.
+    SwitchMode,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::SubmitWrites,
         Permission::Explain,
         Permission::ReadAllWrites,
@@ -46,6 +48,7 @@ impl Permission {
         Permission::EditCatalog,
         Permission::ReadAudit,
         Permission::ManageTokens,
+        Permission::SwitchMode,
     ];
 
     /// How a refusal names who may: "only reviewers approve writes".
@@ -70,6 +73,7 @@ impl Permission {
                 "reviewers, risk officers and incident leads read the audit trail"
             }
             Permission::ManageTokens => "admins manage tokens",
+            Permission::SwitchMode => "admins switch the gate between enforce and observe mode",
         }
     }
 }
@@ -157,5 +161,9 @@ mod tests {
         assert!(!Role::RiskOfficer.may(P::ApproveWrites));
         assert!(Role::Admin.may(P::ManageTokens));
         assert!(!Role::IncidentLead.may(P::ManageTokens));
+        // Observe mode lets held writes run without a person: only admins.
+        for role in Role::ALL {
+            assert_eq!(role.may(P::SwitchMode), role == Role::Admin, "{role:?}");
+        }
     }
 }

@@ -252,6 +252,12 @@ pub struct WriteRecord {
     pub expires_at: Option<DateTime<Utc>>,
     /// Distinct approvals needed before it runs (by bearer).
     pub required_approvals: u32,
+    /// Whether an approval must carry a written reason (`comment`): a third
+    /// party bears the cost, or something external is reached (the rule is
+    /// [`crate::stakes::high_stakes`]). Set with the decision; a record
+    /// without it is taken as needing one.
+    #[serde(default = "needs_reason_unless_told")]
+    pub approval_needs_reason: bool,
     #[serde(default)]
     pub approvals: Vec<Approval>,
     #[serde(default)]
@@ -271,6 +277,11 @@ pub struct WriteRecord {
     /// nothing waits silently.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Set when the gate ran this write in observe mode although its
+    /// decision (`decision`, verdict `hold`) would have held it for a
+    /// person: what enforcement would have stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_hold: Option<ObservedHold>,
     /// What the caller may do to it now (role, status, separation of
     /// duties). Filled per caller by the gate when it answers; empty in
     /// what the store keeps.
@@ -309,6 +320,10 @@ pub struct WriteSummary {
     /// Why an in-flight write is not moving (see [`WriteRecord::waiting`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// The gate ran it in observe mode although its decision would have
+    /// held it (see [`WriteRecord::observed_hold`]; `reason_codes` say why).
+    #[serde(default)]
+    pub observed_hold: bool,
     /// Distinct approvals its current decision calls for.
     #[serde(default)]
     pub required_approvals: u32,
@@ -316,10 +331,21 @@ pub struct WriteSummary {
     /// an earlier decision no longer count and are not listed).
     #[serde(default)]
     pub approved_by: Vec<String>,
+    /// Whether an approval must carry a written reason (see
+    /// [`WriteRecord::approval_needs_reason`]): the console's quick keys do
+    /// not approve these from the queue.
+    #[serde(default = "needs_reason_unless_told")]
+    pub approval_needs_reason: bool,
     /// What the caller may do to it now. Filled per caller by the gate when
     /// it answers; empty in what the store keeps.
     #[serde(default)]
     pub actions: Vec<WriteAction>,
+}
+
+/// A record or summary stored before the gate said whether its approval
+/// needs a reason is taken as needing one: the safe side.
+fn needs_reason_unless_told() -> bool {
+    true
 }
 
 impl WriteRecord {
@@ -347,8 +373,13 @@ impl WriteRecord {
             created_at: self.created_at,
             updated_at: self.updated_at,
             waiting: self.waiting.clone(),
+            observed_hold: self.observed_hold.is_some(),
             required_approvals: self.required_approvals,
             approved_by: self.current_approvers(),
+            approval_needs_reason: crate::stakes::approval_needs_reason(
+                &self.connector,
+                &self.decision,
+            ),
             actions: Vec::new(),
         }
     }
@@ -375,7 +406,9 @@ impl WriteRecord {
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
-    #[serde(default)]
+    /// Why the reviewer approves. Required (not blank) where the write's
+    /// `approval_needs_reason` is true; `reason` is accepted as its name too.
+    #[serde(default, alias = "reason")]
     pub comment: Option<String>,
 }
 
@@ -418,6 +451,75 @@ pub struct FreezeState {
     pub at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// How the gate treats a write its decision holds. One mode for every gate
+/// on a store; only an admin switches it, and each switch is audited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum GateMode {
+    /// A write the decision holds waits for a person.
+    #[default]
+    Enforce,
+    /// A write the decision holds is captured and run like a `proceed`,
+    /// and marked (`observed_hold`): nobody looks at it before it runs.
+    /// Refusals still refuse and a freeze still holds everything.
+    Observe,
+}
+
+impl GateMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateMode::Enforce => "enforce",
+            GateMode::Observe => "observe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GateMode> {
+        [GateMode::Enforce, GateMode::Observe]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// The gate's mode as stored: which, set by whom, when and why (none of
+/// these for a store nobody switched).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+pub struct ModeState {
+    pub mode: GateMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An admin switches the mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+#[serde(deny_unknown_fields)]
+pub struct ModeRequest {
+    pub mode: GateMode,
+    /// Why: kept in the audit trail.
+    pub reason: String,
+}
+
+/// A write observe mode ran although its decision would have held it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+pub struct ObservedHold {
+    /// When it was let through.
+    pub at: DateTime<Utc>,
+    /// The reasons enforcement would have held it for (the decision's,
+    /// with their subjects and sentences, are in `decision.reasons`).
+    pub reason_codes: Vec<recourse_core::ReasonCode>,
 }
 
 /// Rewind: roll back every write executed since a time (or by one agent).
@@ -494,6 +596,11 @@ pub struct AuditVerification {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct GateEvent {
+    /// The `seq` of the audit entry the event stands for: its order across
+    /// every gate sharing the store, and the server-sent event's `id` (send
+    /// it back as `Last-Event-ID` to resume after it).
+    #[serde(default)]
+    pub seq: i64,
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_id: Option<String>,

@@ -334,7 +334,7 @@ impl Inner {
         capture: &Value,
         force: bool,
     ) -> Result<RollbackReport, ConnectorError> {
-        let act = action::parse(action)?;
+        let act = action::parse_for_restore(action)?;
         let (m, sha) = self.need_manifest(write_id, &act)?;
         if let Some(recorded) = capture.get("manifest_sha256").and_then(Value::as_str) {
             if recorded != sha {

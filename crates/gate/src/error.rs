@@ -30,6 +30,11 @@ pub enum GateError {
     /// 413
     #[error("{0}")]
     TooLarge(String),
+    /// 422: a high-stakes approval (a third party pays, or something
+    /// external is reached) without a written reason; `field` names where
+    /// the reason goes. Nothing was recorded.
+    #[error("{field}: {message}")]
+    ReasonRequired { field: String, message: String },
     /// 429: over a limit (requests per second for the token); answered
     /// with `Retry-After: retry_after_s`.
     #[error("{message}")]
@@ -84,6 +89,7 @@ impl GateError {
             GateError::NotFound(_) => 404,
             GateError::Conflict { .. } => 409,
             GateError::TooLarge(_) => 413,
+            GateError::ReasonRequired { .. } => 422,
             GateError::TooMany { .. } | GateError::OverQuota { .. } => 429,
             GateError::Target(_) => 502,
             GateError::Unavailable(_) => 503,
@@ -101,6 +107,7 @@ impl GateError {
             GateError::NotFound(_) => "not_found",
             GateError::Conflict { code, .. } => code,
             GateError::TooLarge(_) => "too_large",
+            GateError::ReasonRequired { .. } => "reason_required",
             GateError::TooMany { .. } => "rate_limited",
             GateError::OverQuota { .. } => "over_quota",
             GateError::Target(_) => "target",
@@ -119,7 +126,9 @@ impl GateError {
 
     fn message_in_clear(&self) -> String {
         match self {
-            GateError::Invalid { message, .. } => message.clone(),
+            GateError::Invalid { message, .. } | GateError::ReasonRequired { message, .. } => {
+                message.clone()
+            }
             GateError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 "internal error; the gate logged it".to_string()
@@ -143,10 +152,12 @@ impl GateError {
         }
     }
 
-    /// The field a 400 is about.
+    /// The field a 400 or a 422 is about.
     pub fn field(&self) -> Option<&str> {
         match self {
-            GateError::Invalid { field, .. } => Some(field),
+            GateError::Invalid { field, .. } | GateError::ReasonRequired { field, .. } => {
+                Some(field)
+            }
             _ => None,
         }
     }

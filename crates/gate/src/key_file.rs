@@ -49,6 +49,22 @@ pub fn load_or_create(
     }
 }
 
+/// Reads a secret an operator keeps in a file (the webhook secret): its
+/// contents without surrounding whitespace, refused when the file is empty
+/// or others may read it.
+pub fn read_secret(path: &Path, what: &str) -> std::io::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)?;
+    check_private(path, what)?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("{}: the {what} is empty", path.display()),
+        ));
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
 fn article(what: &str) -> String {
     let vowel = what.starts_with(['a', 'e', 'i', 'o', 'u']);
     format!("{} {what}", if vowel { "an" } else { "a" })

@@ -28,7 +28,7 @@ pub const BEARER: &str = "bearer";
         (name = "writes", description = "Submit writes, read them, and decide on held ones"),
         (name = "catalog", description = "The dependency catalog the blast radius is computed over"),
         (name = "audit", description = "The hash-chained audit trail"),
-        (name = "gate", description = "The gate itself: health, identity, freeze, rewind, tokens, events"),
+        (name = "gate", description = "The gate itself: health, identity, freeze, mode, rewind, tokens, events"),
     ),
     components(schemas(
         recourse_core::Proposal,
@@ -67,6 +67,10 @@ pub const BEARER: &str = "bearer";
         recourse_client::Permission,
         recourse_client::FreezeRequest,
         recourse_client::FreezeState,
+        recourse_client::GateMode,
+        recourse_client::ModeState,
+        recourse_client::ModeRequest,
+        recourse_client::ObservedHold,
         recourse_client::RewindRequest,
         recourse_client::RewindReport,
         recourse_client::RewindItem,
@@ -372,7 +376,11 @@ mod tests {
         let doc = document();
         let mut checked = 0;
         for (path, item) in &doc.paths.paths {
-            for (method, op) in [(Method::GET, &item.get), (Method::POST, &item.post)] {
+            for (method, op) in [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+            ] {
                 let Some(op) = op else { continue };
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let uri = path.replace("{id}", "w-1");

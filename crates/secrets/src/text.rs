@@ -98,10 +98,12 @@ static PARAM: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r#"(^|[?&;\s,])([A-Za-z0-9_.\[\]-]{2,64})=([^&#;\s,'"]*)"#));
 
 /// `name: value`, `name = value`, `"name": "value"`: a credential word and
-/// what follows it, in free text or JSON sent as text.
+/// what follows it, in free text or JSON sent as text. A value may hold a
+/// part already masked (`Cookie: sid=[redacted]`): it goes whole, rather
+/// than stopping at the bracket and leaving `[redacted][redacted]`.
 static ASSIGNED: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(
-        r#"([A-Za-z0-9_.-]{0,64}(?i:pass|pwd|secret|token|key|auth|credential|session|sess|signature|sig|cookie|sid|pin|otp)[A-Za-z0-9_.-]{0,64})(["']?\s*(?::|=|:=|=>)\s*["']?)([^\s"',;&}{)\]\[]+)"#,
+        r#"([A-Za-z0-9_.-]{0,64}(?i:pass|pwd|secret|token|key|auth|credential|session|sess|signature|sig|cookie|sid|pin|otp)[A-Za-z0-9_.-]{0,64})(["']?\s*(?::|=|:=|=>)\s*["']?)((?:\[redacted\]|[^\s"',;&}{)\]\[])+)"#,
     )
 });
 
@@ -212,6 +214,19 @@ mod tests {
         for r in [&*USERINFO, &*SCHEME, &*PARAM, &*ASSIGNED] {
             assert!(r.is_some());
         }
+    }
+
+    #[test]
+    fn a_cookie_header_goes_whole_once() {
+        assert_eq!(
+            m("Cookie: sid=abc123; theme=dark"),
+            "Cookie: [redacted]; theme=dark"
+        );
+        assert_eq!(
+            m("Set-Cookie: session=abc; Path=/"),
+            "Set-Cookie: [redacted]; Path=/"
+        );
+        assert_eq!(m("Cookie: x"), "Cookie: [redacted]");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { PERMISSIONS } from "../bindings";
 import type { Role, WriteAction } from "../bindings";
-import { abilities, buttonsFor, can, tabsFor } from "./roles";
+import { abilities, approveWithheld, buttonsFor, can, tabsFor } from "./roles";
 
 const ROLES: Role[] = ["agent", "reviewer", "risk_officer", "incident_lead", "admin"];
 
@@ -58,5 +58,21 @@ describe("buttons by actions", () => {
     for (const role of ["risk_officer", "agent"] as Role[]) {
       expect(Object.values(buttonsFor(role, all)).some(Boolean)).toBe(false);
     }
+  });
+});
+
+describe("approve offered only where it can succeed", () => {
+  it("is not offered on a frozen gate, whatever the write's actions say", () => {
+    expect(buttonsFor("reviewer", ["approve", "reject"], { frozen: true })).toMatchObject({ approve: false, reject: true });
+    expect(buttonsFor("reviewer", ["approve", "reject"], { frozen: false }).approve).toBe(true);
+  });
+  it("says why it is withheld: approved already, or frozen", () => {
+    const held = { status: "held", required_approvals: 2, actions: ["reject"] as WriteAction[] };
+    expect(approveWithheld("reviewer", held, true, 1, false)).toBe("You approved it (1 of 2). One more reviewer must approve it before it runs.");
+    const frozen = { ...held, actions: ["approve", "reject"] as WriteAction[] };
+    expect(approveWithheld("reviewer", frozen, false, 0, true)).toMatch(/^Approve is not offered: the gate is frozen/);
+    expect(approveWithheld("reviewer", frozen, false, 0, false)).toBeNull();
+    expect(approveWithheld("incident_lead", frozen, false, 0, true)).toBeNull();
+    expect(approveWithheld("reviewer", { ...frozen, status: "executed" }, true, 1, true)).toBeNull();
   });
 });

@@ -81,7 +81,31 @@ const NEEDS: Record<WriteAction, Permission> = {
 /** The buttons to show on one write: what the gate lists in its `actions`
  * for this caller, and only where the role's permissions agree (a gate that
  * sends no `actions` gets no buttons, never a guess from the status). */
-export function buttonsFor(role: Role | null | undefined, actions: readonly WriteAction[] | null | undefined): Buttons {
+export function buttonsFor(
+  role: Role | null | undefined,
+  actions: readonly WriteAction[] | null | undefined,
+  gate: { frozen?: boolean } = {},
+): Buttons {
   const has = (a: WriteAction) => (actions ?? []).includes(a) && can(role, NEEDS[a]);
-  return { approve: has("approve"), reject: has("reject"), rollback: has("rollback"), resolve: has("resolve") };
+  // A frozen gate refuses every approval: not offered where it cannot succeed.
+  return { approve: has("approve") && !gate.frozen, reject: has("reject"), rollback: has("rollback"), resolve: has("resolve") };
+}
+
+/** Why Approve is not offered to a reviewer who could otherwise approve
+ * this held write, as a sentence; `null` where it is offered or where the
+ * role never approves. */
+export function approveWithheld(
+  role: Role | null | undefined,
+  w: { status: string; required_approvals: number; actions?: readonly WriteAction[] | null },
+  approvedByMe: boolean,
+  givenNow: number,
+  frozen: boolean,
+): string | null {
+  if (!can(role, "approve_writes") || w.status !== "held") return null;
+  if (approvedByMe) {
+    const left = Math.max(0, w.required_approvals - givenNow);
+    return `You approved it (${givenNow} of ${w.required_approvals}). ${left === 1 ? "One more reviewer" : `${left} more reviewers`} must approve it before it runs.`;
+  }
+  if (frozen && (w.actions ?? []).includes("approve")) return "Approve is not offered: the gate is frozen, and nothing can be approved until an incident lead resumes it.";
+  return null;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { frozenText, RESTORE_TEXT, STATUS_TEXT, statusNote, verifiedByText } from "./text";
+import { describeError, frozenText, linkDownText, RESTORE_TEXT, sentence, STATUS_TEXT, statusNote, verifiedByText } from "./text";
 
 describe("frozenText", () => {
   const now = Date.parse("2026-03-01T12:10:00Z");
@@ -42,5 +42,40 @@ describe("restore items in plain words", () => {
     for (const [status, text] of Object.entries(RESTORE_TEXT)) {
       if (status !== "restored") expect(text).not.toMatch(/^restored/);
     }
+  });
+});
+
+describe("errors as sentences", () => {
+  const api = (status: number, code: string, message: string, field: string | null = null) =>
+    describeError({ kind: "api", status, code, message, field });
+  it("says a refusal as a sentence, never as a status and a code", () => {
+    const already = api(409, "already_approved", "`rita` approved write `w-1` already");
+    expect(already).toBe("You have already approved this write. It now needs an approval from another reviewer.");
+    expect(api(409, "frozen", "the gate is frozen by `lee`")).toMatch(/^The gate is frozen: nothing can be approved/);
+    expect(api(422, "reason_required", "approving write `w-1` needs a written reason", "comment")).toMatch(/needs a written reason/);
+    expect(api(409, "wrong_status", "write `w-1` is executed, not held: it is executed")).toBe(
+      "This write cannot be decided any more. Write w-1 is executed, not held: it is executed.",
+    );
+    for (const text of [already, api(403, "forbidden", "no"), api(400, "invalid", "must not be empty", "reason"), api(418, "teapot", "odd")]) {
+      expect(text).not.toMatch(/\(\d{3} /);
+      expect(text).not.toMatch(/`/);
+      expect(text).toMatch(/[.]$/);
+    }
+  });
+  it("says an unreachable gate plainly, without the HTTP client's error chain", () => {
+    const raw =
+      "error sending request for url (http://127.0.0.1:7432/v1/writes?status=held): client error (Connect): tcp connect error: Connection refused (os error 111)";
+    const text = describeError({ kind: "unreachable", url: "http://127.0.0.1:7432", message: raw });
+    expect(text).toBe("The gate at http://127.0.0.1:7432 cannot be reached: nothing answers at that address; is the gate running? Nothing was done.");
+    expect(text).not.toMatch(/os error|tcp|client error|request for url/);
+    expect(describeError({ kind: "unreachable", url: "https://g", message: "operation timed out" })).toMatch(/did not answer in time/);
+    expect(linkDownText("the gate at `http://x` could not be reached: error sending request: Connection refused")).toBe(
+      "Live updates stopped: nothing answers at that address; is the gate running?",
+    );
+  });
+  it("makes a sentence of a gate's message", () => {
+    expect(sentence("write `w-1` is held")).toBe("Write w-1 is held.");
+    expect(sentence("Done.")).toBe("Done.");
+    expect(sentence("  ")).toBe("");
   });
 });

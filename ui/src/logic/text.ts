@@ -20,6 +20,26 @@ export const REASON_TITLE: Record<ReasonCode, string> = {
   unmodelled: "A change the connector cannot model",
 };
 
+/** A reason code on a queue row, short. */
+export const REASON_CHIP: Record<ReasonCode, string> = {
+  external: "external",
+  uncovered: "uncovered",
+  third_party_bearer: "third party pays",
+  evidence_in_blast_radius: "evidence in blast radius",
+  evidence_missing: "evidence missing",
+  evidence_unverifiable: "evidence unverifiable",
+  evidence_expired: "window closed",
+  evidence_window_closing: "window closing",
+  evidence_stale: "evidence stale",
+  manual_step: "manual step",
+  unknown_resource: "unknown resource",
+  outside_roots: "outside roots",
+  unknown_connector: "unknown connector",
+  invalid_action: "invalid action",
+  frozen: "frozen",
+  unmodelled: "unmodelled",
+};
+
 export const EVIDENCE_TEXT: Record<EvidenceStatus, string> = {
   verified: "verified",
   in_blast_radius: "inside the blast radius",
@@ -70,6 +90,56 @@ export function statusNote(s: WriteStatus): string | null {
   }
 }
 
+/** A gate's message as part of a sentence: no code quoting, a capital
+ * first letter and a final period. */
+export function sentence(message: string): string {
+  const m = message.replace(/`/g, "").trim();
+  if (!m) return "";
+  const s = m.charAt(0).toUpperCase() + m.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+/** Why a gate could not be reached, in words, from the HTTP client's
+ * error chain (which is never shown as is). */
+export function unreachableCause(message: string): string {
+  const m = message.toLowerCase();
+  if (/connection refused|actively refused/.test(m)) return "nothing answers at that address; is the gate running?";
+  if (/timed out|timeout/.test(m)) return "it did not answer in time.";
+  if (/dns|resolve|lookup|name or service not known|no such host/.test(m)) return "its name could not be found.";
+  if (/certificate|tls|ssl|handshake/.test(m)) return "its certificate was not accepted.";
+  if (/reset|broken pipe|closed/.test(m)) return "the connection was cut.";
+  return "the connection failed.";
+}
+
+/** A refusal by the gate, as a sentence a reviewer can act on; the code
+ * picks the sentence, never appears in it. */
+export function refusalText(e: { status: number; code: string; message: string; field?: string | null }): string {
+  switch (e.code) {
+    case "already_approved":
+      return "You have already approved this write. It now needs an approval from another reviewer.";
+    case "frozen":
+      return "The gate is frozen: nothing can be approved or run until an incident lead resumes it.";
+    case "reason_required":
+      return "This write needs a written reason to be approved: someone other than the institution pays, or it reaches outside our systems. Nothing was recorded.";
+    case "wrong_status":
+      return `This write cannot be decided any more. ${sentence(e.message)}`;
+    case "busy":
+    case "conflict":
+      return "The write changed while you were deciding. Reload it, look again, and try again.";
+    case "drift":
+      return `The target changed since the write was checked. ${sentence(e.message)}`;
+  }
+  if (e.status === 401) return `The gate did not accept this token. ${sentence(e.message)}`;
+  if (e.status === 403) return `Your role may not do this. ${sentence(e.message)}`;
+  if (e.status === 404) return `The gate does not know it. ${sentence(e.message)}`;
+  if (e.status === 400) return `The gate could not accept the request: ${sentence(`${e.field ? `${e.field}: ` : ""}${e.message}`)}`;
+  if (e.status === 429) return "The gate is busy; wait a moment and try again.";
+  if (e.status === 502) return `The target system failed. ${sentence(e.message)}`;
+  if (e.status === 503) return "The gate's store is unavailable; nothing was changed. Try again shortly.";
+  if (e.status >= 500) return "The gate failed on its side and logged why; nothing shown here was changed by it.";
+  return `The gate refused. ${sentence(e.message)}`;
+}
+
 /** What to tell a person about a failed command. Says plainly whether the
  * gate got the request at all. */
 export function describeError(e: ConsoleError): string {
@@ -77,18 +147,23 @@ export function describeError(e: ConsoleError): string {
     case "not_connected":
       return "Not connected to a gate. Nothing was sent.";
     case "unreachable":
-      return `The gate at ${e.url} cannot be reached (${e.message}). Nothing was done.`;
+      return `The gate at ${e.url} cannot be reached: ${unreachableCause(e.message)} Nothing was done.`;
     case "api":
-      if (e.status === 401) return `The gate did not accept this token: ${e.message}`;
-      if (e.status === 403) return `The gate refused: your role may not do this. ${e.message}`;
-      return `The gate refused (${e.status} ${e.code}): ${e.message}${e.field ? ` [${e.field}]` : ""}`;
+      return refusalText(e);
     case "protocol":
-      return `The gate's answer could not be read: ${e.message}. It may or may not have acted; reload to see.`;
+      return `The gate's answer could not be read (${e.message}). It may or may not have acted; reload to see.`;
     case "invalid":
-      return `${e.field}: ${e.message}. Nothing was sent.`;
+      return `${sentence(`${e.field}: ${e.message}`)} Nothing was sent.`;
     case "token_store":
-      return `The token could not be stored: ${e.message}`;
+      return `The token could not be stored. ${sentence(e.message)}`;
   }
+}
+
+/** Why live updates stopped, in words (the host's message may carry the
+ * HTTP client's error chain). */
+export function linkDownText(message: string): string {
+  if (/could not be reached|error sending request|connect/i.test(message)) return `Live updates stopped: ${unreachableCause(message)}`;
+  return `Live updates stopped. ${sentence(message)}`;
 }
 
 export function isUnreachable(e: ConsoleError): boolean {

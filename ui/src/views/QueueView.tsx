@@ -1,9 +1,23 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import type { Bearer, ConsoleError, Role, WriteSummary } from "../api";
-import { countQueue, emptyFilter, facets, filterQueue, moveSelection, relative, sortQueue, type QueueFilter } from "../logic/queue";
-import { abilities, buttonsFor } from "../logic/roles";
-import { describeError, REASON_TITLE, STATUS_TEXT } from "../logic/text";
+import {
+  approvalsText,
+  closingSoon,
+  countQueue,
+  emptyFilter,
+  facets,
+  filterQueue,
+  keepSelection,
+  moveSelection,
+  reasonChips,
+  relative,
+  sortQueue,
+  windowText,
+  type QueueFilter,
+} from "../logic/queue";
+import { abilities, approveWithheld, buttonsFor } from "../logic/roles";
+import { describeError, REASON_CHIP, REASON_TITLE, STATUS_TEXT } from "../logic/text";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 
 export type StatusTab = "held" | "executed" | "outcome_unknown" | "all";
@@ -27,6 +41,10 @@ export function QueueView(props: {
   statusTab: StatusTab;
   onStatusTab: (t: StatusTab) => void;
   role: Role;
+  /** The gate is frozen: approve is not offered. */
+  frozen: boolean;
+  /** The caller's token name: whether they approved a write already. */
+  me: string;
   onOpen: (id: string) => void;
   onVisibleIds: (ids: string[]) => void;
   onChanged: () => void;
@@ -34,6 +52,10 @@ export function QueueView(props: {
 }) {
   const [filter, setFilter] = useState<QueueFilter>(emptyFilter);
   const [selected, setSelected] = useState<string | null>(null);
+  // Where the selected row was, so that j/k after it left the list
+  // continue from there; and why nothing is selected now, said on screen.
+  const [anchor, setAnchor] = useState<number | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [decide, setDecide] = useState<{ kind: DecideKind; write: WriteSummary } | null>(null);
   const searchRef = useRef<HTMLInputElement>(null);
   const scrollRef = useRef<HTMLDivElement>(null);
@@ -45,6 +67,23 @@ export function QueueView(props: {
   const ids = useMemo(() => shown.map((w) => w.id), [shown]);
   const { onVisibleIds } = props;
   useEffect(() => onVisibleIds(ids), [ids, onVisibleIds]);
+
+  // The selection never moves on its own: when the selected write leaves
+  // the list (decided, or filtered out), nothing is selected until the
+  // reviewer moves, so no key acts on a row they did not see selected.
+  useEffect(() => {
+    const next = keepSelection(ids, selected, anchor);
+    if (next.lost) {
+      setSelected(null);
+      setNotice("The write you had selected is no longer in this list. Nothing is selected: press j to select the row now in its place.");
+    }
+    if (next.anchor !== anchor) setAnchor(next.anchor);
+  }, [ids, selected, anchor]);
+
+  const select = (id: string | null) => {
+    setSelected(id);
+    if (id !== null) setNotice(null);
+  };
 
   // For the E2E harness's timing: a `queue-painted` performance mark once
   // the first non-empty list is on screen (the frame after it rendered).
@@ -69,8 +108,8 @@ export function QueueView(props: {
       }
       const sel = shown.find((w) => w.id === selected) ?? null;
       if (e.key === "j" || e.key === "k") {
-        const next = moveSelection(ids, selected, e.key === "j" ? 1 : -1);
-        setSelected(next);
+        const next = moveSelection(ids, selected, e.key === "j" ? 1 : -1, anchor);
+        select(next);
         const at = next ? ids.indexOf(next) : -1;
         if (at >= 0) virt.scrollToIndex(at, { align: "auto" });
         e.preventDefault();
@@ -80,15 +119,33 @@ export function QueueView(props: {
         searchRef.current?.focus();
         e.preventDefault();
       } else if ((e.key === "a" || e.key === "r") && sel) {
-        const acts = buttonsFor(props.role, sel.actions);
-        if (e.key === "a" && acts.approve) setDecide({ kind: "approve", write: sel });
+        const acts = buttonsFor(props.role, sel.actions, { frozen: props.frozen });
+        // Friction matches the stakes: where a third party pays or
+        // something external is reached (the gate's own rule), `a` opens
+        // the write, where the approval needs what cannot be undone read
+        // and a reason written. Quick keys stay for the rest.
+        if (e.key === "a" && acts.approve) {
+          if (sel.approval_needs_reason ?? true) props.onOpen(sel.id);
+          else setDecide({ kind: "approve", write: sel });
+        } else if (e.key === "a") {
+          // Not offered: say why rather than do nothing.
+          const given = sel.approved_by ?? [];
+          const why = approveWithheld(
+            props.role,
+            { ...sel, required_approvals: sel.required_approvals ?? 1 },
+            given.includes(props.me),
+            given.length,
+            props.frozen,
+          );
+          if (why) setNotice(why);
+        }
         if (e.key === "r" && acts.reject) setDecide({ kind: "reject", write: sel });
         e.preventDefault();
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [ids, selected, shown, decide, props, virt]);
+  }, [ids, selected, anchor, shown, decide, props, virt]);
 
   const decides = abilities(props.role).decide;
 
@@ -139,10 +196,19 @@ export function QueueView(props: {
           <strong>{counts.shown}</strong> shown of {counts.total} {TAB_NOUN[props.statusTab]}
         </span>
         )}
-        <span className={counts.closingSoon ? "warn" : "muted"}>{counts.closingSoon} with a window closing within the hour</span>
+        <span className={counts.closingSoon ? "warn" : "muted"} data-testid="count-closing">
+          {counts.closingSoon} with a window closing within the hour
+        </span>
         <span className={counts.thirdParty ? "warn" : "muted"}>{counts.thirdParty} where a third party pays if reversal fails</span>
-        <span className="muted small keys">j/k move · Enter open{decides ? " · a approve · r reject" : ""} · / search</span>
+        <span className="muted small keys">
+          j/k move · Enter open{decides ? " · a approve (high stakes: opens the write) · r reject" : ""} · / search
+        </span>
       </div>
+      {notice && (
+        <div className="banner notice small" role="status" data-testid="queue-notice">
+          {notice}
+        </div>
+      )}
       {props.error && props.error.kind !== "unreachable" && <div className="banner error">{describeError(props.error)}</div>}
       {props.error && props.writes.length > 0 && (
         <div className="muted small" data-testid="queue-stale">
@@ -159,15 +225,20 @@ export function QueueView(props: {
           {virt.getVirtualItems().map((item) => {
             const w = shown[item.index];
             const third = w.bearers.filter((b) => b !== "institution");
+            const chips = reasonChips(w.reason_codes);
+            const approvals = approvalsText(w);
+            const win = windowText(w.nearest_window);
             return (
               <div
                 key={w.id}
                 className={w.id === selected ? "qrow selected" : "qrow"}
                 style={{ transform: `translateY(${item.start}px)`, height: ROW }}
-                onClick={() => setSelected(w.id)}
+                onClick={() => select(w.id)}
                 onDoubleClick={() => props.onOpen(w.id)}
                 data-testid="queue-row"
                 data-write-id={w.id}
+                data-selected={w.id === selected ? "true" : "false"}
+                data-needs-reason={w.approval_needs_reason ? "true" : "false"}
               >
                 <div className="qmain">
                   <button className="link intent" onClick={() => props.onOpen(w.id)} title={w.intent}>
@@ -175,16 +246,32 @@ export function QueueView(props: {
                   </button>
                   <div className="muted small ellipsis">
                     <span className={`status s-${w.status}`}>{STATUS_TEXT[w.status]}</span>
+                    {approvals ? (
+                      <span className="approvals" data-testid="row-approvals" title={`approved by ${(w.approved_by ?? []).join(", ") || "nobody yet"}`}>
+                        {" "}
+                        · {approvals}
+                      </span>
+                    ) : null}
                     {w.waiting ? <span className="waiting" title={w.waiting}> · not moving: {w.waiting}</span> : null} {w.agent} · {w.connector} ·{" "}
                     {w.touches.join(", ")}
                   </div>
                 </div>
-                <div className="qreasons">
-                  {w.reason_codes.slice(0, 3).map((c) => (
-                    <span key={c} className="chip" title={REASON_TITLE[c]}>
-                      {c.replace(/_/g, " ")}
+                <div className="qreasons" data-testid="row-reasons">
+                  {chips.shown.map((c, i) => (
+                    <span key={c} className={i === 0 ? "chip decisive" : "chip"} title={REASON_TITLE[c]} data-testid="reason-chip" data-code={c}>
+                      {REASON_CHIP[c]}
                     </span>
                   ))}
+                  {chips.more.length > 0 && (
+                    <span
+                      className="chip more"
+                      title={chips.more.map((c) => `${REASON_CHIP[c]}: ${REASON_TITLE[c]}`).join("\n")}
+                      data-testid="reason-more"
+                      data-codes={chips.more.join(" ")}
+                    >
+                      +{chips.more.length} more
+                    </span>
+                  )}
                   {third.map((b) => (
                     <span key={b} className="badge bearer">
                       ⚑ {b}
@@ -192,7 +279,13 @@ export function QueueView(props: {
                   ))}
                 </div>
                 <div className="qtime small">
-                  {w.nearest_window ? <div className={Date.parse(w.nearest_window) - Date.now() < 3600_000 ? "warn" : ""}>window closes {relative(w.nearest_window)}</div> : <div className="muted">no window</div>}
+                  {win ? (
+                    <div className={closingSoon(w) || win.startsWith("window closed") ? "warn" : ""} data-testid="row-window">
+                      {win}
+                    </div>
+                  ) : (
+                    <div className="muted">no window</div>
+                  )}
                   <div className="muted">{relative(w.created_at)}</div>
                 </div>
               </div>
@@ -205,9 +298,16 @@ export function QueueView(props: {
           kind={decide.kind}
           writeId={decide.write.id}
           intent={decide.write.intent}
+          needsReason={decide.write.approval_needs_reason ?? true}
           onClose={() => setDecide(null)}
-          onDone={() => {
+          onDone={(rec) => {
+            // Moved explicitly, and said: the decided row leaves the list
+            // and nothing else becomes selected behind the reviewer's back.
             setDecide(null);
+            setSelected(null);
+            setNotice(
+              `Recorded for “${decide.write.intent || decide.write.id}”: ${STATUS_TEXT[rec.status]}. Nothing is selected: press j to select the row now in its place.`,
+            );
             props.onChanged();
           }}
           onError={props.onError}

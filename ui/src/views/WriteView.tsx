@@ -1,9 +1,10 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { call, commands } from "../api";
 import type { ConsoleError, Role, WriteRecord } from "../api";
 import { coverageOf, pathTo, planSteps, whoPays } from "../logic/graph";
 import { moveSelection, relative } from "../logic/queue";
-import { buttonsFor } from "../logic/roles";
+import { approveWithheld, buttonsFor } from "../logic/roles";
+import { cannotUndo, sentText } from "../logic/stakes";
 import { describeError, EVIDENCE_TEXT, REASON_TITLE, RESTORE_TEXT, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
 import { BlastGraph, Legend } from "./BlastGraph";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
@@ -19,6 +20,10 @@ function fmt(iso: string | null | undefined): string {
 export function WriteView(props: {
   id: string;
   role: Role;
+  /** The caller's token name: whether they approved it already. */
+  me: string;
+  /** The gate is frozen: approve is not offered. */
+  frozen: boolean;
   tick: number;
   queueIds: string[];
   onBack: () => void;
@@ -50,7 +55,15 @@ export function WriteView(props: {
   }, [load, props.tick]);
 
   // What the gate says this caller may do to it now (and the role agrees).
-  const acts = buttonsFor(props.role, w?.actions);
+  const acts = buttonsFor(props.role, w?.actions, { frozen: props.frozen });
+  const current = (w?.approvals ?? []).filter((a) => w && a.proposal_hash === w.proposal_hash && a.decision_hash === w.decision_hash);
+  const givenNow = new Set(current.map((a) => a.by)).size;
+  const withheld = w ? approveWithheld(props.role, w, current.some((a) => a.by === props.me), givenNow, props.frozen) : null;
+  // Where this write sat in the queue, so j/k after it left the list (it
+  // was decided) go to its neighbours, not to the top.
+  const anchor = useRef<number | null>(null);
+  const at = props.queueIds.indexOf(props.id);
+  if (at !== -1) anchor.current = at;
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -59,7 +72,7 @@ export function WriteView(props: {
       if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
       if (e.key === "Escape") props.onBack();
       else if (e.key === "j" || e.key === "k") {
-        const next = moveSelection(props.queueIds, props.id, e.key === "j" ? 1 : -1);
+        const next = moveSelection(props.queueIds, props.id, e.key === "j" ? 1 : -1, anchor.current);
         if (next && next !== props.id) props.onOpen(next);
       } else if (e.key === "a" && acts.approve) {
         setDialog("approve");
@@ -75,6 +88,7 @@ export function WriteView(props: {
 
   const steps = useMemo(() => (w ? planSteps(w.proposal, w.decision) : []), [w]);
   const pays = useMemo(() => (w ? whoPays(w.decision) : []), [w]);
+  const undo = useMemo(() => (w ? cannotUndo(w.decision) : []), [w]);
   const entry = w && node ? w.decision.blast_radius.find((e) => e.resource === node) : undefined;
   const onSelect = useCallback((id: string | null) => setNode(id), []);
 
@@ -141,8 +155,29 @@ export function WriteView(props: {
               Settle: did it run?…
             </button>
           )}
+          {withheld && (
+            <p className="small muted" data-testid="approve-withheld">
+              {withheld}
+            </p>
+          )}
         </div>
       </div>
+      {w.status === "held" && (w.approval_needs_reason ?? true) && (
+        <section className="card warnbox" data-testid="cannot-undo">
+          <h3>What cannot be undone if this goes wrong</h3>
+          <ul className="small">
+            {undo.map((u) => (
+              <li key={u.resource}>
+                <strong>{u.resource}</strong>
+                {u.bearer !== "institution" ? <span className="badge bearer">⚑ {u.bearer} pays</span> : null} — {u.why}
+              </li>
+            ))}
+            {sentText(w.connector) ? <li>{sentText(w.connector)}</li> : null}
+            {undo.length === 0 && !sentText(w.connector) ? <li>Every resource can be put back, but someone other than the institution bears what it changes.</li> : null}
+          </ul>
+          <p className="small">Approving it needs a written reason: the gate records the approval only with one.</p>
+        </section>
+      )}
 
       <section className="grid2">
         <div className="card">
@@ -340,6 +375,9 @@ export function WriteView(props: {
           kind={dialog}
           writeId={w.id}
           intent={w.proposal.intent ?? ""}
+          needsReason={w.approval_needs_reason ?? true}
+          cannotUndo={undo}
+          sent={sentText(w.connector)}
           onClose={() => setDialog(null)}
           onDone={(rec) => {
             setW(rec);

@@ -1,5 +1,5 @@
-//! The gate itself: health, metrics, who am I, freeze, rewind, tokens,
-//! events, the OpenAPI document.
+//! The gate itself: health, metrics, who am I, freeze, mode, rewind,
+//! tokens, events, the OpenAPI document.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,11 +13,10 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use recourse_client::{
-    ErrorBody, FreezeRequest, FreezeState, GateEvent, Permission, RewindReport, RewindRequest,
-    TokenCreated, TokenInfo, TokenRequest, WhoAmI,
+    ErrorBody, FreezeRequest, FreezeState, GateEvent, ModeRequest, ModeState, Permission,
+    RewindReport, RewindRequest, TokenCreated, TokenInfo, TokenRequest, WhoAmI,
 };
 use serde_json::json;
-use tokio_stream::wrappers::BroadcastStream;
 
 use super::{ApiError, AppState, Auth, Body, Routes};
 
@@ -29,6 +28,8 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .get("/v1/freeze", freeze_state)
         .post("/v1/freeze", freeze)
         .post("/v1/resume", resume)
+        .get("/v1/mode", mode_state)
+        .put("/v1/mode", set_mode)
         .post("/v1/rewind", rewind)
         .post("/v1/tokens", create_token)
         .get("/v1/tokens", list_tokens)
@@ -46,6 +47,8 @@ pub(crate) fn routes(r: Routes) -> Routes {
     freeze_state,
     freeze,
     resume,
+    mode_state,
+    set_mode,
     rewind,
     create_token,
     list_tokens,
@@ -185,6 +188,49 @@ async fn resume(
     Ok(Json(gate.set_freeze(&caller, false, None).await?))
 }
 
+/// Enforce or observe: how the gate treats a write its decision holds (one
+/// mode for every gate on the store).
+#[utoipa::path(
+    get,
+    path = "/v1/mode",
+    operation_id = "get_mode",
+    tag = "gate",
+    responses(
+        (status = 200, description = "The mode, and who set it when and why.", body = ModeState),
+    ),
+    security(("bearer" = []))
+)]
+async fn mode_state(
+    State(gate): State<AppState>,
+    Auth(_): Auth,
+) -> Result<Json<ModeState>, ApiError> {
+    Ok(Json(gate.mode().await?))
+}
+
+/// Switches the mode (admins only; audited as `gate.mode`). In `observe`
+/// a write its decision holds is captured and run without a person, and
+/// marked `observed_hold`; refusals still refuse and a freeze still holds
+/// everything.
+#[utoipa::path(
+    put,
+    path = "/v1/mode",
+    operation_id = "set_mode",
+    tag = "gate",
+    request_body = ModeRequest,
+    responses(
+        (status = 200, description = "The mode now in force for every gate on the store.", body = ModeState),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn set_mode(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<ModeRequest>,
+) -> Result<Json<ModeState>, ApiError> {
+    Ok(Json(gate.set_mode(&caller, req).await?))
+}
+
 /// Rolls back every write executed since a time (or one agent's), newest
 /// first; `preview` only lists them.
 #[utoipa::path(
@@ -290,18 +336,24 @@ async fn revoke_token(
 }
 
 /// Server-sent events: one `write` event per change of a write's status,
-/// `gate.frozen` / `gate.resumed`. Whoever may read every write gets every
-/// event; an agent gets its own writes' events only (and the gate's own,
-/// which `GET /v1/freeze` tells it anyway). Every stream ends when the
-/// caller's token expires or is revoked: such a token must not go on
-/// listening.
+/// `gate.frozen` / `gate.resumed`, from every gate sharing the store. Each
+/// event's `id` is the `seq` of its audit entry: a client that reconnects
+/// (to any gate) with `Last-Event-ID: N` gets every event after `N` first,
+/// then the live ones, with no gap and no repeat. Whoever may read every
+/// write gets every event; an agent gets its own writes' events only (and
+/// the gate's own, which `GET /v1/freeze` tells it anyway). Every stream
+/// ends when the caller's token expires or is revoked: such a token must
+/// not go on listening.
 #[utoipa::path(
     get,
     path = "/v1/events",
     operation_id = "events",
     tag = "gate",
+    params(
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id (an audit `seq`): the events after it are sent first."),
+    ),
     responses(
-        (status = 200, description = "A stream of server-sent events; each `data:` is a GateEvent in JSON, its `event:` the kind.", body = GateEvent, content_type = "text/event-stream"),
+        (status = 200, description = "A stream of server-sent events; each `data:` is a GateEvent in JSON, its `event:` the kind, its `id:` the audit seq.", body = GateEvent, content_type = "text/event-stream"),
     ),
     security(("bearer" = []))
 )]
@@ -309,7 +361,22 @@ async fn events(
     State(gate): State<AppState>,
     Auth(caller): Auth,
     headers: axum::http::HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    crate::error::GateError::invalid(
+                        "Last-Event-ID",
+                        "must be an event id this gate sent (a whole number, 0 or more)",
+                    )
+                })?,
+        ),
+    };
     // `Auth` accepted this header; its hash finds the token's row again.
     let hash = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -318,20 +385,96 @@ async fn events(
         .map(|t| crate::auth::hash_token(t.trim()))
         .unwrap_or_default();
     let audience = Audience::of(&caller, gate.clone());
-    let stream = BroadcastStream::new(gate.subscribe())
+    // Subscribed before the catch-up reads the trail: an event appended
+    // meanwhile is in one or the other (or both: `Resume` drops repeats).
+    let live = gate.subscribe().await?;
+    let cursor = match resume {
+        Some(n) => n,
+        // From now on: should the stream fall behind, it catches up from
+        // here, not from the trail's beginning.
+        None => crate::feed::head(gate.store().as_ref())
+            .await
+            .map_err(crate::error::GateError::from)?,
+    };
+    let state = Resume {
+        gate: gate.clone(),
+        live,
+        cursor,
+        catching_up: resume.is_some(),
+        pending: std::collections::VecDeque::new(),
+    };
+    let stream = futures::stream::unfold(state, Resume::next)
         .filter_map(move |e| {
             let audience = audience.clone();
             async move {
-                let e = e.ok()?;
                 if !audience.sees(&e).await {
                     return None;
                 }
                 let data = serde_json::to_string(&e).ok()?;
-                Some(Ok(Event::default().event(e.kind.clone()).data(data)))
+                Some(Ok(Event::default()
+                    .id(e.seq.to_string())
+                    .event(e.kind.clone())
+                    .data(data)))
             }
         })
         .take_until(ended(gate.clone(), hash, caller.expires_at));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One stream's place in the trail: events after `cursor` from the store
+/// while catching up (on resume, or after falling behind the live feed),
+/// then live ones, each once and in order.
+struct Resume {
+    gate: AppState,
+    live: tokio::sync::broadcast::Receiver<GateEvent>,
+    cursor: i64,
+    catching_up: bool,
+    pending: std::collections::VecDeque<GateEvent>,
+}
+
+impl Resume {
+    async fn next(mut self) -> Option<(GateEvent, Self)> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some((e, self));
+            }
+            if self.catching_up {
+                let mut page = Vec::new();
+                match self
+                    .gate
+                    .store()
+                    .audit(self.cursor, crate::feed::PAGE)
+                    .await
+                {
+                    Ok(entries) => {
+                        if (entries.len() as i64) < crate::feed::PAGE {
+                            self.catching_up = false;
+                        }
+                        for entry in &entries {
+                            self.cursor = entry.seq;
+                            page.extend(crate::feed::event_of(entry));
+                        }
+                    }
+                    // The store is away: the stream ends, and the client
+                    // resumes from its last id.
+                    Err(_) => return None,
+                }
+                self.pending.extend(page);
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(e) if e.seq > self.cursor => {
+                    self.cursor = e.seq;
+                    return Some((e, self));
+                }
+                Ok(_) => {}
+                // Fell behind the feed: read what was missed from the trail.
+                Err(RecvError::Lagged(_)) => self.catching_up = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
 }
 
 /// How often an open stream asks the store whether its token was revoked.
@@ -455,6 +598,7 @@ mod tests {
 
     fn event(write_id: Option<&str>) -> GateEvent {
         GateEvent {
+            seq: 1,
             kind: "write".into(),
             write_id: write_id.map(str::to_string),
             status: None,

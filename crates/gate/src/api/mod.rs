@@ -79,6 +79,14 @@ impl Routes {
         self.add(Method::POST, path, axum::routing::post(handler))
     }
 
+    pub(crate) fn put<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add(Method::PUT, path, axum::routing::put(handler))
+    }
+
     pub(crate) fn delete<H, T>(self, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,

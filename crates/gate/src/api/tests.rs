@@ -139,7 +139,7 @@ async fn each_caller_is_offered_what_the_gate_will_accept() {
             "rev",
             "POST",
             &format!("/v1/writes/{}/approve", held.id),
-            Some(json!({})),
+            Some(json!({"comment": "the customer asked for it"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{rec}");
@@ -151,6 +151,77 @@ async fn each_caller_is_offered_what_the_gate_will_accept() {
         .await;
     let rec: WriteRecord = serde_json::from_value(rec).unwrap();
     assert_eq!(rec.actions, vec![WriteAction::Rollback]);
+}
+
+/// Friction matches the stakes, at the gate: a customer bears this write,
+/// so an approval without a written reason is a 422 naming the field, and
+/// nothing is recorded; the write says so itself, in the list and alone.
+#[tokio::test]
+async fn a_customer_borne_approval_without_a_reason_is_a_422_that_changes_nothing() {
+    let api = api().await;
+    let held = api.submit("cust").await;
+    assert!(held.approval_needs_reason);
+    let (_, list) = api.call("rev", "GET", "/v1/writes?status=held", None).await;
+    let list: Vec<WriteSummary> = serde_json::from_value(list).unwrap();
+    assert!(list[0].approval_needs_reason);
+    let (_, shown) = api
+        .call("rev", "GET", &format!("/v1/writes/{}", held.id), None)
+        .await;
+    assert_eq!(shown["approval_needs_reason"], json!(true));
+    let audit_before = api.call("admin", "GET", "/v1/audit", None).await.1;
+    for body in [
+        json!({}),
+        json!({"comment": "  "}),
+        json!({"comment": null}),
+    ] {
+        let (s, b) = api
+            .call(
+                "rev",
+                "POST",
+                &format!("/v1/writes/{}/approve", held.id),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+        assert_eq!(b["error"]["code"], "reason_required", "{b}");
+        assert_eq!(b["error"]["field"], "comment", "{b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("a customer pays")),
+            "{b}"
+        );
+    }
+    let (rec, _) = api.store.write(&held.id).await.unwrap().unwrap();
+    assert_eq!(rec.status, WriteStatus::Held);
+    assert!(rec.approvals.is_empty());
+    assert_eq!(rec.history.len(), held.history.len());
+    assert_eq!(
+        api.call("admin", "GET", "/v1/audit", None).await.1,
+        audit_before
+    );
+    assert_eq!(
+        api.fake
+            .executions
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    // `reason` is the same field by another name.
+    let (s, b) = api
+        .call(
+            "rev",
+            "POST",
+            &format!("/v1/writes/{}/approve", held.id),
+            Some(json!({"reason": "the customer asked for it in ticket 88"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let rec: WriteRecord = serde_json::from_value(b).unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed);
+    assert_eq!(
+        rec.approvals[0].comment.as_deref(),
+        Some("the customer asked for it in ticket 88")
+    );
 }
 
 #[tokio::test]

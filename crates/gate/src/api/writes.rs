@@ -180,6 +180,7 @@ async fn show(
         (status = 403, description = "Not a reviewer, or separation of duties forbids it.", body = ErrorBody),
         (status = 404, description = "No such write.", body = ErrorBody),
         (status = 409, description = "The write's status does not allow this now.", body = ErrorBody),
+        (status = 422, description = "`reason_required`: a third party pays or something external is reached (the write's `approval_needs_reason`), and `comment` is missing or blank. Nothing was recorded.", body = ErrorBody),
         (status = 502, description = "The target system failed when the write ran.", body = ErrorBody),
     ),
     security(("bearer" = []))

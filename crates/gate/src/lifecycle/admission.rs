@@ -32,7 +32,6 @@ impl Gate {
         let Err(outside) = crate::scope::check(scope, connector, proposal) else {
             return Ok(());
         };
-        let reach = crate::scope::describe(scope);
         let kept = crate::limits::bound_refused(proposal.clone());
         let draft = AuditDraft::new(
             &caller.name,
@@ -42,10 +41,25 @@ impl Gate {
                    "proposal": self.redacted(&serde_json::to_value(&kept).unwrap_or_default())}),
         );
         self.store.append_audit(draft).await?;
-        Err(GateError::OutOfScope(format!(
-            "the token `{}` may not reach {}: it may reach {reach}",
-            caller.name, outside.0
-        )))
+        Err(out_of_scope(caller, scope, &outside.0))
+    }
+
+    /// The same question for an explanation, which stores nothing: what a
+    /// token may not write it may not have the gate reason about either
+    /// (the answer would map the catalog beyond its reach).
+    pub(super) fn explain_scope(
+        &self,
+        caller: &Caller,
+        connector: &str,
+        proposal: &Proposal,
+    ) -> Result<(), GateError> {
+        let Some(scope) = &caller.scope else {
+            return Ok(());
+        };
+        match crate::scope::check(scope, connector, proposal) {
+            Ok(()) => Ok(()),
+            Err(outside) => Err(out_of_scope(caller, scope, &outside.0)),
+        }
     }
 
     /// Stores a new write under its agent's quota (`GateConfig::quota_bytes`,
@@ -105,4 +119,12 @@ impl Gate {
         let left = (oldest.created_at + self.config.hold_ttl - self.now()).num_seconds();
         Ok(u64::try_from(left).unwrap_or(0).saturating_add(sweep))
     }
+}
+
+fn out_of_scope(caller: &Caller, scope: &recourse_client::TokenScope, outside: &str) -> GateError {
+    GateError::OutOfScope(format!(
+        "the token `{}` may not reach {outside}: it may reach {}",
+        caller.name,
+        crate::scope::describe(scope)
+    ))
 }

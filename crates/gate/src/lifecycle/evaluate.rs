@@ -219,12 +219,15 @@ impl Gate {
 
     /// Makes `decision` the write's decision, and recomputes everything that
     /// follows from it: its hash (what approvals bind to), the approvals it
-    /// calls for, and the expiry of a hold. The only place any of these is
+    /// calls for, whether an approval needs a reason, and the expiry of a
+    /// hold. The only place any of these is
     /// set, at submit and whenever re-verification adopts a new decision.
     pub(crate) fn adopt(&self, rec: &mut WriteRecord, decision: Decision<'static>) {
         let now = self.now();
         rec.decision_hash = decision_hash(&decision);
         rec.required_approvals = self.required_approvals(&decision);
+        rec.approval_needs_reason =
+            recourse_client::approval_needs_reason(&rec.connector, &decision);
         rec.expires_at = (decision.decision == Verdict::Hold).then(|| now + self.config.hold_ttl);
         rec.decision = decision;
     }

@@ -9,9 +9,19 @@ use recourse_connector::{crash_point, Connector, ConnectorError};
 use recourse_core::Proposal;
 use serde_json::{json, Value};
 
+use super::seal::SealError;
 use super::{sha256_json, Gate, Move, Step};
 use crate::audit::{entry_hash, AuditDraft};
 use crate::error::{classify, ErrorClass, GateError};
+
+/// Why the proposal of a write about to run is not at hand.
+#[derive(Debug)]
+pub(crate) enum Unopened {
+    /// Not the proposal submitted (or a seal that does not authenticate).
+    Mismatch(String),
+    /// Sealed under another gate's action key.
+    OtherKey(String),
+}
 
 impl Gate {
     /// Claims the write for this gate for the length of `work` (the claim is
@@ -83,7 +93,7 @@ impl Gate {
     ) -> Result<WriteRecord, GateError> {
         let raw = match self.submitted_proposal(&rec).await? {
             Ok(raw) => raw,
-            Err(why) => return self.refuse_mismatch(rec, version, why).await,
+            Err(why) => return self.not_opened(rec, version, actor, why).await,
         };
         let Some(connector) = self.connector(&rec.connector) else {
             let why = self.missing_connector(&rec.connector);
@@ -145,15 +155,34 @@ impl Gate {
     pub(crate) async fn submitted_proposal(
         &self,
         rec: &WriteRecord,
-    ) -> Result<Result<Proposal, String>, GateError> {
+    ) -> Result<Result<Proposal, Unopened>, GateError> {
         let raw = match self.raw_proposal(rec) {
             Ok(raw) => raw,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e @ SealError::OtherKey { .. }) => {
+                return Ok(Err(Unopened::OtherKey(e.to_string())))
+            }
+            Err(e) => return Ok(Err(Unopened::Mismatch(e.to_string()))),
         };
         Ok(match self.submission_mismatch(rec, &raw).await? {
-            Some(why) => Err(why),
+            Some(why) => Err(Unopened::Mismatch(why)),
             None => Ok(raw),
         })
+    }
+
+    /// A write whose proposal did not open: refused when it is not the one
+    /// submitted, waiting when only another gate's key opens it (nothing
+    /// says it was tampered with; the operator starts a gate with that key).
+    pub(crate) async fn not_opened(
+        &self,
+        rec: WriteRecord,
+        version: i64,
+        actor: &str,
+        why: Unopened,
+    ) -> Result<WriteRecord, GateError> {
+        match why {
+            Unopened::Mismatch(why) => self.refuse_mismatch(rec, version, why).await,
+            Unopened::OtherKey(why) => self.wait(rec, version, actor, why).await,
+        }
     }
 
     /// Before a write runs: is the stored write the one submitted? Its

@@ -3,7 +3,7 @@
 //! transition function (`Gate::apply`); a move the table lacks is refused
 //! there, whoever asks for it.
 
-use recourse_client::WriteStatus;
+use recourse_client::{GateMode, WriteStatus};
 use recourse_core::Verdict;
 
 use WriteStatus as S;
@@ -136,13 +136,52 @@ pub fn next(from: WriteStatus, step: Step) -> Option<WriteStatus> {
         .map(|(_, _, to)| *to)
 }
 
-/// The status a new write starts in.
-pub fn initial(verdict: Verdict) -> WriteStatus {
-    match verdict {
-        Verdict::Proceed => S::Executing,
-        Verdict::Hold => S::Held,
-        Verdict::Refuse => S::Refused,
+/// The status a new write starts in, by its verdict and the gate's mode.
+/// Observe mode starts a `hold` running, as a `proceed` (capture first),
+/// and nothing else: a refusal is refused in either mode. (A frozen gate
+/// decides in enforce mode: a freeze holds everything.)
+pub const INITIAL: &[(Verdict, GateMode, WriteStatus)] = &[
+    (Verdict::Proceed, GateMode::Enforce, S::Executing),
+    (Verdict::Hold, GateMode::Enforce, S::Held),
+    (Verdict::Refuse, GateMode::Enforce, S::Refused),
+    (Verdict::Proceed, GateMode::Observe, S::Executing),
+    (Verdict::Hold, GateMode::Observe, S::Executing),
+    (Verdict::Refuse, GateMode::Observe, S::Refused),
+];
+
+/// The status a new write starts in (see [`INITIAL`]).
+pub fn initial(verdict: Verdict, mode: GateMode) -> WriteStatus {
+    INITIAL
+        .iter()
+        .find(|(v, m, _)| *v == verdict && *m == mode)
+        .map(|(_, _, to)| *to)
+        // Unreachable (the table covers every pair, see the tests); the
+        // safe answer is to run nothing.
+        .unwrap_or(S::Held)
+}
+
+/// Whether a write decided `verdict` starts running only because of the
+/// mode: what observe mode lets through that enforcement would hold.
+pub fn observed_hold(verdict: Verdict, mode: GateMode) -> bool {
+    initial(verdict, mode) != initial(verdict, GateMode::Enforce)
+}
+
+/// [`INITIAL`] as the Markdown docs/lifecycle.md carries it.
+pub fn initial_markdown() -> String {
+    let mut out = String::from("| verdict | mode | starts as |\n|---|---|---|\n");
+    for (verdict, mode, to) in INITIAL {
+        let verdict = match verdict {
+            Verdict::Proceed => "proceed",
+            Verdict::Hold => "hold",
+            Verdict::Refuse => "refuse",
+        };
+        out.push_str(&format!(
+            "| `{verdict}` | `{}` | `{}` |\n",
+            mode.as_str(),
+            to.as_str()
+        ));
     }
+    out
 }
 
 /// The table as the Markdown docs/lifecycle.md carries it.
@@ -182,9 +221,7 @@ mod tests {
     fn every_status_is_reachable_and_every_step_used() {
         for status in WriteStatus::ALL {
             let reached = TABLE.iter().any(|(_, _, to)| *to == status)
-                || [Verdict::Proceed, Verdict::Hold, Verdict::Refuse]
-                    .into_iter()
-                    .any(|v| initial(v) == status);
+                || INITIAL.iter().any(|(_, _, to)| *to == status);
             assert!(reached, "{status:?} cannot be reached");
         }
         for step in Step::ALL {
@@ -224,28 +261,56 @@ mod tests {
         assert_eq!(next(S::Expired, Step::Approve), None);
     }
 
-    /// docs/lifecycle.md shows the table generated from the code; set
-    /// UPDATE_DOCS=1 to rewrite it.
+    #[test]
+    fn the_initial_table_covers_every_pair_and_observe_runs_only_holds() {
+        for verdict in [Verdict::Proceed, Verdict::Hold, Verdict::Refuse] {
+            for mode in [GateMode::Enforce, GateMode::Observe] {
+                let rows = INITIAL
+                    .iter()
+                    .filter(|(v, m, _)| *v == verdict && *m == mode)
+                    .count();
+                assert_eq!(rows, 1, "{verdict:?} in {mode:?}");
+            }
+            // Enforcement never runs a hold or a refusal; observe mode
+            // never runs a refusal.
+            assert_eq!(
+                observed_hold(verdict, GateMode::Observe),
+                verdict == Verdict::Hold
+            );
+            assert!(!observed_hold(verdict, GateMode::Enforce));
+        }
+        assert_eq!(initial(Verdict::Hold, GateMode::Enforce), S::Held);
+        assert_eq!(initial(Verdict::Hold, GateMode::Observe), S::Executing);
+        assert_eq!(initial(Verdict::Refuse, GateMode::Observe), S::Refused);
+    }
+
+    /// docs/lifecycle.md shows the tables generated from the code; set
+    /// UPDATE_DOCS=1 to rewrite them.
     #[test]
     fn the_documented_table_is_the_table() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/lifecycle.md");
-        let doc = std::fs::read_to_string(path).unwrap();
-        let (begin, end) = (
-            "<!-- BEGIN GENERATED: lifecycle table -->\n",
-            "<!-- END GENERATED: lifecycle table -->",
-        );
-        let a = doc.find(begin).unwrap() + begin.len();
-        let b = doc.find(end).unwrap();
-        let want = markdown();
-        if std::env::var_os("UPDATE_DOCS").is_some() {
-            std::fs::write(path, format!("{}{want}{}", &doc[..a], &doc[b..])).unwrap();
-            return;
+        let mut doc = std::fs::read_to_string(path).unwrap();
+        for (name, want) in [
+            ("lifecycle table", markdown()),
+            ("initial statuses", initial_markdown()),
+        ] {
+            let begin = format!("<!-- BEGIN GENERATED: {name} -->\n");
+            let end = format!("<!-- END GENERATED: {name} -->");
+            let a = doc.find(&begin).unwrap() + begin.len();
+            let b = doc.find(&end).unwrap();
+            if std::env::var_os("UPDATE_DOCS").is_some() {
+                doc = format!("{}{want}{}", &doc[..a], &doc[b..]);
+                continue;
+            }
+            assert_eq!(
+                &doc[a..b],
+                want,
+                "docs/lifecycle.md is stale ({name}): UPDATE_DOCS=1 cargo test -p recourse-gate machine"
+            );
         }
-        assert_eq!(
-            &doc[a..b],
-            want,
-            "docs/lifecycle.md is stale: UPDATE_DOCS=1 cargo test -p recourse-gate machine"
-        );
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, doc).unwrap();
+        }
     }
 
     /// Every (status, step) pair, legal or refused, answered by the table:

@@ -16,6 +16,7 @@ mod evaluate;
 mod execute;
 mod freeze;
 pub mod machine;
+pub mod mode;
 mod recovery;
 mod review;
 mod rollback;
@@ -52,6 +53,7 @@ use crate::audit::AuditDraft;
 use crate::auth::Caller;
 use crate::error::GateError;
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, NotifyConfig, NotifyError};
 use crate::store::Store;
 
 /// What a deployment decides about its gate.
@@ -113,7 +115,8 @@ pub struct Gate {
     store: Arc<dyn Store>,
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
     config: GateConfig,
-    events: broadcast::Sender<GateEvent>,
+    /// What `GET /v1/events` streams: the audit trail, tailed.
+    feed: crate::feed::Feed,
     /// The catalog graph, read afresh when the store's catalog version
     /// moves past it, grown in place by this gate's own additions.
     catalog: catalog_cache::CatalogCache,
@@ -125,6 +128,9 @@ pub struct Gate {
     attempts: Mutex<HashMap<String, u32>>,
     /// Section 10: what a secret looks like, with the operator's names.
     masker: Masker,
+    /// Webhooks told about writes that need a person (see
+    /// [`crate::notify`]); none unless configured.
+    notifier: Option<Notifier>,
     pub metrics: Metrics,
 }
 
@@ -193,20 +199,31 @@ impl Gate {
         config: GateConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let (events, _) = broadcast::channel(1024);
         let masker = Masker::new(config.redact_keys.iter().cloned());
         Self {
             store,
             connectors: connectors.into_iter().map(|c| (c.name(), c)).collect(),
             config,
-            events,
+            feed: crate::feed::Feed::default(),
             catalog: catalog_cache::CatalogCache::default(),
             clock,
             instance: random_id("gate"),
             attempts: Mutex::new(HashMap::new()),
             masker,
+            notifier: None,
             metrics: Metrics::new(),
         }
+    }
+
+    /// Starts notifying `config`'s webhooks (inside a Tokio runtime): the
+    /// delivery task masks with this gate's masker and audits in its store.
+    pub fn with_notifications(mut self, config: NotifyConfig) -> Result<Self, NotifyError> {
+        self.notifier = Some(Notifier::start(
+            config,
+            self.store.clone(),
+            self.masker.clone(),
+        )?);
+        Ok(self)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -217,8 +234,12 @@ impl Gate {
         &self.config
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<GateEvent> {
-        self.events.subscribe()
+    /// The live events from now on, of every gate sharing the store (see
+    /// [`crate::feed`]).
+    pub async fn subscribe(
+        &self,
+    ) -> Result<broadcast::Receiver<GateEvent>, crate::error::GateError> {
+        Ok(self.feed.subscribe(&self.store).await?)
     }
 
     pub fn connector_names(&self) -> Vec<&'static str> {
@@ -233,13 +254,15 @@ impl Gate {
         self.connectors.get(name).cloned()
     }
 
+    /// Announces a change just appended to the audit trail: the event
+    /// feed reads it now (the event itself comes from the entry, see
+    /// [`crate::feed`]), and the notifier picks what calls for a message
+    /// (and only queues it).
     fn emit(&self, kind: &str, write: Option<&WriteRecord>) {
-        let _ = self.events.send(GateEvent {
-            kind: kind.to_string(),
-            write_id: write.map(|w| w.id.clone()),
-            status: write.map(|w| w.status),
-            at: self.now(),
-        });
+        if let (Some(notifier), Some(rec)) = (&self.notifier, write) {
+            notifier.offer(kind, rec);
+        }
+        self.feed.wake();
     }
 
     /// The freeze switch as stored; an undecodable state is an error (the
@@ -300,11 +323,9 @@ impl Gate {
             actor: actor.to_string(),
             note: note.clone(),
         });
-        if !secrets::keeps_sealed(to) {
-            // In the same compare-and-set as the move: no connector call
-            // follows, so the raw proposal goes.
-            record.sealed_proposal = None;
-        }
+        // In the same compare-and-set as the move: what no connector call
+        // that may follow needs goes now.
+        self.reseal(&mut record);
         self.mask_record(&mut record);
         let mut body = self.redacted(&body);
         if let Value::Object(map) = &mut body {

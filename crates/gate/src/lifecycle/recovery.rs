@@ -112,6 +112,11 @@ impl Gate {
         };
         let raw = match self.raw_proposal(&rec) {
             Ok(raw) => raw,
+            // Not tampered with as far as this gate can tell: a gate with
+            // that key can ask; this one waits.
+            Err(e @ super::seal::SealError::OtherKey { .. }) => {
+                return self.wait(rec, version, actor, e.to_string()).await;
+            }
             Err(e) => {
                 // Whether it ran cannot be asked without the proposal as
                 // submitted: a person decides, and nothing runs.

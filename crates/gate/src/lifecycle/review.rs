@@ -6,6 +6,7 @@ use recourse_client::{Approval, Permission, WriteRecord, WriteStatus};
 use serde_json::json;
 
 use super::{Gate, Move, Step, CAS_RETRIES};
+use crate::audit::AuditDraft;
 use crate::auth::Caller;
 use crate::error::GateError;
 use crate::store::WriteFilter;
@@ -56,6 +57,18 @@ impl Gate {
                     "already_approved",
                     format!("`{}` approved write `{id}` already", caller.name),
                 ));
+            }
+            // Friction matches the stakes: checked here, so no client
+            // (console, CLI, a script on the API) can approve without one.
+            if let Some(why) = recourse_client::high_stakes(&rec.connector, &rec.decision) {
+                if comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    return Err(GateError::ReasonRequired {
+                        field: "comment".into(),
+                        message: format!(
+                            "approving write `{id}` needs a written reason ({why}): say why in `comment`"
+                        ),
+                    });
+                }
             }
             rec.approvals.push(Approval {
                 by: caller.name.clone(),
@@ -113,7 +126,7 @@ impl Gate {
     ) -> Result<WriteRecord, GateError> {
         let raw = match self.submitted_proposal(&rec).await? {
             Ok(raw) => raw,
-            Err(why) => return self.refuse_mismatch(rec, version, why).await,
+            Err(why) => return self.not_opened(rec, version, actor, why).await,
         };
         let Some(connector) = self.connector(&rec.connector) else {
             let why = self.missing_connector(&rec.connector);
@@ -196,6 +209,7 @@ impl Gate {
             })
             .await?;
         let now = self.now();
+        let lead = self.notifier.as_ref().map(|n| n.expiry_lead());
         let mut n = 0;
         for rec in held {
             if rec.expires_at.is_some_and(|t| t <= now) {
@@ -205,8 +219,44 @@ impl Gate {
                         n += 1;
                     }
                 }
+            } else if lead.is_some_and(|lead| rec.expires_at.is_some_and(|t| t <= now + lead)) {
+                self.expiring_soon(&rec).await?;
             }
         }
         Ok(n)
+    }
+
+    /// A hold expires within the notifier's lead and nobody has decided:
+    /// once per hold (its expiry), an audit entry `write.expiring` and a
+    /// message. The trail is asked so that a restart (or another gate on
+    /// the store) does not announce it again; this process remembers what
+    /// it announced so the trail is asked once.
+    async fn expiring_soon(&self, rec: &WriteRecord) -> Result<(), GateError> {
+        let Some(notifier) = &self.notifier else {
+            return Ok(());
+        };
+        if !notifier.first_expiring(rec, self.now()) {
+            return Ok(());
+        }
+        let expires_at = serde_json::json!(rec.expires_at);
+        let announced = self
+            .store
+            .audit_entry_for(&rec.id, crate::notify::EXPIRING)
+            .await?
+            .is_some_and(|e| e.body.get("expires_at") == Some(&expires_at));
+        if announced {
+            return Ok(());
+        }
+        let body = serde_json::json!({"expires_at": expires_at});
+        self.store
+            .append_audit(AuditDraft::new(
+                "gate",
+                crate::notify::EXPIRING,
+                Some(&rec.id),
+                body,
+            ))
+            .await?;
+        self.emit(crate::notify::EXPIRING, Some(rec));
+        Ok(())
     }
 }

@@ -87,6 +87,9 @@ impl Gate {
                     .restore(&rec.id, &raw, &capture, rec.outcome.as_ref(), force)
                     .await
             }
+            Err(e @ super::seal::SealError::OtherKey { .. }) => {
+                return self.wait(rec, version, actor, e.to_string()).await;
+            }
             // Nothing is sent with a proposal that is not the one submitted.
             Err(e) => Err(ConnectorError::Io(e.to_string())),
         };

@@ -20,7 +20,12 @@ use recourse_core::Proposal;
 use sha2::{Digest, Sha256};
 
 /// The format tag of a sealed proposal: a future scheme gets a new one.
-const TAG: &str = "xc20p1:";
+/// `xc20p2:KEYID:BASE64` names the key that sealed it, so a gate started
+/// with another key says which key a write needs (and waits for it)
+/// instead of taking the write for tampered; `xc20p1:BASE64`, written
+/// before, is still opened.
+const TAG: &str = "xc20p2:";
+const TAG_V1: &str = "xc20p1:";
 const NONCE_LEN: usize = 24;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +34,13 @@ pub enum SealError {
     Encode(String),
     #[error("the proposal could not be encrypted")]
     Encrypt,
-    /// Tampered with, sealed for another write, or under another key.
+    /// Tampered with, or sealed for another write.
     #[error("the sealed proposal does not open with this gate's action key ({0})")]
     Open(&'static str),
+    /// Sealed under another action key: not tampered with as far as this
+    /// gate can tell, but only a gate holding that key can open it.
+    #[error("the proposal was sealed under action key {sealed_with}, and this gate holds key {this}: start the gate with the key that sealed it (`--action-key`)")]
+    OtherKey { sealed_with: String, this: String },
 }
 
 /// The key that seals raw proposals.
@@ -107,16 +116,29 @@ impl ActionKey {
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         Ok(format!(
-            "{TAG}{}",
+            "{TAG}{}:{}",
+            self.key_id(),
             base64::engine::general_purpose::STANDARD.encode(out)
         ))
     }
 
     /// The proposal sealed for write `write_id`.
     pub fn open(&self, write_id: &str, sealed: &str) -> Result<Proposal, SealError> {
-        let body = sealed
-            .strip_prefix(TAG)
-            .ok_or(SealError::Open("unknown format"))?;
+        let body = if let Some(rest) = sealed.strip_prefix(TAG) {
+            let (key_id, body) = rest.split_once(':').ok_or(SealError::Open("no key id"))?;
+            let this = self.key_id();
+            if key_id != this {
+                return Err(SealError::OtherKey {
+                    sealed_with: key_id.to_string(),
+                    this,
+                });
+            }
+            body
+        } else {
+            sealed
+                .strip_prefix(TAG_V1)
+                .ok_or(SealError::Open("unknown format"))?
+        };
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(body)
             .map_err(|_| SealError::Open("not base64"))?;
@@ -157,19 +179,53 @@ mod tests {
         assert!(!sealed.contains("s3cr3t"));
         assert_eq!(key.open("w_1", &sealed).unwrap(), proposal());
         assert!(key.open("w_2", &sealed).is_err(), "moved to another write");
-        assert!(ActionKey::generate().open("w_1", &sealed).is_err());
+        let other = ActionKey::generate();
+        match other.open("w_1", &sealed) {
+            Err(SealError::OtherKey { sealed_with, this }) => {
+                assert_eq!(sealed_with, key.key_id());
+                assert_eq!(this, other.key_id());
+            }
+            r => panic!("another key must be named, got {r:?}"),
+        }
         // One flipped bit anywhere fails authentication.
+        let (key_id, b64) = sealed.strip_prefix(TAG).unwrap().split_once(':').unwrap();
         let mut bytes = base64::engine::general_purpose::STANDARD
-            .decode(sealed.strip_prefix(TAG).unwrap())
+            .decode(b64)
             .unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         let tampered = format!(
-            "{TAG}{}",
+            "{TAG}{key_id}:{}",
             base64::engine::general_purpose::STANDARD.encode(bytes)
         );
-        assert!(key.open("w_1", &tampered).is_err());
+        assert!(matches!(
+            key.open("w_1", &tampered),
+            Err(SealError::Open(_))
+        ));
+        // A key id edited to this gate's own does not help a foreign seal.
+        let relabelled =
+            other
+                .seal("w_1", &proposal())
+                .unwrap()
+                .replacen(&other.key_id(), &key.key_id(), 1);
+        assert!(matches!(
+            key.open("w_1", &relabelled),
+            Err(SealError::Open(_))
+        ));
         assert!(key.open("w_1", "garbage").is_err());
+    }
+
+    #[test]
+    fn a_seal_written_before_key_ids_still_opens() {
+        let key = ActionKey::generate();
+        let v2 = key.seal("w_1", &proposal()).unwrap();
+        let v1 = v2.replacen(&format!("{TAG}{}:", key.key_id()), TAG_V1, 1);
+        assert!(v1.starts_with(TAG_V1));
+        assert_eq!(key.open("w_1", &v1).unwrap(), proposal());
+        assert!(matches!(
+            ActionKey::generate().open("w_1", &v1),
+            Err(SealError::Open(_))
+        ));
     }
 
     #[test]

@@ -21,16 +21,29 @@ use serde::Serialize;
 use super::{Gate, SealError};
 
 /// Whether a write in `status` keeps its sealed proposal.
-pub(crate) fn keeps_sealed(status: WriteStatus) -> bool {
+pub(crate) fn keeps_sealed(status: WriteStatus) -> Sealed {
     use WriteStatus as S;
     match status {
-        // It may still run.
-        S::Held | S::Approved | S::Executing => true,
-        // It ran: a rollback may still call the connector with it.
-        S::Executed | S::OutcomeUnknown | S::RollingBack | S::RollbackFailed => true,
+        // It may still run, or whether it ran is still to be asked (with
+        // the proposal as submitted).
+        S::Held | S::Approved | S::Executing | S::OutcomeUnknown => Sealed::Whole,
+        // It ran: its action is not needed again (a connector restores from
+        // its own capture, given the masked action); a rollback may still
+        // send what the proposal's compensating steps declare.
+        S::Executed | S::RollingBack | S::RollbackFailed => Sealed::RollbackOnly,
         // Nothing will call a connector for it again.
-        S::Rejected | S::Expired | S::Refused | S::Failed | S::RolledBack => false,
+        S::Rejected | S::Expired | S::Refused | S::Failed | S::RolledBack => Sealed::Nothing,
     }
+}
+
+/// How much of the raw proposal a write in some status keeps sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sealed {
+    Whole,
+    /// The masked action with the raw rollback steps; nothing at all when
+    /// those steps carry no secret.
+    RollbackOnly,
+    Nothing,
 }
 
 impl Gate {
@@ -103,6 +116,44 @@ impl Gate {
         rec.proposal = self.masked_proposal(raw);
         self.mask_record(rec);
         Ok(())
+    }
+
+    /// What `rec` (in its new status) keeps sealed, in the compare-and-set
+    /// that moves it. Once a write has run, its raw action (file contents,
+    /// the request's credentials, the intent's) goes: what stays is the
+    /// masked proposal with its compensating steps as submitted, and only
+    /// when those hold something masking would change. A seal this gate cannot open (another
+    /// key) is kept as it is: it is not this gate's to drop.
+    pub(crate) fn reseal(&self, rec: &mut WriteRecord) {
+        match keeps_sealed(rec.status) {
+            Sealed::Whole => {}
+            Sealed::Nothing => rec.sealed_proposal = None,
+            Sealed::RollbackOnly => {
+                let Some(sealed) = &rec.sealed_proposal else {
+                    return;
+                };
+                let Ok(raw) = self.config.action_key.open(&rec.id, sealed) else {
+                    return;
+                };
+                let masked = self.masked_proposal(&raw);
+                if masked.rollback == raw.rollback {
+                    // Nothing in the steps needs sealing: the masked
+                    // proposal the record holds is all a rollback gets.
+                    rec.sealed_proposal = None;
+                    return;
+                }
+                let kept = Proposal {
+                    rollback: raw.rollback.clone(),
+                    ..masked
+                };
+                if kept == raw {
+                    return; // Already the reduced form.
+                }
+                // Never keep more than allowed: should sealing fail, the
+                // rollback gets the masked steps.
+                rec.sealed_proposal = self.config.action_key.seal(&rec.id, &kept).ok();
+            }
+        }
     }
 
     /// A record as a caller sees it: masked (a write stored before
@@ -228,9 +279,10 @@ mod tests {
         assert!(!in_clear(&w.everything().await));
         let shown = w.gate.get(&who("bot", Role::Agent), &rec.id).await.unwrap();
         assert!(!in_clear(&serde_json::to_string(&shown).unwrap()));
-        // It ran: the sealed proposal stays for a rollback, which gets the
-        // raw proposal again, and goes with it.
-        assert!(w.sealed(&rec.id).await);
+        // It ran: its raw action goes (nothing in its rollback steps needs
+        // sealing here), and a rollback restores from the capture with the
+        // masked action.
+        assert!(!w.sealed(&rec.id).await);
         let back = w
             .gate
             .rollback(
@@ -243,7 +295,7 @@ mod tests {
             .unwrap();
         assert_eq!(back.status, WriteStatus::RolledBack);
         let last = w.fake.proposals.lock().unwrap().last().cloned().unwrap();
-        assert_eq!(last.action["password"], PASSWORD);
+        assert_eq!(last.action["password"], "[redacted]");
         assert!(!w.sealed(&rec.id).await);
 
         // The same key and body: the first write, the comparison on the
@@ -297,10 +349,101 @@ mod tests {
         assert!(!in_clear(&w.everything().await));
     }
 
+    #[tokio::test]
+    async fn once_run_only_the_compensating_steps_stay_sealed() {
+        let w = world();
+        w.store
+            .upsert_catalog(
+                &Catalog {
+                    resources: vec![resource("fake:c", "customer")],
+                    edges: Vec::new(),
+                },
+                true,
+                None,
+            )
+            .await
+            .unwrap();
+        let mut b = body("c", None);
+        b["rollback"] = json!({"steps": [{"restores": ["fake:c"],
+            "op": {"connector": "fake", "op": "undo", "token": SECRET}}]});
+        let (rec, _) = w.gate.submit(&who("bot", Role::Agent), b).await.unwrap();
+        assert_eq!(rec.status, WriteStatus::Held, "{:?}", rec.history);
+        let rec = w
+            .gate
+            .approve(
+                &who("rev1", Role::Reviewer),
+                &rec.id,
+                Some("checked".into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rec.status, WriteStatus::Executed, "{:?}", rec.history);
+        let (stored, _) = w.store.write(&rec.id).await.unwrap().unwrap();
+        assert!(
+            stored.sealed_proposal.is_some(),
+            "the step's token is needed to roll back"
+        );
+        let kept = w.gate.raw_proposal(&stored).unwrap();
+        assert_eq!(kept.action["password"], "[redacted]", "the raw action went");
+        assert!(!kept.intent.contains(PASSWORD), "{}", kept.intent);
+        assert_eq!(kept.action["headers"]["Authorization"], "[redacted]");
+        assert_eq!(kept.rollback.steps[0].op["token"], SECRET);
+        assert!(!in_clear(&w.everything().await));
+        w.gate
+            .rollback(
+                &who("lead", Role::IncidentLead),
+                &rec.id,
+                "test".into(),
+                false,
+            )
+            .await
+            .unwrap();
+        let last = w.fake.proposals.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last.rollback.steps[0].op["token"], SECRET);
+        assert!(!w.sealed(&rec.id).await);
+    }
+
+    #[tokio::test]
+    async fn a_gate_holding_another_action_key_waits_and_names_the_key() {
+        let w = world();
+        let id = w.held("k").await;
+        let other = crate::Gate::with_clock(
+            w.store.clone(),
+            vec![w.fake.clone()],
+            crate::GateConfig {
+                action_key: super::super::seal::ActionKey::generate(),
+                ..Default::default()
+            },
+            w.clock.clone(),
+        );
+        let rec = other
+            .approve(&who("rev1", Role::Reviewer), &id, Some("checked".into()))
+            .await
+            .unwrap();
+        assert_eq!(rec.status, WriteStatus::Approved, "{:?}", rec.history);
+        let waiting = rec.waiting.clone().unwrap_or_default();
+        assert!(
+            waiting.contains(&w.gate.config.action_key.key_id()),
+            "names the key that sealed it: {waiting}"
+        );
+        assert_eq!(
+            w.fake.executions.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert!(w.sealed(&id).await, "not dropped: not this gate's to drop");
+        let audit = w.store.audit(0, 100_000).await.unwrap();
+        assert!(!audit.iter().any(|e| e.action == "write.mismatch"));
+        // A gate with the key runs it.
+        w.clock.advance(Duration::hours(1));
+        w.gate.sweep().await.unwrap();
+        let (rec, _) = w.store.write(&id).await.unwrap().unwrap();
+        assert_eq!(rec.status, WriteStatus::Executed, "{:?}", rec.history);
+    }
+
     async fn refused_when(w: &World, id: &str) {
         let rec = w
             .gate
-            .approve(&who("rev1", Role::Reviewer), id, None)
+            .approve(&who("rev1", Role::Reviewer), id, Some("reviewed".into()))
             .await
             .unwrap();
         assert_eq!(rec.status, WriteStatus::Failed, "{:?}", rec.history);
@@ -360,7 +503,7 @@ mod tests {
         w.store.put_write_raw(rec);
         let rec = w
             .gate
-            .approve(&who("rev1", Role::Reviewer), &id, None)
+            .approve(&who("rev1", Role::Reviewer), &id, Some("reviewed".into()))
             .await
             .unwrap();
         assert_eq!(rec.status, WriteStatus::Executed, "{:?}", rec.history);

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use recourse_client::{Explained, Permission, Transition, WriteRecord, WriteStatus};
+use recourse_client::{
+    Explained, GateMode, ObservedHold, Permission, Transition, WriteRecord, WriteStatus,
+};
 use recourse_connector::{Connector, ConnectorError};
 use recourse_core::{
     Catalog, CatalogGraph, Decision, Proposal, Reach, Reason, ReasonCode, Resource, Verdict,
@@ -115,6 +117,13 @@ impl Gate {
             .await?;
         self.metrics
             .observe_decision(decision.decision, started.elapsed());
+        // The mode matters only to a hold, and not while frozen (a freeze
+        // holds everything): the store is asked only then.
+        let mode = if decision.decision == Verdict::Hold && !frozen {
+            self.submission_mode().await
+        } else {
+            GateMode::Enforce
+        };
         let note = frozen.then(|| "the gate is frozen".to_string());
         let record = self.new_record(
             id.clone(),
@@ -124,6 +133,7 @@ impl Gate {
             submitted_hash,
             decision,
             note,
+            mode,
         )?;
         let status = record.status;
         let draft = AuditDraft::new(
@@ -132,7 +142,7 @@ impl Gate {
             Some(&id),
             json!({"status": status, "proposal": self.redacted(&serde_json::to_value(&record.proposal).unwrap_or_default()),
                    "decision": record.decision, "proposal_hash": record.proposal_hash,
-                   "decision_hash": record.decision_hash}),
+                   "decision_hash": record.decision_hash, "observed_hold": record.observed_hold}),
         );
         match self.insert_pending(&record, draft).await? {
             Inserted::Existing(existing) => {
@@ -173,11 +183,12 @@ impl Gate {
                 },
             }),
             Planned::Ready {
+                name,
                 connector,
                 proposal,
                 additions,
-                ..
             } => {
+                self.explain_scope(caller, &name, &proposal)?;
                 // The additions are simulated on a copy of the graph
                 // (O(catalog), but nothing is stored).
                 let own = if additions.resources.is_empty() && additions.edges.is_empty() {
@@ -352,6 +363,7 @@ impl Gate {
             submitted_hash,
             decision,
             None,
+            GateMode::Enforce,
         )?;
         let draft = AuditDraft::new(
             &caller.name,
@@ -369,8 +381,9 @@ impl Gate {
         Ok((record, true))
     }
 
-    /// A new write as decided: its status from the verdict, and what follows
-    /// from the decision set by [`Gate::adopt`].
+    /// A new write as decided: its status from the verdict and the mode
+    /// ([`machine::initial`]), and what follows from the decision set by
+    /// [`Gate::adopt`]. A hold that observe mode lets run is marked so.
     #[expect(clippy::too_many_arguments, reason = "a new write is all of these")]
     fn new_record(
         &self,
@@ -381,9 +394,33 @@ impl Gate {
         submitted_hash: String,
         decision: Decision<'static>,
         note: Option<String>,
+        mode: GateMode,
     ) -> Result<WriteRecord, GateError> {
         let now = self.now();
-        let status = machine::initial(decision.decision);
+        let status = machine::initial(decision.decision, mode);
+        let observed = machine::observed_hold(decision.decision, mode).then(|| {
+            let mut reason_codes: Vec<_> = decision.reasons.iter().map(|r| r.code).collect();
+            reason_codes.sort();
+            reason_codes.dedup();
+            ObservedHold {
+                at: now,
+                reason_codes,
+            }
+        });
+        let note = match &observed {
+            Some(o) => Some(format!(
+                "observe mode: enforcement would have held it ({}); it runs without a person",
+                o.reason_codes
+                    .iter()
+                    .map(|c| serde_json::to_value(c)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => note,
+        };
         // Nothing ever runs a refused proposal: the store keeps it bounded.
         let proposal = if decision.decision == Verdict::Refuse {
             crate::limits::bound_refused(proposal)
@@ -411,6 +448,7 @@ impl Gate {
             updated_at: now,
             expires_at: None,
             required_approvals: 0,
+            approval_needs_reason: true,
             approvals: Vec::new(),
             history: vec![Transition {
                 at: now,
@@ -423,10 +461,16 @@ impl Gate {
             outcome: None,
             rollback: None,
             waiting: None,
+            observed_hold: None,
             actions: Vec::new(),
             sealed_proposal: None,
         };
         self.adopt(&mut record, decision);
+        if observed.is_some() {
+            // It runs now: no hold to expire.
+            record.expires_at = None;
+            record.observed_hold = observed;
+        }
         // Section 10: from here on the record is masked; the raw proposal
         // is kept sealed while something may still run it.
         let raw = record.proposal.clone();

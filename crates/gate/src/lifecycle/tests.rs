@@ -78,6 +78,11 @@ fn reviewer(n: u8) -> Caller {
 fn lead() -> Caller {
     who("lead", Role::IncidentLead)
 }
+/// A reviewer's written reason: the writes here are mostly borne by a
+/// customer or a patient, where the gate refuses an approval without one.
+fn why() -> Option<String> {
+    Some("checked with the team".into())
+}
 
 /// The moves the audit trail recorded: (from, action, to).
 async fn moves(store: &MemoryStore) -> BTreeSet<(String, String, String)> {
@@ -119,9 +124,9 @@ async fn every_legal_move_is_exercised() {
     let b = w.submit("pat").await;
     assert_eq!(b.status, WriteStatus::Held);
     assert_eq!(b.required_approvals, 2);
-    let b1 = w.gate.approve(&reviewer(1), &b.id, None).await.unwrap();
+    let b1 = w.gate.approve(&reviewer(1), &b.id, why()).await.unwrap();
     assert_eq!(b1.status, WriteStatus::Held);
-    let b2 = w.gate.approve(&reviewer(2), &b.id, None).await.unwrap();
+    let b2 = w.gate.approve(&reviewer(2), &b.id, why()).await.unwrap();
     assert_eq!(b2.status, WriteStatus::Executed);
 
     // Reject; expire.
@@ -138,7 +143,7 @@ async fn every_legal_move_is_exercised() {
     // Re-hold: the context changes between hold and approval.
     let e = w.submit("cust").await;
     w.catalog(&[], &[("fake:cust", "other:p")]).await;
-    let e = w.gate.approve(&reviewer(1), &e.id, None).await.unwrap();
+    let e = w.gate.approve(&reviewer(1), &e.id, why()).await.unwrap();
     assert_eq!(e.status, WriteStatus::Held);
 
     // Approved on a gate without the connector: waits, approved.
@@ -146,7 +151,7 @@ async fn every_legal_move_is_exercised() {
     let f = w.submit("cust2").await;
     assert_eq!(f.status, WriteStatus::Held, "{f:?}");
     let other = w.gate_without_connector();
-    let f2 = other.approve(&reviewer(1), &f.id, None).await.unwrap();
+    let f2 = other.approve(&reviewer(1), &f.id, why()).await.unwrap();
     assert_eq!(f2.status, WriteStatus::Approved);
     assert!(f2.waiting.is_some());
     w.later();
@@ -245,7 +250,7 @@ async fn every_legal_move_is_exercised() {
     let k = w.submit("cust3").await;
     assert_eq!(k.status, WriteStatus::Held);
     w.edit_stored_target(&k.id, "elsewhere", false).await;
-    let k = w.gate.approve(&reviewer(1), &k.id, None).await.unwrap();
+    let k = w.gate.approve(&reviewer(1), &k.id, why()).await.unwrap();
     assert_eq!(k.status, WriteStatus::Failed);
     push(&w.fake, |s| {
         s.execute
@@ -300,7 +305,7 @@ async fn refused_moves_change_nothing() {
             let (_, version) = w.store.write(&rec.id).await.unwrap().unwrap();
             let audit_before = w.store.audit(0, 100_000).await.unwrap().len();
             let result = match step {
-                Step::Approve => w.gate.approve(&reviewer(1), &rec.id, None).await,
+                Step::Approve => w.gate.approve(&reviewer(1), &rec.id, why()).await,
                 Step::Reject => w.gate.reject(&reviewer(1), &rec.id, "r".into()).await,
                 Step::Rollback => w.gate.rollback(&lead(), &rec.id, "r".into(), false).await,
                 Step::ResolveRan => w.gate.resolve(&lead(), &rec.id, true, "r".into()).await,
@@ -348,17 +353,17 @@ async fn a_rehold_needs_the_approvals_its_new_decision_calls_for() {
     let rec = w.submit("acct").await;
     assert_eq!(rec.required_approvals, 1);
     w.catalog(&[], &[("fake:acct", "chart:7")]).await;
-    let rec = w.gate.approve(&reviewer(1), &rec.id, None).await.unwrap();
+    let rec = w.gate.approve(&reviewer(1), &rec.id, why()).await.unwrap();
     assert_eq!(rec.status, WriteStatus::Held);
     assert_eq!(rec.required_approvals, 2, "the new decision's approvals");
-    let rec = w.gate.approve(&reviewer(2), &rec.id, None).await.unwrap();
+    let rec = w.gate.approve(&reviewer(2), &rec.id, why()).await.unwrap();
     assert_eq!(
         rec.status,
         WriteStatus::Held,
         "one approval of two must not run it"
     );
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
-    let rec = w.gate.approve(&reviewer(3), &rec.id, None).await.unwrap();
+    let rec = w.gate.approve(&reviewer(3), &rec.id, why()).await.unwrap();
     assert_eq!(rec.status, WriteStatus::Executed);
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
 }
@@ -373,7 +378,7 @@ async fn an_undecodable_freeze_fails_closed() {
     w.store.plant_raw_freeze("{not json");
     let body = json!({"intent": "t", "action": {"connector": "fake", "target": "x"}});
     assert!(w.gate.submit(&agent(), body).await.is_err());
-    assert!(w.gate.approve(&reviewer(1), &held.id, None).await.is_err());
+    assert!(w.gate.approve(&reviewer(1), &held.id, why()).await.is_err());
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
     assert_eq!(w.status(&held.id).await, WriteStatus::Held);
 }
@@ -492,7 +497,7 @@ async fn a_stranded_write_is_taken_up_by_the_running_gate_once() {
         s.execute
             .push_back(Err(ConnectorError::Unavailable("db restarting".into())))
     });
-    let rec = w.gate.approve(&reviewer(1), &rec.id, None).await.unwrap();
+    let rec = w.gate.approve(&reviewer(1), &rec.id, why()).await.unwrap();
     assert_eq!(rec.status, WriteStatus::Executing);
     assert!(rec
         .waiting
@@ -781,7 +786,7 @@ async fn an_edited_stored_write_is_refused_before_it_runs() {
         assert_eq!(held.status, WriteStatus::Held);
         w.edit_stored_target(&held.id, "other", rehash).await;
         let runs = w.fake.executions.load(Ordering::SeqCst);
-        let rec = w.gate.approve(&reviewer(1), &held.id, None).await.unwrap();
+        let rec = w.gate.approve(&reviewer(1), &held.id, why()).await.unwrap();
         assert_eq!(rec.status, WriteStatus::Failed, "rehash: {rehash}");
         assert!(rec.capture.is_none(), "nothing was captured");
         assert_eq!(
@@ -802,7 +807,7 @@ async fn an_edited_stored_write_is_refused_before_it_runs() {
     let w = world();
     w.catalog(&[("fake:cust", "customer")], &[]).await;
     let held = w.submit("cust").await;
-    let rec = w.gate.approve(&reviewer(1), &held.id, None).await.unwrap();
+    let rec = w.gate.approve(&reviewer(1), &held.id, why()).await.unwrap();
     assert_eq!(rec.status, WriteStatus::Executed);
 }
 
@@ -834,4 +839,101 @@ async fn each_evidence_item_says_who_verified_it_and_how() {
         )
     );
     assert_eq!(by("agent-says"), (EvidenceStatus::Unverifiable, None));
+}
+
+/// Friction matches the stakes: a write a customer bears is not approved
+/// without a written reason; the refusal is a 422 naming `comment`, and
+/// leaves the write, its approvals and the audit trail as they were.
+#[tokio::test]
+async fn a_third_party_approval_without_a_reason_is_refused_and_changes_nothing() {
+    let w = world();
+    w.catalog(&[("fake:cust", "customer")], &[]).await;
+    let held = w.submit("cust").await;
+    assert_eq!(held.status, WriteStatus::Held);
+    assert!(held.approval_needs_reason);
+    assert!(held.summary().approval_needs_reason);
+    let audit = w.store.audit(0, 100_000).await.unwrap().len();
+    for comment in [None, Some(String::new()), Some(" \n\t".into())] {
+        let err = w
+            .gate
+            .approve(&reviewer(1), &held.id, comment.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, GateError::ReasonRequired { field, .. } if field == "comment"),
+            "{comment:?}: {err:?}"
+        );
+        assert_eq!((err.status(), err.code()), (422, "reason_required"));
+        assert_eq!(err.field(), Some("comment"));
+        assert!(err.public_message().contains("a customer pays"), "{err}");
+    }
+    let (rec, _) = w.store.write(&held.id).await.unwrap().unwrap();
+    assert_eq!(rec.status, WriteStatus::Held);
+    assert!(rec.approvals.is_empty());
+    assert_eq!(w.store.audit(0, 100_000).await.unwrap().len(), audit);
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+
+    let rec = w
+        .gate
+        .approve(
+            &reviewer(1),
+            &held.id,
+            Some("the customer asked in ticket 88".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed);
+    assert_eq!(
+        rec.approvals[0].comment.as_deref(),
+        Some("the customer asked in ticket 88")
+    );
+}
+
+/// Reaching something external needs a reason too, whoever bears it; an
+/// institution-borne write inside our systems keeps the quick approval.
+#[tokio::test]
+async fn an_external_reach_needs_a_reason_and_an_institution_write_does_not() {
+    let w = world();
+    let add = Catalog {
+        resources: vec![
+            resource("fake:letter", "institution"),
+            serde_json::from_value(json!({"id": "mail:out", "reach": "external"})).unwrap(),
+            resource("fake:ledger", "institution"),
+            serde_json::from_value(json!({"id": "report:monthly", "reach": "observed"})).unwrap(),
+        ],
+        edges: [
+            ("fake:letter", "mail:out"),
+            ("fake:ledger", "report:monthly"),
+        ]
+        .iter()
+        .map(|(f, t)| serde_json::from_value::<Edge>(json!({"from": f, "to": t})).unwrap())
+        .collect(),
+    };
+    w.store.upsert_catalog(&add, true, None).await.unwrap();
+
+    let letter = w.submit("letter").await;
+    assert_eq!(letter.status, WriteStatus::Held);
+    assert!(letter.approval_needs_reason);
+    let err = w
+        .gate
+        .approve(&reviewer(1), &letter.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "reason_required", "{err}");
+    assert!(err.public_message().contains("`mail:out`"), "{err}");
+
+    let ledger = w.submit("ledger").await;
+    assert_eq!(
+        ledger.status,
+        WriteStatus::Held,
+        "report:monthly is uncovered"
+    );
+    assert!(!ledger.approval_needs_reason);
+    assert!(!ledger.summary().approval_needs_reason);
+    let rec = w
+        .gate
+        .approve(&reviewer(1), &ledger.id, None)
+        .await
+        .unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed);
 }

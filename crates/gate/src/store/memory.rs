@@ -14,12 +14,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use recourse_client::{AuditEntry, FreezeState, WriteRecord, WriteStatus, WriteSummary};
+use recourse_client::{AuditEntry, FreezeState, ModeState, WriteRecord, WriteStatus, WriteSummary};
 use recourse_core::{Catalog, Edge, Resource};
 
 use super::{
-    decode_freeze, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted, StoreError,
-    TokenRow, TokenStore, WriteFilter, WriteStore,
+    decode_freeze, decode_mode, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted,
+    StoreError, TokenRow, TokenStore, WriteFilter, WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -49,6 +49,7 @@ struct Inner {
     /// Kept as the JSON text SQLite keeps, so that a test can plant one that
     /// does not decode and see the switch fail closed.
     freeze: Option<String>,
+    mode: Option<String>,
 }
 
 /// A write as the `writes` table holds it: the columns set once at insert
@@ -589,6 +590,19 @@ impl GateStateStore for MemoryStore {
         let raw = to_json(state)?;
         let mut inner = self.lock()?;
         inner.freeze = Some(raw);
+        inner.append(audit);
+        Ok(())
+    }
+
+    async fn mode(&self) -> Result<ModeState, StoreError> {
+        let inner = self.lock()?;
+        decode_mode(inner.mode.as_deref())
+    }
+
+    async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError> {
+        let raw = to_json(state)?;
+        let mut inner = self.lock()?;
+        inner.mode = Some(raw);
         inner.append(audit);
         Ok(())
     }

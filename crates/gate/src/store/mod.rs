@@ -12,7 +12,7 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use recourse_client::{
-    AuditEntry, FreezeState, Role, TokenScope, WriteRecord, WriteStatus, WriteSummary,
+    AuditEntry, FreezeState, ModeState, Role, TokenScope, WriteRecord, WriteStatus, WriteSummary,
 };
 use recourse_core::Catalog;
 
@@ -294,6 +294,12 @@ pub trait AuditStore: Send + Sync {
         write_id: &str,
         action: &str,
     ) -> Result<Option<AuditEntry>, StoreError>;
+    /// A signal each time another process may have appended (PostgreSQL's
+    /// `NOTIFY`), for the event feed; `None` where the store has no such
+    /// signal (the feed then polls). A lost signal costs latency only.
+    async fn audit_appended(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -302,6 +308,12 @@ pub trait GateStateStore: Send + Sync {
     /// never "not frozen": the switch fails closed.
     async fn freeze(&self) -> Result<FreezeState, StoreError>;
     async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError>;
+    /// Enforce or observe: one mode for every gate on this store (the
+    /// `state` table's `mode` key; `enforce` when nobody set one). A stored
+    /// mode that does not decode is an error, never "observe".
+    async fn mode(&self) -> Result<ModeState, StoreError>;
+    /// Stores the mode with its audit entry, in one transaction.
+    async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError>;
 }
 
 /// Everything a gate keeps.
@@ -316,6 +328,19 @@ pub(crate) fn decode_freeze(raw: Option<&str>) -> Result<FreezeState, StoreError
         Some(s) => serde_json::from_str(s).map_err(|e| {
             StoreError::Corrupt(format!(
                 "the stored freeze state does not decode ({e}): the gate treats it as frozen"
+            ))
+        }),
+    }
+}
+
+/// Decodes the stored mode; a value that does not decode is an error (the
+/// gate then enforces).
+pub(crate) fn decode_mode(raw: Option<&str>) -> Result<ModeState, StoreError> {
+    match raw {
+        None => Ok(ModeState::default()),
+        Some(s) => serde_json::from_str(s).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "the stored mode does not decode ({e}): the gate enforces"
             ))
         }),
     }

@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_client::{
+    AuditEntry, FreezeState, ModeState, Role, WriteRecord, WriteStatus, WriteSummary,
+};
 use recourse_core::{Catalog, Edge, Resource};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -37,8 +39,8 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::{
-    decode_freeze, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted, StoreError,
-    TokenRow, TokenStore, WriteFilter, WriteStore,
+    decode_freeze, decode_mode, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted,
+    StoreError, TokenRow, TokenStore, WriteFilter, WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -55,6 +57,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connections per gate: the group commit needs one, reads and claims the
 /// rest.
 const MAX_CONNECTIONS: u32 = 8;
+
+/// The `NOTIFY` channel an append signals on (see [`crate::feed`]).
+const AUDIT_CHANNEL: &str = "recourse_audit";
 
 /// How many operations one commit may carry.
 const GROUP_MAX: usize = 128;
@@ -278,6 +283,12 @@ impl PostgresStore {
             .bind(to_json(&entry.body)?)
             .bind(&entry.prev_hash)
             .bind(&entry.hash)
+            .execute(&mut *tx)
+            .await?;
+        // Delivered at commit, once per transaction (equal payloads fold):
+        // every gate's event feed reads the trail now, not at its next poll.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(AUDIT_CHANNEL)
             .execute(&mut *tx)
             .await?;
         Ok(entry)
@@ -790,6 +801,37 @@ impl AuditStore for PostgresStore {
         Ok(entry)
     }
 
+    async fn audit_appended(&self) -> Option<mpsc::Receiver<()>> {
+        let (tx, rx) = mpsc::channel(1);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            // Reconnects on its own; while it cannot, the feed polls.
+            loop {
+                let listening = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen(AUDIT_CHANNEL).await?;
+                    loop {
+                        listener.recv().await?;
+                        if tx.try_send(()).is_err() && tx.is_closed() {
+                            return Ok::<(), sqlx::Error>(());
+                        }
+                    }
+                };
+                match listening.await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "listening for audit appends; retrying");
+                        if tx.is_closed() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Some(rx)
+    }
+
     async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         self.ready().await?;
         let rows = sqlx::query("SELECT seq, at, actor, action, write_id, body, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
@@ -844,6 +886,27 @@ impl GateStateStore for PostgresStore {
         self.ready().await?;
         let mut tx = begin_appending(&self.pool).await?;
         sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(to_json(state)?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mode(&self) -> Result<ModeState, StoreError> {
+        self.ready().await?;
+        let row = sqlx::query("SELECT value FROM state WHERE key = 'mode'")
+            .fetch_optional(&self.pool)
+            .await?;
+        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        decode_mode(raw.as_deref())
+    }
+
+    async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError> {
+        self.ready().await?;
+        let mut tx = begin_appending(&self.pool).await?;
+        sqlx::query("INSERT INTO state (key, value) VALUES ('mode', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(to_json(state)?)
             .execute(&mut *tx)
             .await?;

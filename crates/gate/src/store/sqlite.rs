@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use recourse_client::{AuditEntry, FreezeState, Role, WriteRecord, WriteStatus, WriteSummary};
+use recourse_client::{
+    AuditEntry, FreezeState, ModeState, Role, WriteRecord, WriteStatus, WriteSummary,
+};
 use recourse_core::{Catalog, Edge, Resource};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    decode_freeze, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted, StoreError,
-    TokenRow, TokenStore, WriteFilter, WriteStore,
+    decode_freeze, decode_mode, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted,
+    StoreError, TokenRow, TokenStore, WriteFilter, WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -706,6 +708,25 @@ impl GateStateStore for SqliteStore {
     async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(to_json(state)?)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mode(&self) -> Result<ModeState, StoreError> {
+        let row = sqlx::query("SELECT value FROM state WHERE key = 'mode'")
+            .fetch_optional(&self.reader)
+            .await?;
+        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        decode_mode(raw.as_deref())
+    }
+
+    async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO state (key, value) VALUES ('mode', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             .bind(to_json(state)?)
             .execute(&mut *tx)
             .await?;

@@ -6,7 +6,9 @@
 //! (scripts/test.sh sets it when PostgreSQL is up), and then they fail.
 
 use chrono::{DateTime, Duration, Utc};
-use recourse_client::{FreezeState, Role, TokenScope, WriteRecord, WriteStatus};
+use recourse_client::{
+    FreezeState, GateMode, ModeState, Role, TokenScope, WriteRecord, WriteStatus,
+};
 use recourse_core::{Catalog, Edge, Resource};
 use serde_json::json;
 use tempfile::TempDir;
@@ -201,6 +203,7 @@ on_every_store!(
     catalog_upsert_reports_before_after_and_applied,
     freeze_round_trips,
     freeze_fails_closed_on_a_corrupt_value,
+    mode_round_trips_and_is_audited,
     tokens_are_unique_by_name,
     audit_chain_verifies_after_a_mix_of_operations,
     audit_newest_is_newest_first,
@@ -787,6 +790,35 @@ async fn freeze_fails_closed_on_a_corrupt_value(b: &Backend) {
         .await
         .expect("set");
     assert!(!b.store().freeze().await.expect("freeze").frozen);
+}
+
+async fn mode_round_trips_and_is_audited(b: &Backend) {
+    let store = b.store();
+    // A store nobody switched enforces.
+    assert_eq!(store.mode().await.expect("mode").mode, GateMode::Enforce);
+    let observe = ModeState {
+        mode: GateMode::Observe,
+        by: Some("admin".into()),
+        at: Some(t0()),
+        reason: Some("rollout week 1".into()),
+    };
+    store
+        .set_mode(&observe, draft("gate.mode", None))
+        .await
+        .expect("set");
+    assert_eq!(store.mode().await.expect("mode"), observe);
+    // The freeze is its own key: switching the mode leaves it alone.
+    assert!(!store.freeze().await.expect("freeze").frozen);
+    let enforce = ModeState {
+        mode: GateMode::Enforce,
+        ..observe.clone()
+    };
+    store
+        .set_mode(&enforce, draft("gate.mode", None))
+        .await
+        .expect("set");
+    assert_eq!(store.mode().await.expect("mode"), enforce);
+    assert_eq!(audit_len(store).await, 2);
 }
 
 async fn tokens_are_unique_by_name(b: &Backend) {
