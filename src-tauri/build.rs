@@ -17,6 +17,8 @@ const COMMANDS: &[&str] = &[
     "freeze_state",
     "freeze",
     "resume",
+    "mode",
+    "set_mode",
     "rewind",
     "catalog",
     "resource",

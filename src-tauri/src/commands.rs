@@ -2,8 +2,8 @@
 //! what `ui/src/bindings.ts` is generated from.
 
 use recourse_client::{
-    AuditEntry, AuditVerification, FreezeState, ResourceView, RewindReport, RewindRequest,
-    WriteRecord, WriteStatus, WriteSummary,
+    AuditEntry, AuditVerification, FreezeState, GateMode, ModeState, ResourceView, RewindReport,
+    RewindRequest, WriteRecord, WriteStatus, WriteSummary,
 };
 use recourse_core::Catalog;
 use tauri::State;
@@ -128,6 +128,24 @@ pub async fn freeze(console: State<'_, Console>, reason: String) -> ConsoleResul
 #[specta::specta]
 pub async fn resume(console: State<'_, Console>) -> ConsoleResult<FreezeState> {
     console.resume().await
+}
+
+/// Enforce or observe, and who switched it when and why.
+#[tauri::command]
+#[specta::specta]
+pub async fn mode(console: State<'_, Console>) -> ConsoleResult<ModeState> {
+    console.mode().await
+}
+
+/// Admins only; `reason` is required.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_mode(
+    console: State<'_, Console>,
+    mode: GateMode,
+    reason: String,
+) -> ConsoleResult<ModeState> {
+    console.set_mode(mode, &reason).await
 }
 
 /// `request.preview` lists what would be undone without undoing it.

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use recourse_client::{
-    AuditEntry, AuditVerification, FreezeState, GateClient, ResourceView, RewindReport,
-    RewindRequest, WhoAmI, WriteRecord, WriteStatus, WriteSummary,
+    AuditEntry, AuditVerification, FreezeState, GateClient, GateMode, ModeState, ResourceView,
+    RewindReport, RewindRequest, WhoAmI, WriteRecord, WriteStatus, WriteSummary,
 };
 use recourse_core::Catalog;
 use serde::{Deserialize, Serialize};
@@ -268,6 +268,17 @@ impl Console {
 
     pub async fn resume(&self) -> ConsoleResult<FreezeState> {
         Ok(self.client().await?.resume().await?)
+    }
+
+    pub async fn mode(&self) -> ConsoleResult<ModeState> {
+        Ok(self.client().await?.mode().await?)
+    }
+
+    /// Switches the gate's mode (admins only; the gate checks). A reason is
+    /// required: it goes to the audit trail and onto every console's banner.
+    pub async fn set_mode(&self, mode: GateMode, reason: &str) -> ConsoleResult<ModeState> {
+        let reason = non_empty("reason", reason)?;
+        Ok(self.client().await?.set_mode(mode, reason).await?)
     }
 
     pub async fn rewind(&self, req: RewindRequest) -> ConsoleResult<RewindReport> {

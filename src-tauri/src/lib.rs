@@ -48,6 +48,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::freeze_state,
             commands::freeze,
             commands::resume,
+            commands::mode,
+            commands::set_mode,
             commands::rewind,
             commands::catalog,
             commands::resource,

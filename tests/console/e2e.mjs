@@ -14,6 +14,8 @@
 //   E2E_AGENT_TOKEN    (optional) an agent token: its console has no catalog
 //   E2E_OUTCOME_UNKNOWN (optional) a write whose outcome is unknown, for the
 //                      incident lead to settle (the mock gate has one)
+//   E2E_ADMIN_TOKEN, E2E_OBSERVE_PATH (optional, real gate) an admin token and
+//                      a customer's file: observe mode lets its delete run
 //   E2E_SHOTS          directory for screenshots
 // The app itself starts with RECOURSE_TOKEN = a reviewer token.
 import { remote } from "webdriverio";
@@ -415,11 +417,69 @@ try {
     await shot("14-write-dark");
   });
 
+  if (process.env.E2E_ADMIN_TOKEN && process.env.E2E_OBSERVE_PATH) {
+    await step("observe mode: every console says so, and a write it let through is marked", async () => {
+      const gate = env("E2E_GATE_URL");
+      const api = async (method, p, token, body) => {
+        const r = await fetch(`${gate}${p}`, {
+          method,
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: body ? JSON.stringify(body) : undefined,
+        });
+        const j = await r.json();
+        if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${JSON.stringify(j)}`);
+        return j;
+      };
+      const adminName = await connectAs(env("E2E_ADMIN_TOKEN"), /Admin/);
+      if ((await browser.$("html").getAttribute("data-theme")) === "dark") await (await browser.$(tid("theme"))).click();
+      await waitText(tid("mode-switch"), /Enforcing/);
+      if (await (await browser.$(tid("observe-banner"))).isExisting()) throw new Error("observe banner shown while enforcing");
+      // Switched through the API, as another admin would: the banner comes
+      // from the gate.mode event, not from a reload.
+      const why = "e2e: a week of observing before enforcing";
+      await api("PUT", "/v1/mode", env("E2E_ADMIN_TOKEN"), { mode: "observe", reason: why });
+      await waitText(tid("observe-banner"), new RegExp(`Observe mode: writes the gate would hold run without a person\\..*Switched by ${adminName}\\b.*${why}`, "s"));
+      await waitText(tid("mode-switch"), /Observing/);
+      const w = await api("POST", "/v1/writes", env("E2E_AGENT_TOKEN"), {
+        intent: "Delete closed customer account file acct-4",
+        idempotency_key: "e2e-observed",
+        action: { connector: "fs", op: "delete", path: env("E2E_OBSERVE_PATH") },
+      });
+      if (!w.observed_hold) throw new Error(`the gate did not mark the write observed: ${JSON.stringify(w).slice(0, 400)}`);
+      if (fs.existsSync(env("E2E_OBSERVE_PATH"))) {
+        await browser.waitUntil(async () => !fs.existsSync(env("E2E_OBSERVE_PATH")), { timeout: 15000, timeoutMsg: "observe mode did not run the delete" });
+      }
+      await (await browser.$(tid("nav-queue"))).click();
+      await (await browser.$(tid("tab-observed"))).click();
+      const row = await browser.$(`${tid("queue-row")}[data-write-id="${w.id}"]`);
+      await row.waitForExist({ timeout: 15000 });
+      const rows = await browser.$$(tid("queue-row"));
+      for (const r of rows) if (!(await (await r.$(tid("row-observed"))).isExisting())) throw new Error(`the Observed tab lists ${await r.getAttribute("data-write-id")}, not observed`);
+      const badge = await row.$(tid("row-observed"));
+      if (!/would have been held/.test(await badge.getText())) throw new Error("no badge on the observed row");
+      await browser.pause(300);
+      await shot("16-observed-queue");
+      await (await row.$("button.intent")).click();
+      await waitText(tid("write-observed"), /would have been held.*enforcement would have held it: .*Someone outside the institution pays/s);
+      await browser.pause(500);
+      await shot("17-observe-mode");
+      // Back to enforcing from the console: the switch asks why.
+      await (await browser.$(tid("mode-switch"))).click();
+      const submit = await browser.$(tid("mode-submit"));
+      if (await submit.isEnabled()) throw new Error("the mode switch is enabled without a reason");
+      await setText(tid("mode-reason"), "e2e: observing done");
+      await submit.click();
+      await (await browser.$(tid("observe-banner"))).waitForExist({ reverse: true, timeout: 10000 });
+      const m = await api("GET", "/v1/mode", env("E2E_ADMIN_TOKEN"));
+      if (m.mode !== "enforce" || m.reason !== "e2e: observing done") throw new Error(`mode after the switch back: ${JSON.stringify(m)}`);
+    });
+  }
+
   if (process.env.E2E_AGENT_TOKEN) {
     await step("an agent sees its queue only: no catalog, audit or rewind tab", async () => {
       await connectAs(env("E2E_AGENT_TOKEN"), /Agent/);
       await (await browser.$(tid("nav-queue"))).waitForExist();
-      for (const t of ["nav-catalog", "nav-audit", "nav-incident", "freeze-switch"]) {
+      for (const t of ["nav-catalog", "nav-audit", "nav-incident", "freeze-switch", "mode-switch"]) {
         if (await (await browser.$(tid(t))).isExisting()) throw new Error(`${t} offered to an agent`);
       }
       await shot("14b-agent");

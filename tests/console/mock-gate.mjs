@@ -416,6 +416,8 @@ const server = http.createServer((req, res) => {
       return send(res, 200, forCaller(who, w));
     }
     if (req.method === "GET" && p === "/v1/freeze") return send(res, 200, freeze);
+    // Always enforcing: observe mode is tested against the real gate only.
+    if (req.method === "GET" && p === "/v1/mode") return send(res, 200, { mode: "enforce" });
     if (req.method === "POST" && (p === "/v1/freeze" || p === "/v1/resume")) {
       if (!may("incident_lead")) return err(res, 403, "forbidden", "only incident leads freeze and resume");
       freeze = p === "/v1/freeze" ? { frozen: true, by: who.name, at: new Date().toISOString(), reason: json.reason } : { frozen: false };

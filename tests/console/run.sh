@@ -86,9 +86,10 @@ start_real_gate() {
   printf '{"intake":"0932"}\n' >"$fsroot/patients/intake-0932.json"
   printf '{"intake":"0935"}\n' >"$fsroot/patients/intake-0935.json"
   printf '{"account":"acct-3"}\n' >"$fsroot/customers/acct-3.json"
+  printf '{"account":"acct-4"}\n' >"$fsroot/customers/acct-4.json"
   printf 'day,amount\n1,100\n' >"$fsroot/ledger/jan.csv"
   local t
-  for role in reviewer incident_lead risk_officer agent; do
+  for role in reviewer incident_lead risk_officer agent admin; do
     t="$("$bin" token create --data-dir "$data" --name "e2e-$role" --role "$role" 2>>"$OUT/gate.log" | tail -1)" || return 1
     [ -n "$t" ] || { say "token create printed nothing"; return 1; }
     printf -v "TOK_$role" '%s' "$t"
@@ -138,6 +139,7 @@ start_real_gate() {
   [[ "$a" == *" held" && "$r" == *" held" && "$x" == *" executed" && "$f" == *" held" && "$s" == *" held" && "$l" == *" held" && "$p" == *" held" ]] || { say "the gate did not hold/execute as the test expects"; return 1; }
   [ ! -e "$fsroot/reports/q3" ] || { say "the executed delete left $fsroot/reports/q3 on disk"; return 1; }
   export E2E_GATE_URL="$GATE_URL" E2E_REVIEWER_TOKEN="$TOK_reviewer" E2E_INCIDENT_TOKEN="$TOK_incident_lead" E2E_RISK_TOKEN="$TOK_risk_officer" E2E_AGENT_TOKEN="$TOK_agent"
+  export E2E_ADMIN_TOKEN="$TOK_admin" E2E_OBSERVE_PATH="$fsroot/customers/acct-4.json"
   export E2E_HELD_APPROVE="${a%% *}" E2E_HELD_REJECT="${r%% *}" E2E_EXECUTED="${x%% *}" E2E_HELD_FROZEN="${f%% *}"
   export E2E_HELD_REASONS="${s%% *}" E2E_HELD_LOW="${l%% *}" E2E_HELD_PARTIAL="${p%% *}"
   export E2E_CATALOG_SEARCH="acct-1" E2E_CATALOG_RESOURCE="crm:acct-1" E2E_CATALOG_REACHED_BY="fs:$fsroot/customers/acct-1.json" E2E_CATALOG_REACHES="mail:acct-1-closure"

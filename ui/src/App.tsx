@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { call, commands, events } from "./api";
-import type { ConsoleError, Connected, FreezeState, LinkState, WriteSummary } from "./api";
+import type { ConsoleError, Connected, FreezeState, LinkState, ModeState, WriteSummary } from "./api";
 import { abilities, roleLabel, tabsFor, type Tab } from "./logic/roles";
-import { describeError, frozenText, linkDownText } from "./logic/text";
+import { describeError, frozenText, linkDownText, observeText } from "./logic/text";
+import { observedOnly } from "./logic/queue";
 import { ConnectView } from "./views/ConnectView";
 import { QueueView, type StatusTab } from "./views/QueueView";
 import { WriteView } from "./views/WriteView";
@@ -10,6 +11,7 @@ import { CatalogView } from "./views/CatalogView";
 import { AuditView } from "./views/AuditView";
 import { IncidentView } from "./views/IncidentView";
 import { FreezeSwitch } from "./views/FreezeSwitch";
+import { ModeSwitch } from "./views/ModeSwitch";
 
 export type Page =
   | { page: "queue" }
@@ -54,6 +56,7 @@ export function App() {
   const [statusTab, setStatusTab] = useState<StatusTab>("held");
   const [queueIds, setQueueIds] = useState<string[]>([]);
   const [freeze, setFreeze] = useState<FreezeState | null>(null);
+  const [mode, setMode] = useState<ModeState | null>(null);
   const [tick, setTick] = useState(0);
   const refreshTimer = useRef<number | null>(null);
 
@@ -79,9 +82,12 @@ export function App() {
   }, []);
 
   const loadWrites = useCallback(async () => {
-    const r = await call(commands.listWrites(statusTab === "all" ? null : statusTab));
+    // "Observed" is every write observe mode ran although enforcement
+    // would have held it, whatever its status now.
+    const all = statusTab === "all" || statusTab === "observed";
+    const r = await call(commands.listWrites(all ? null : statusTab));
     if (r.status === "ok") {
-      setWrites(r.data);
+      setWrites(statusTab === "observed" ? observedOnly(r.data) : r.data);
       setWritesError(null);
       noteOk();
     } else {
@@ -96,11 +102,20 @@ export function App() {
     else noteError(r.error);
   }, [noteError]);
 
+  // Refreshed with everything else on every gate event (a switch streams
+  // as `gate.mode`), so every console's banner follows the mode.
+  const loadMode = useCallback(async () => {
+    const r = await call(commands.mode());
+    if (r.status === "ok") setMode(r.data);
+    else noteError(r.error);
+  }, [noteError]);
+
   useEffect(() => {
     if (!conn) return;
     loadWrites();
     loadFreeze();
-  }, [conn, loadWrites, loadFreeze, tick]);
+    loadMode();
+  }, [conn, loadWrites, loadFreeze, loadMode, tick]);
 
   // Live updates: the host re-emits the gate's SSE; coalesce bursts.
   useEffect(() => {
@@ -168,6 +183,7 @@ export function App() {
           ))}
         </nav>
         <span className="spacer" />
+        {can.switchMode && <ModeSwitch state={mode} onChanged={setMode} onError={noteError} />}
         <FreezeSwitch state={freeze} canToggle={can.freeze} onChanged={setFreeze} onError={noteError} />
         <span className="who" title={storeText(conn)} data-testid="who">
           {conn.who.name} · <strong>{roleLabel(conn.who.role)}</strong>
@@ -197,6 +213,12 @@ export function App() {
       {freeze?.frozen && (
         <div className="banner frozen" role="status" data-testid="frozen-banner">
           <strong>The gate is frozen.</strong> {frozenText(freeze)}. Nothing runs and nothing can be approved until an incident lead resumes it.
+        </div>
+      )}
+      {mode?.mode === "observe" && (
+        <div className="banner observe" role="status" data-testid="observe-banner">
+          <strong>Observe mode: writes the gate would hold run without a person.</strong> {observeText(mode)}. They are marked “would have been
+          held”; the Observed tab lists them.
         </div>
       )}
       {(gateDown || linkDown) && (

@@ -135,6 +135,28 @@ async resume() : Promise<Result<FreezeState, ConsoleError>> {
 }
 },
 /**
+ * Enforce or observe, and who switched it when and why.
+ */
+async mode() : Promise<Result<ModeState, ConsoleError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("mode") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Admins only; `reason` is required.
+ */
+async setMode(mode: GateMode, reason: string) : Promise<Result<ModeState, ConsoleError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("set_mode", { mode, reason }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * `request.preview` lists what would be undone without undoing it.
  */
 async rewind(request: RewindRequest) : Promise<Result<RewindReport, ConsoleError>> {
@@ -360,6 +382,21 @@ export type GateEvent = {
  * it back as `Last-Event-ID` to resume after it).
  */
 seq?: number; kind: string; write_id?: string | null; status?: WriteStatus | null; at: string }
+/**
+ * How the gate treats a write its decision holds. One mode for every gate
+ * on a store; only an admin switches it, and each switch is audited.
+ */
+export type GateMode = 
+/**
+ * A write the decision holds waits for a person.
+ */
+"enforce" | 
+/**
+ * A write the decision holds is captured and run like a `proceed`,
+ * and marked (`observed_hold`): nobody looks at it before it runs.
+ * Refusals still refuse and a freeze still holds everything.
+ */
+"observe"
 export type JsonValue = null | boolean | number | string | JsonValue[] | Partial<{ [key in string]: JsonValue }>
 /**
  * The live event stream came up or went down.
@@ -373,6 +410,11 @@ export type LinkState = { state: "live" } |
  * Lost; the console retries on its own.
  */
 { state: "down"; message: string }
+/**
+ * The gate's mode as stored: which, set by whom, when and why (none of
+ * these for a store nobody switched).
+ */
+export type ModeState = { mode: GateMode; by?: string | null; at?: string | null; reason?: string | null }
 export type Neighbour = { resource: Resource; why?: string | null; 
 /**
  * True for `fs:` containment rather than a declared edge.

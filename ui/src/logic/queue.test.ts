@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { WriteSummary } from "../bindings";
 import {
+  observedOnly,
   approvalsText,
   compareQueue,
   countQueue,
@@ -167,5 +168,12 @@ describe("row wording", () => {
     // Four fit: a "+1" would take the room of the chip it hides.
     expect(reasonChips(["external", "uncovered", "manual_step", "frozen"]).more).toEqual([]);
     expect(reasonChips(["uncovered", "uncovered"]).shown).toEqual(["uncovered"]);
+  });
+});
+
+describe("observedOnly", () => {
+  it("keeps what enforcement would have stopped, whatever its status", () => {
+    const list = [w("a", { observed_hold: true, status: "executed" }), w("b"), w("c", { observed_hold: false }), w("d", { observed_hold: true, status: "rolled_back" })];
+    expect(observedOnly(list).map((x) => x.id)).toEqual(["a", "d"]);
   });
 });

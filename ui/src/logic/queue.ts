@@ -50,6 +50,12 @@ export function matches(w: WriteSummary, f: QueueFilter): boolean {
   return true;
 }
 
+/** What enforcement would have stopped: the writes observe mode ran
+ * although the gate's decision would have held them. */
+export function observedOnly(writes: readonly WriteSummary[]): WriteSummary[] {
+  return writes.filter((w) => w.observed_hold === true);
+}
+
 export function filterQueue(writes: readonly WriteSummary[], f: QueueFilter): WriteSummary[] {
   return writes.filter((w) => matches(w, f));
 }

@@ -24,6 +24,9 @@ describe("tabs by role", () => {
   it("gives the freeze switch to incident leads and admins only", () => {
     expect(ROLES.filter((r) => abilities(r).freeze)).toEqual(["incident_lead", "admin"]);
   });
+  it("gives the mode switch to admins only", () => {
+    expect(ROLES.filter((r) => abilities(r).switchMode)).toEqual(["admin"]);
+  });
   it("reads the generated matrix, not a copy of it", () => {
     for (const role of ROLES) {
       for (const p of PERMISSIONS.admin) {

@@ -26,6 +26,8 @@ export interface Abilities {
   readAll: boolean;
   /** Approve or reject held writes (for the keyboard hints). */
   decide: boolean;
+  /** Switch the gate between enforce and observe mode. */
+  switchMode: boolean;
 }
 
 export function abilities(role: Role | null | undefined): Abilities {
@@ -36,6 +38,7 @@ export function abilities(role: Role | null | undefined): Abilities {
     catalog: can(role, "read_catalog"),
     readAll: can(role, "read_all_writes"),
     decide: can(role, "approve_writes") || can(role, "reject_writes"),
+    switchMode: can(role, "switch_mode"),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeError, frozenText, linkDownText, RESTORE_TEXT, sentence, STATUS_TEXT, statusNote, verifiedByText } from "./text";
+import { describeError, frozenText, linkDownText, heldForText, observedHoldText, observeText, RESTORE_TEXT, sentence, STATUS_TEXT, statusNote, verifiedByText } from "./text";
 
 describe("frozenText", () => {
   const now = Date.parse("2026-03-01T12:10:00Z");
@@ -10,6 +10,23 @@ describe("frozenText", () => {
   it("copes with missing fields", () => {
     expect(frozenText({}, now)).toBe("Frozen by an unknown user");
     expect(frozenText({ by: "lee", at: "not a date", reason: "" }, now)).toBe("Frozen by lee");
+  });
+});
+
+describe("observe mode wording", () => {
+  const now = Date.parse("2026-03-01T12:10:00Z");
+  it("says who switched to observe mode, when and why", () => {
+    const s = observeText({ by: "ada", at: "2026-03-01T12:08:00Z", reason: " pilot week " }, now);
+    expect(s).toMatch(/^Switched by ada at .+ \(2 min ago\): “pilot week”$/);
+    expect(observeText({}, now)).toBe("Switched by an unknown user");
+  });
+  it("names the reasons an observed write would have been held for", () => {
+    expect(observedHoldText(["external", "third_party_bearer"])).toBe("would have been held: external, third party pays");
+    expect(observedHoldText(["uncovered"], true)).toBe("would have been held: No verified way to put it back");
+    expect(observedHoldText([])).toBe("would have been held");
+    expect(observedHoldText(null)).toBe("would have been held");
+    expect(heldForText(["external", "uncovered"], true)).toBe("Reaches something outside every system we run; No verified way to put it back");
+    expect(heldForText([])).toBe("");
   });
 });
 

@@ -172,11 +172,15 @@ export function isUnreachable(e: ConsoleError): boolean {
 
 /** The frozen banner's line: who froze the gate, when, and why. */
 export function frozenText(s: { by?: string | null; at?: string | null; reason?: string | null }, now: number = Date.now()): string {
+  return whoWhenWhy("Frozen by", s, now);
+}
+
+function whoWhenWhy(lead: string, s: { by?: string | null; at?: string | null; reason?: string | null }, now: number): string {
   const who = s.by?.trim() ? s.by.trim() : "an unknown user";
   const t = s.at ? Date.parse(s.at) : NaN;
   const when = Number.isNaN(t) ? "" : ` at ${new Date(t).toLocaleString()} (${relativeAgo(t, now)})`;
   const why = s.reason?.trim() ? `: “${s.reason.trim()}”` : "";
-  return `Frozen by ${who}${when}${why}`;
+  return `${lead} ${who}${when}${why}`;
 }
 
 function relativeAgo(t: number, now: number): string {
@@ -198,4 +202,23 @@ export function verifiedByText(e: Pick<EvidenceReport, "kind" | "status" | "veri
   if (e.status === "in_blast_radius") return "not observed: it lies inside what this write reaches";
   if (e.kind === "window") return "declared by the proposal; only checked against the clock (a window alone covers nothing)";
   return "nobody verified it: no connector of the gate captured it, and its location declares no probe prefix a risk officer set";
+}
+
+/** The observe banner's line: who switched the gate to observe mode, when,
+ * and why (the same shape as the frozen banner). */
+export function observeText(s: { by?: string | null; at?: string | null; reason?: string | null }, now: number = Date.now()): string {
+  return whoWhenWhy("Switched by", s, now);
+}
+
+/** The reasons enforcement would have held a write for, in words (short
+ * chips for a row, the full titles on the write page); "" for none. */
+export function heldForText(codes: readonly ReasonCode[] | null | undefined, long = false): string {
+  return (codes ?? []).map((c) => (long ? REASON_TITLE[c] : REASON_CHIP[c]) ?? c).join(long ? "; " : ", ");
+}
+
+/** The badge on a write observe mode ran although enforcement would have
+ * held it, with the reasons it would have been held for. */
+export function observedHoldText(codes: readonly ReasonCode[] | null | undefined, long = false): string {
+  const words = heldForText(codes, long);
+  return words ? `would have been held: ${words}` : "would have been held";
 }

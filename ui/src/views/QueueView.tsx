@@ -17,21 +17,29 @@ import {
   type QueueFilter,
 } from "../logic/queue";
 import { abilities, approveWithheld, buttonsFor } from "../logic/roles";
-import { describeError, REASON_CHIP, REASON_TITLE, STATUS_TEXT } from "../logic/text";
+import { describeError, observedHoldText, REASON_CHIP, REASON_TITLE, STATUS_TEXT } from "../logic/text";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 
-export type StatusTab = "held" | "executed" | "outcome_unknown" | "all";
+export type StatusTab = "held" | "executed" | "outcome_unknown" | "observed" | "all";
 
-const TABS: StatusTab[] = ["held", "executed", "outcome_unknown", "all"];
-const TAB_LABEL: Record<StatusTab, string> = { held: "Held", executed: "Executed", outcome_unknown: "Outcome unknown", all: "All" };
+const TABS: StatusTab[] = ["held", "executed", "outcome_unknown", "observed", "all"];
+const TAB_LABEL: Record<StatusTab, string> = { held: "Held", executed: "Executed", outcome_unknown: "Outcome unknown", observed: "Observed", all: "All" };
 /** "12 shown of 40 …" */
-const TAB_NOUN: Record<StatusTab, string> = { held: "held", executed: "executed", outcome_unknown: "with an unknown outcome", all: "writes" };
+const TAB_NOUN: Record<StatusTab, string> = {
+  held: "held",
+  executed: "executed",
+  outcome_unknown: "with an unknown outcome",
+  observed: "that enforcement would have held",
+  all: "writes",
+};
 const TAB_EMPTY: Record<StatusTab, string> = {
   held: "No held writes.",
   executed: "No executed writes.",
   outcome_unknown: "No writes with an unknown outcome.",
+  observed: "No write ran that enforcement would have held.",
   all: "No writes.",
 };
+const TAB_TITLE: Partial<Record<StatusTab, string>> = { observed: "What enforcement would have stopped: writes observe mode ran although the gate would have held them" };
 
 const ROW = 64;
 
@@ -154,7 +162,7 @@ export function QueueView(props: {
       <div className="toolbar">
         <div className="segmented" role="tablist">
           {TABS.map((t) => (
-            <button key={t} className={props.statusTab === t ? "active" : ""} onClick={() => props.onStatusTab(t)} data-testid={`tab-${t}`}>
+            <button key={t} className={props.statusTab === t ? "active" : ""} onClick={() => props.onStatusTab(t)} title={TAB_TITLE[t]} data-testid={`tab-${t}`}>
               {TAB_LABEL[t]}
             </button>
           ))}
@@ -257,6 +265,11 @@ export function QueueView(props: {
                   </div>
                 </div>
                 <div className="qreasons" data-testid="row-reasons">
+                  {w.observed_hold && (
+                    <span className="badge observed" title={`Ran in observe mode; ${observedHoldText(w.reason_codes, true)}`} data-testid="row-observed">
+                      would have been held
+                    </span>
+                  )}
                   {chips.shown.map((c, i) => (
                     <span key={c} className={i === 0 ? "chip decisive" : "chip"} title={REASON_TITLE[c]} data-testid="reason-chip" data-code={c}>
                       {REASON_CHIP[c]}

@@ -5,7 +5,7 @@ import { coverageOf, pathTo, planSteps, whoPays } from "../logic/graph";
 import { moveSelection, relative } from "../logic/queue";
 import { approveWithheld, buttonsFor } from "../logic/roles";
 import { cannotUndo, sentText } from "../logic/stakes";
-import { describeError, EVIDENCE_TEXT, REASON_TITLE, RESTORE_TEXT, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
+import { describeError, EVIDENCE_TEXT, heldForText, REASON_TITLE, RESTORE_TEXT, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
 import { BlastGraph, Legend } from "./BlastGraph";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 import { ResolveDialog } from "./ResolveDialog";
@@ -126,6 +126,13 @@ export function WriteView(props: {
           {statusNote(w.status) && (
             <p className="small warn" data-testid="status-note">
               {statusNote(w.status)}
+            </p>
+          )}
+          {w.observed_hold && (
+            <p className="small" data-testid="write-observed">
+              <span className="badge observed">would have been held</span> Ran in observe mode {relative(w.observed_hold.at)} without a person;
+              enforcement would have held it
+              {heldForText(w.observed_hold.reason_codes, true) ? `: ${heldForText(w.observed_hold.reason_codes, true)}` : ""}.
             </p>
           )}
           {w.waiting && (
