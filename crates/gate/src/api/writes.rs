@@ -52,7 +52,7 @@ async fn submit(
     Body(body): Body<serde_json::Value>,
 ) -> Result<(StatusCode, Json<WriteRecord>), ApiError> {
     let (mut record, created) = gate.submit(&caller, body).await?;
-    record.actions = gate.actions_for(&caller, &record);
+    record.actions = gate.actions_for(&caller, &record).await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -142,8 +142,9 @@ async fn list(
     // on every approval, not on each list: a queue of 10,000 held writes is
     // read often.
     let mut list = gate.store().summaries(&filter).await?;
+    let frozen = gate.approvals_stopped().await;
     for s in &mut list {
-        s.actions = crate::lifecycle::summary_actions(&caller, s);
+        s.actions = crate::lifecycle::summary_actions(&caller, s, frozen);
     }
     Ok(Json(list))
 }
@@ -192,7 +193,7 @@ async fn approve(
     Body(req): Body<ApproveRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
     let mut rec = gate.approve(&caller, &id, req.comment).await?;
-    rec.actions = gate.actions_for(&caller, &rec);
+    rec.actions = gate.actions_for(&caller, &rec).await;
     Ok(Json(rec))
 }
 
@@ -218,7 +219,7 @@ async fn reject(
     Body(req): Body<RejectRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
     let mut rec = gate.reject(&caller, &id, req.reason).await?;
-    rec.actions = gate.actions_for(&caller, &rec);
+    rec.actions = gate.actions_for(&caller, &rec).await;
     Ok(Json(rec))
 }
 
@@ -245,7 +246,7 @@ async fn rollback(
     Body(req): Body<RollbackRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
     let mut rec = gate.rollback(&caller, &id, req.reason, req.force).await?;
-    rec.actions = gate.actions_for(&caller, &rec);
+    rec.actions = gate.actions_for(&caller, &rec).await;
     Ok(Json(rec))
 }
 
@@ -272,6 +273,6 @@ async fn resolve(
     Body(req): Body<ResolveRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
     let mut rec = gate.resolve(&caller, &id, req.executed, req.reason).await?;
-    rec.actions = gate.actions_for(&caller, &rec);
+    rec.actions = gate.actions_for(&caller, &rec).await;
     Ok(Json(rec))
 }

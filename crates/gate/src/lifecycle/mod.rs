@@ -366,14 +366,21 @@ impl Gate {
         if !caller.role.may(Permission::ReadAllWrites) && rec.agent != caller.name {
             return Err(GateError::NotFound(format!("no write `{id}`")));
         }
-        rec.actions = self.actions_for(caller, &rec);
+        rec.actions = self.actions_for(caller, &rec).await;
         Ok(self.shown(rec))
     }
 
     /// What `caller` may do to `rec` now: the role's permissions, the
-    /// machine's moves from its status, and separation of duties.
-    pub fn actions_for(&self, caller: &Caller, rec: &WriteRecord) -> Vec<WriteAction> {
-        actions_for(caller, rec)
+    /// machine's moves from its status, separation of duties, and the
+    /// freeze (an approval is refused while frozen, so it is not offered).
+    pub async fn actions_for(&self, caller: &Caller, rec: &WriteRecord) -> Vec<WriteAction> {
+        actions_for(caller, rec, self.approvals_stopped().await)
+    }
+
+    /// Whether an approval would be refused for the freeze now: frozen, or
+    /// a freeze state that cannot be read (the approval fails closed too).
+    pub async fn approvals_stopped(&self) -> bool {
+        self.freeze_state().await.map_or(true, |f| f.frozen)
     }
 
     fn not_in(rec: &WriteRecord, wanted: &str) -> GateError {
@@ -395,18 +402,19 @@ impl Gate {
 }
 
 /// See [`Gate::actions_for`]; a free function so the API can fill summaries.
-pub fn actions_for(caller: &Caller, rec: &WriteRecord) -> Vec<WriteAction> {
+pub fn actions_for(caller: &Caller, rec: &WriteRecord, frozen: bool) -> Vec<WriteAction> {
     let approved = rec.current_approvers().contains(&caller.name);
-    actions_for_parts(caller, rec.status, &rec.agent, approved)
+    actions_for_parts(caller, rec.status, &rec.agent, approved, frozen)
 }
 
 /// The same, for a write in a list.
-pub fn summary_actions(caller: &Caller, s: &WriteSummary) -> Vec<WriteAction> {
+pub fn summary_actions(caller: &Caller, s: &WriteSummary, frozen: bool) -> Vec<WriteAction> {
     actions_for_parts(
         caller,
         s.status,
         &s.agent,
         s.approved_by.contains(&caller.name),
+        frozen,
     )
 }
 
@@ -416,6 +424,7 @@ pub fn actions_for_parts(
     status: WriteStatus,
     agent: &str,
     approved_already: bool,
+    frozen: bool,
 ) -> Vec<WriteAction> {
     let role = caller.role;
     let own = agent == caller.name;
@@ -424,6 +433,7 @@ pub fn actions_for_parts(
     if role.may(Permission::ApproveWrites)
         && !own
         && !approved_already
+        && !frozen
         && (can(Step::Approve) || can(Step::Approval))
     {
         out.push(WriteAction::Approve);

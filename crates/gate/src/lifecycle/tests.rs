@@ -516,6 +516,39 @@ async fn a_stranded_write_is_taken_up_by_the_running_gate_once() {
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
 }
 
+/// Approve is offered only where it can succeed: not while the gate is
+/// frozen (the approval would be a 409 `frozen`); reject still is.
+#[tokio::test]
+async fn approve_is_not_offered_on_a_frozen_gate() {
+    let w = world();
+    w.catalog(&[("fake:f", "customer")], &[]).await;
+    let rec = w.submit("f").await;
+    assert_eq!(rec.status, WriteStatus::Held);
+    let offered = |r: &WriteRecord| r.actions.clone();
+    let shown = w.gate.get(&reviewer(1), &rec.id).await.unwrap();
+    assert!(offered(&shown).contains(&recourse_client::WriteAction::Approve));
+    w.gate
+        .set_freeze(&lead(), true, Some("incident".into()))
+        .await
+        .unwrap();
+    let shown = w.gate.get(&reviewer(1), &rec.id).await.unwrap();
+    assert!(
+        !offered(&shown).contains(&recourse_client::WriteAction::Approve),
+        "{:?}",
+        shown.actions
+    );
+    assert!(offered(&shown).contains(&recourse_client::WriteAction::Reject));
+    let summary = w.store.summaries(&Default::default()).await.unwrap();
+    let s = summary.iter().find(|s| s.id == rec.id).unwrap();
+    assert!(
+        !super::summary_actions(&reviewer(1), s, w.gate.approvals_stopped().await)
+            .contains(&recourse_client::WriteAction::Approve)
+    );
+    w.gate.set_freeze(&lead(), false, None).await.unwrap();
+    let shown = w.gate.get(&reviewer(1), &rec.id).await.unwrap();
+    assert!(offered(&shown).contains(&recourse_client::WriteAction::Approve));
+}
+
 /// A claimed write is left alone by the sweep of another gate until its
 /// lease lapses.
 #[tokio::test]
