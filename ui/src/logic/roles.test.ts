@@ -74,6 +74,9 @@ describe("approve offered only where it can succeed", () => {
     expect(approveWithheld("reviewer", held, true, 1, false)).toBe("You approved it (1 of 2). One more reviewer must approve it before it runs.");
     const frozen = { ...held, actions: ["approve", "reject"] as WriteAction[] };
     expect(approveWithheld("reviewer", frozen, false, 0, true)).toMatch(/^Approve is not offered: the gate is frozen/);
+    // As the gate answers while frozen: approve left out of the actions.
+    const asServed = { ...held, actions: ["reject"] as WriteAction[] };
+    expect(approveWithheld("reviewer", asServed, false, 0, true)).toMatch(/^Approve is not offered: the gate is frozen/);
     expect(approveWithheld("reviewer", frozen, false, 0, false)).toBeNull();
     expect(approveWithheld("incident_lead", frozen, false, 0, true)).toBeNull();
     expect(approveWithheld("reviewer", { ...frozen, status: "executed" }, true, 1, true)).toBeNull();

@@ -109,6 +109,8 @@ export function approveWithheld(
     const left = Math.max(0, w.required_approvals - givenNow);
     return `You approved it (${givenNow} of ${w.required_approvals}). ${left === 1 ? "One more reviewer" : `${left} more reviewers`} must approve it before it runs.`;
   }
-  if (frozen && (w.actions ?? []).includes("approve")) return "Approve is not offered: the gate is frozen, and nothing can be approved until an incident lead resumes it.";
+  // The gate itself leaves approve out of a write's actions while frozen,
+  // so the freeze alone says why it is missing.
+  if (frozen) return "Approve is not offered: the gate is frozen, and nothing can be approved until an incident lead resumes it.";
   return null;
 }
