@@ -61,15 +61,55 @@ async function shot(name) {
   console.log(`     screenshot ${file}`);
 }
 const tid = (id) => `[data-testid="${id}"]`;
+// WebKit's driver reports "stale element" when a node is replaced while it
+// is being looked up (a re-render after a gate event): such a look-up is
+// simply tried again.
+const stale = (e) => /stale/i.test(String(e && e.message));
 async function waitText(sel, re, timeout = 15000) {
-  const el = await browser.$(sel);
-  await el.waitForExist({ timeout });
-  await browser.waitUntil(async () => re.test(await el.getText()), { timeout, timeoutMsg: `${sel} never matched ${re}` });
-  return el;
+  await browser.waitUntil(
+    async () => {
+      try {
+        const el = await browser.$(sel);
+        return (await el.isExisting()) && re.test(await el.getText());
+      } catch (e) {
+        if (stale(e)) return false;
+        throw e;
+      }
+    },
+    { timeout, timeoutMsg: `${sel} never matched ${re}` },
+  );
+  return browser.$(sel);
+}
+async function waitGone(sel, timeout = 10000) {
+  await browser.waitUntil(
+    async () => {
+      try {
+        return !(await (await browser.$(sel)).isExisting());
+      } catch (e) {
+        if (stale(e)) return false;
+        throw e;
+      }
+    },
+    { timeout, timeoutMsg: `${sel} is still there` },
+  );
+}
+// A click that survives a re-render between finding the element and
+// clicking it (WebKit's "stale element"): the selector is looked up again.
+async function click(sel, timeout = 15000) {
+  const until = Date.now() + timeout;
+  for (;;) {
+    try {
+      await (await browser.$(sel)).click();
+      return;
+    } catch (e) {
+      if (!stale(e) || Date.now() > until) throw e;
+      await browser.pause(100);
+    }
+  }
 }
 async function openWrite(tab, id) {
-  await (await browser.$(tid("nav-queue"))).click();
-  await (await browser.$(tid(`tab-${tab}`))).click();
+  await click(tid("nav-queue"));
+  await click(tid(`tab-${tab}`));
   const row = await browser.$(`${tid("queue-row")}[data-write-id="${id}"] button.intent`);
   await row.waitForExist({ timeout: 15000 });
   await row.click();
@@ -93,7 +133,7 @@ async function connectAs(token, roleRe, shotName) {
   const remember = await browser.$('input[type="checkbox"]');
   if (await remember.isSelected()) await remember.click();
   if (shotName) await shot(shotName);
-  await (await browser.$(tid("connect-submit"))).click();
+  await click(tid("connect-submit"));
   const who = await waitText(tid("who"), roleRe);
   return (await who.getText()).split(" · ")[0].trim();
 }
@@ -116,8 +156,8 @@ try {
   const rowOf = (id) => browser.$(`${tid("queue-row")}[data-write-id="${id}"]`);
   /** Selects a row by clicking its time column (the intent is a link that opens it). */
   async function selectRow(id) {
-    await (await browser.$(tid("nav-queue"))).click();
-    await (await browser.$(tid("tab-held"))).click();
+    await click(tid("nav-queue"));
+    await click(tid("tab-held"));
     const row = await rowOf(id);
     await row.waitForExist({ timeout: 15000 });
     await (await row.$(".qtime")).click();
@@ -160,12 +200,12 @@ try {
       await (await browser.$(tid("write-page"))).waitForExist({ timeout: 10000 });
       if (await (await browser.$(tid("dialog-approve"))).isExisting()) throw new Error("`a` opened the approve dialog from the queue");
       await waitText(tid("cannot-undo"), /What cannot be undone/);
-      await (await browser.$(tid("approve"))).click();
+      await click(tid("approve"));
       await waitText(tid("decide-stakes"), /What cannot be undone/);
       const submit = await browser.$(tid("decide-submit"));
       if (await submit.isEnabled()) throw new Error("Approve was enabled without a reason");
       // Ctrl+Enter in the empty reason does not send it either.
-      await (await browser.$(tid("decide-text"))).click();
+      await click(tid("decide-text"));
       await browser.keys(["Control", "Enter"]);
       await browser.pause(600);
       if (await (await browser.$(tid("decide-result"))).isExisting()) throw new Error("Ctrl+Enter approved without a reason");
@@ -179,7 +219,7 @@ try {
       console.log(`     gate said: ${res.err.status} ${res.err.code} [${res.err.field}]: ${res.err.message}`);
       await setText(tid("decide-text"), "e2e: the customer asked for the closure in ticket 88");
       if (!(await submit.isEnabled())) throw new Error("Approve stayed disabled with a reason typed");
-      await (await browser.$(tid("decide-cancel"))).click();
+      await click(tid("decide-cancel"));
       await waitText(tid("write-status"), /^held$/);
     });
   }
@@ -193,10 +233,10 @@ try {
       await (await browser.$(tid("dialog-approve"))).waitForExist({ timeout: 5000 });
       if (await (await browser.$(tid("write-page"))).isExisting()) throw new Error("`a` left the queue for a low-stakes write");
       if (await (await browser.$(tid("decide-stakes"))).isExisting()) throw new Error("a low-stakes approval asked for the stakes");
-      await (await browser.$(tid("decide-text"))).click();
+      await click(tid("decide-text"));
       await browser.keys(["Control", "Enter"]);
       await waitText(tid("decide-result"), /recorded/i);
-      await (await browser.$(tid("decide-close"))).click();
+      await click(tid("decide-close"));
       await waitText(tid("queue-notice"), /Nothing is selected/);
       await browser.pause(800);
       for (const r of await browser.$$(tid("queue-row")))
@@ -213,15 +253,15 @@ try {
     await step("partial approvals show as 1 of 2, and Approve is not offered again to the same reviewer", async () => {
       const id = env("E2E_HELD_PARTIAL");
       await openWrite("held", id);
-      await (await browser.$(tid("approve"))).click();
+      await click(tid("approve"));
       await setText(tid("decide-text"), "e2e: the retention review cleared it");
-      await (await browser.$(tid("decide-submit"))).click();
+      await click(tid("decide-submit"));
       await waitText(tid("decide-result"), /1 of 2 approvals/);
-      await (await browser.$(tid("decide-close"))).click();
+      await click(tid("decide-close"));
       await waitText(tid("approve-withheld"), /You approved it \(1 of 2\)/);
       if (await (await browser.$(tid("approve"))).isExisting()) throw new Error("Approve offered again to the reviewer who approved");
-      await (await browser.$(tid("nav-queue"))).click();
-      await (await browser.$(tid("tab-held"))).click();
+      await click(tid("nav-queue"));
+      await click(tid("tab-held"));
       const row = await rowOf(id);
       await row.waitForExist({ timeout: 10000 });
       await browser.waitUntil(async () => /1 of 2 approvals/.test(await (await row.$(tid("row-approvals"))).getText().catch(() => "")), {
@@ -254,23 +294,23 @@ try {
   });
 
   await step("reviewer approves a held write and sees the gate's new status", async () => {
-    await (await browser.$(tid("approve"))).click();
+    await click(tid("approve"));
     await setText(tid("decide-text"), "checked with the integrity team");
-    await (await browser.$(tid("decide-submit"))).click();
+    await click(tid("decide-submit"));
     await waitText(tid("decide-result"), /recorded/i);
     await shot("03-approved");
-    await (await browser.$(tid("decide-close"))).click();
+    await click(tid("decide-close"));
     const st = await (await browser.$(tid("write-status"))).getText();
     if (/^held$/.test(st) && !/approval/.test(st)) console.log(`     status after approve: ${st}`);
   });
 
   await step("reviewer rejects another held write with a reason", async () => {
     await openWrite("held", env("E2E_HELD_REJECT"));
-    await (await browser.$(tid("reject"))).click();
+    await click(tid("reject"));
     await setText(tid("decide-text"), "patient data: keep until the retention review");
-    await (await browser.$(tid("decide-submit"))).click();
+    await click(tid("decide-submit"));
     await waitText(tid("decide-result"), /rejected/);
-    await (await browser.$(tid("decide-close"))).click();
+    await click(tid("decide-close"));
     await waitText(tid("write-status"), /rejected/);
     await shot("04-rejected");
   });
@@ -304,16 +344,16 @@ try {
 
   await step("incident lead rolls back the executed delete; verified; files are back on disk", async () => {
     await openWrite("executed", env("E2E_EXECUTED"));
-    await (await browser.$(tid("rollback"))).click();
+    await click(tid("rollback"));
     await setText(tid("rollback-reason"), "e2e: the Q3 folder was still in use");
-    await (await browser.$(tid("rollback-confirm"))).click();
+    await click(tid("rollback-confirm"));
     await shot("07-rollback-plan");
-    await (await browser.$(tid("rollback-submit"))).click();
+    await click(tid("rollback-submit"));
     await waitText(tid("rollback-verdict"), /verified/i, 30000);
     await shot("08-rollback-verified");
     const verdict = await (await browser.$(tid("rollback-verdict"))).getText();
     if (/NOT/.test(verdict)) throw new Error(verdict);
-    await (await browser.$(tid("rollback-close"))).click();
+    await click(tid("rollback-close"));
     const missing = JSON.parse(env("E2E_RESTORED")).filter((p) => !fs.existsSync(p));
     if (missing.length) throw new Error(`not back on disk: ${missing.join(", ")}`);
   });
@@ -323,25 +363,25 @@ try {
       await openWrite("outcome_unknown", env("E2E_OUTCOME_UNKNOWN"));
       await waitText(tid("write-status"), /outcome unknown — an incident lead must check/);
       await (await browser.$(tid("status-note"))).waitForExist();
-      await (await browser.$(tid("resolve"))).click();
+      await click(tid("resolve"));
       const submit = await browser.$(tid("resolve-submit"));
-      await (await browser.$(tid("resolve-not-ran"))).click();
+      await click(tid("resolve-not-ran"));
       if (await submit.isEnabled()) throw new Error("settling was possible without a reason");
       await setText(tid("resolve-reason"), "e2e: the intake form is still on disk");
       await shot("08b-resolve");
       await submit.click();
       await waitText(tid("resolve-status"), /failed/);
-      await (await browser.$(tid("resolve-close"))).click();
+      await click(tid("resolve-close"));
       await waitText(tid("write-status"), /failed/);
       if (await (await browser.$(tid("resolve"))).isExisting()) throw new Error("still offered to settle a settled write");
     });
   }
 
   await step("incident lead freezes the gate; the banner says who froze it", async () => {
-    await (await browser.$(tid("nav-queue"))).click();
-    await (await browser.$(tid("freeze-switch"))).click();
+    await click(tid("nav-queue"));
+    await click(tid("freeze-switch"));
     await setText(tid("freeze-reason"), "e2e: incident 42, stop everything");
-    await (await browser.$(tid("freeze-submit"))).click();
+    await click(tid("freeze-submit"));
     const banner = await waitText(tid("frozen-banner"), new RegExp(`Frozen by ${incidentName}\\b`));
     if (!/incident 42/.test(await banner.getText())) throw new Error(`the banner lacks the reason: ${await banner.getText()}`);
     await waitText(tid("freeze-switch"), /FROZEN/);
@@ -372,9 +412,9 @@ try {
   await step("incident lead resumes the gate; the banner goes", async () => {
     await connectAs(env("E2E_INCIDENT_TOKEN"), /Incident lead/);
     await (await browser.$(tid("frozen-banner"))).waitForExist();
-    await (await browser.$(tid("freeze-switch"))).click();
-    await (await browser.$(tid("freeze-submit"))).click();
-    await (await browser.$(tid("frozen-banner"))).waitForExist({ reverse: true, timeout: 10000 });
+    await click(tid("freeze-switch"));
+    await click(tid("freeze-submit"));
+    await waitGone(tid("frozen-banner"));
     await waitText(tid("freeze-switch"), /^\s*Freeze\s*$/);
     await shot("11-resumed");
   });
@@ -382,7 +422,7 @@ try {
   await step("risk officer searches the catalog and sees what reaches a resource", async () => {
     await connectAs(env("E2E_RISK_TOKEN"), /Risk officer/);
     if (await (await browser.$(tid("freeze-switch"))).isExisting()) throw new Error("freeze switch offered to a risk officer");
-    await (await browser.$(tid("nav-catalog"))).click();
+    await click(tid("nav-catalog"));
     await setText(tid("catalog-search"), env("E2E_CATALOG_SEARCH"));
     const row = await browser.$(`${tid("catalog-row")}[data-resource-id="${env("E2E_CATALOG_RESOURCE")}"]`);
     await row.waitForExist({ timeout: 10000 });
@@ -401,9 +441,9 @@ try {
   });
 
   await step("dark theme, audit chain verification", async () => {
-    await (await browser.$(tid("theme"))).click();
-    await (await browser.$(tid("nav-audit"))).click();
-    await (await browser.$(tid("audit-verify"))).click();
+    await click(tid("theme"));
+    await click(tid("nav-audit"));
+    await click(tid("audit-verify"));
     await waitText(tid("audit-result"), /intact|broken/);
     // Newest first: the first row holds the highest sequence number.
     const rows = await browser.$$(tid("audit-row"));
@@ -431,7 +471,7 @@ try {
         return j;
       };
       const adminName = await connectAs(env("E2E_ADMIN_TOKEN"), /Admin/);
-      if ((await browser.$("html").getAttribute("data-theme")) === "dark") await (await browser.$(tid("theme"))).click();
+      if ((await browser.$("html").getAttribute("data-theme")) === "dark") await click(tid("theme"));
       await waitText(tid("mode-switch"), /Enforcing/);
       if (await (await browser.$(tid("observe-banner"))).isExisting()) throw new Error("observe banner shown while enforcing");
       // Switched through the API, as another admin would: the banner comes
@@ -449,8 +489,8 @@ try {
       if (fs.existsSync(env("E2E_OBSERVE_PATH"))) {
         await browser.waitUntil(async () => !fs.existsSync(env("E2E_OBSERVE_PATH")), { timeout: 15000, timeoutMsg: "observe mode did not run the delete" });
       }
-      await (await browser.$(tid("nav-queue"))).click();
-      await (await browser.$(tid("tab-observed"))).click();
+      await click(tid("nav-queue"));
+      await click(tid("tab-observed"));
       const row = await browser.$(`${tid("queue-row")}[data-write-id="${w.id}"]`);
       await row.waitForExist({ timeout: 15000 });
       const rows = await browser.$$(tid("queue-row"));
@@ -464,12 +504,12 @@ try {
       await browser.pause(500);
       await shot("17-observe-mode");
       // Back to enforcing from the console: the switch asks why.
-      await (await browser.$(tid("mode-switch"))).click();
+      await click(tid("mode-switch"));
       const submit = await browser.$(tid("mode-submit"));
       if (await submit.isEnabled()) throw new Error("the mode switch is enabled without a reason");
       await setText(tid("mode-reason"), "e2e: observing done");
       await submit.click();
-      await (await browser.$(tid("observe-banner"))).waitForExist({ reverse: true, timeout: 10000 });
+      await waitGone(tid("observe-banner"));
       const m = await api("GET", "/v1/mode", env("E2E_ADMIN_TOKEN"));
       if (m.mode !== "enforce" || m.reason !== "e2e: observing done") throw new Error(`mode after the switch back: ${JSON.stringify(m)}`);
     });
@@ -490,8 +530,8 @@ try {
     await step("an unreachable gate is said plainly", async () => {
       const { execSync } = await import("node:child_process");
       execSync(process.env.E2E_STOP_GATE_CMD);
-      await (await browser.$(tid("nav-queue"))).click();
-      await (await browser.$(tid("tab-held"))).click();
+      await click(tid("nav-queue"));
+      await click(tid("tab-held"));
       const banner = await waitText(tid("unreachable"), /cannot be reached/, 20000);
       const said = await banner.getText();
       if (/os error|tcp connect|error sending request|client error/i.test(said)) throw new Error(`the banner shows the HTTP client's raw error: ${said}`);
