@@ -463,8 +463,11 @@ mod tests {
         let id = w.held("t").await;
         let (mut rec, _) = w.store.write(&id).await.unwrap().unwrap();
         let mut sealed = rec.sealed_proposal.take().unwrap();
-        let flipped = if sealed.ends_with('A') { "B" } else { "A" };
-        sealed.replace_range(sealed.len() - 2..sealed.len() - 1, flipped);
+        // The character replaced must change (a random nonce makes it any
+        // base64 digit): compare with the one replaced, not the last one.
+        let at = sealed.len() - 2;
+        let flipped = if &sealed[at..at + 1] == "A" { "B" } else { "A" };
+        sealed.replace_range(at..at + 1, flipped);
         rec.sealed_proposal = Some(sealed);
         w.store.put_write_raw(rec);
         refused_when(&w, &id).await;
