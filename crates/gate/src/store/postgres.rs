@@ -871,47 +871,52 @@ impl AuditStore for PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// The raw value of one gate-wide setting (`freeze`, `mode`).
+    async fn state_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.ready().await?;
+        let row = sqlx::query("SELECT value FROM state WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Sets one gate-wide setting and appends its audit entry, together.
+    async fn set_state(
+        &self,
+        key: &str,
+        value: String,
+        audit: AuditDraft,
+    ) -> Result<(), StoreError> {
+        self.ready().await?;
+        let mut tx = begin_appending(&self.pool).await?;
+        sqlx::query("INSERT INTO state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl GateStateStore for PostgresStore {
     async fn freeze(&self) -> Result<FreezeState, StoreError> {
-        self.ready().await?;
-        let row = sqlx::query("SELECT value FROM state WHERE key = 'freeze'")
-            .fetch_optional(&self.pool)
-            .await?;
-        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
-        decode_freeze(raw.as_deref())
+        decode_freeze(self.state_value("freeze").await?.as_deref())
     }
 
     async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError> {
-        self.ready().await?;
-        let mut tx = begin_appending(&self.pool).await?;
-        sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(to_json(state)?)
-            .execute(&mut *tx)
-            .await?;
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        self.set_state("freeze", to_json(state)?, audit).await
     }
 
     async fn mode(&self) -> Result<ModeState, StoreError> {
-        self.ready().await?;
-        let row = sqlx::query("SELECT value FROM state WHERE key = 'mode'")
-            .fetch_optional(&self.pool)
-            .await?;
-        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
-        decode_mode(raw.as_deref())
+        decode_mode(self.state_value("mode").await?.as_deref())
     }
 
     async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError> {
-        self.ready().await?;
-        let mut tx = begin_appending(&self.pool).await?;
-        sqlx::query("INSERT INTO state (key, value) VALUES ('mode', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(to_json(state)?)
-            .execute(&mut *tx)
-            .await?;
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        self.set_state("mode", to_json(state)?, audit).await
     }
 }
