@@ -48,6 +48,14 @@ else
   cargo install cargo-nextest --locked
 fi
 
+# The fuzz step of the test command (scripts/fuzz.sh) builds with cargo-fuzz.
+if cargo fuzz --version >/dev/null 2>&1; then
+  say "cargo-fuzz: present ($(cargo fuzz --version | head -1))"
+else
+  say "cargo-fuzz: cargo install cargo-fuzz --locked"
+  cargo install cargo-fuzz --locked
+fi
+
 if command -v tauri-driver >/dev/null 2>&1; then
   say "tauri-driver: present ($(command -v tauri-driver))"
 else

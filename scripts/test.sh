@@ -42,6 +42,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "unit, property and end-to-end tests (cargo nextest)"
 cargo nextest run --workspace --locked --no-fail-fast
 
+say "fuzzing: each cargo-fuzz target for about 20 s from its seed corpus (scripts/fuzz.sh --ci)"
+# A crash fails the run; its input is kept under target/fuzz/artifacts/.
+bash scripts/fuzz.sh --ci
+
 say "MCP: the official Python SDK as the client, over stdio and HTTP"
 # The `recourse` binary nextest just built (workspace features) is the one
 # under test; building it again with -p would only recompile for features.

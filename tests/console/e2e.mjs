@@ -115,10 +115,22 @@ async function openWrite(tab, id) {
   await row.click();
   await (await browser.$(tid("write-page"))).waitForExist({ timeout: 15000 });
 }
+// Types into a (React-controlled) field and reads the value back. WebDriver's
+// clear sets the DOM value without an input event, so React can put the old
+// state back on the next key ("http://127.0.0.1:7420http://…" was seen in a
+// CI run): the field is then emptied with real keys (select all, delete) and
+// typed again, until it holds exactly the text.
 async function setText(sel, text) {
   const el = await browser.$(sel);
   await el.waitForExist({ timeout: 10000 });
   await el.setValue(text);
+  for (let tries = 0; (await el.getValue()) !== text; tries++) {
+    if (tries === 3) throw new Error(`${sel} holds ${JSON.stringify(await el.getValue())}, not ${JSON.stringify(text)}`);
+    await el.click();
+    await browser.keys(["Control", "a"]);
+    await browser.keys(["Backspace"]);
+    await el.addValue(text);
+  }
 }
 async function disconnect() {
   const btns = await browser.$$("header button");

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::harness::TestGate;
 use crate::harness::{codes, psql};
 
-async fn catalog(gate: &TestGate, body: Value) {
+pub(crate) async fn catalog(gate: &TestGate, body: Value) {
     let (s, b) = gate
         .raw(
             Method::POST,
@@ -25,7 +25,7 @@ async fn catalog(gate: &TestGate, body: Value) {
     assert_eq!(s, 200, "{b}");
 }
 
-fn sqlite(db: &std::path::Path, sql: &str) -> String {
+pub(crate) fn sqlite(db: &std::path::Path, sql: &str) -> String {
     let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
     assert!(
         out.status.success(),
@@ -159,11 +159,11 @@ async fn writable_prompts_user_rows_roll_back_exactly_the_system_prompt_is_held(
 /// The institution's systems: every call recorded, evidence checks answer
 /// from a list of what exists.
 #[derive(Clone, Default)]
-struct Systems {
-    calls: Arc<Mutex<Vec<String>>>,
+pub(crate) struct Systems {
+    pub(crate) calls: Arc<Mutex<Vec<String>>>,
 }
 
-async fn start_systems() -> (String, Systems) {
+pub(crate) async fn start_systems() -> (String, Systems) {
     use axum::extract::State;
     use axum::http::{Method as M, StatusCode, Uri};
     async fn answer(

@@ -64,12 +64,20 @@ impl TestGate {
     }
 
     pub fn start(extra: &[&str]) -> TestGate {
+        Self::start_prepared(extra, |_| {})
+    }
+
+    /// [`TestGate::start`] with `prepare` run on the (empty) data directory
+    /// first, before any token is made in it: a file system mounted there,
+    /// say.
+    pub fn start_prepared(extra: &[&str], prepare: impl FnOnce(&Path)) -> TestGate {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir_all(&root).unwrap();
         let root = root.canonicalize().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
+        prepare(&data);
         let tokens = Tokens {
             agent: token(&data, "agent-1", "agent"),
             reviewer: token(&data, "rev-1", "reviewer"),
@@ -211,6 +219,54 @@ impl TestGate {
     }
 
     fn spawn_with(&mut self, env: &[(&str, &str)], capture: bool) {
+        let mut child = self.command(env, capture).spawn().expect("spawn gate");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        self.url = listening_url(&line);
+        self.child = Some(child);
+    }
+
+    /// Starts the process with `point` armed to pause, without waiting for
+    /// it to listen: recovery at start may reach the point first. True when
+    /// the point was reached (the process is paused there, not listening);
+    /// false when the gate came up listening (the point was not on
+    /// recovery's path; the gate runs on, armed).
+    pub async fn spawn_armed(&mut self, point: &str) -> bool {
+        let spec = format!("{point}=return(pause)");
+        let mut child = self
+            .command(&[("FAILPOINTS", spec.as_str())], true)
+            .spawn()
+            .expect("spawn gate");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        self.child = Some(child);
+        let start = std::time::Instant::now();
+        loop {
+            if self
+                .wait_for_crash_point(point, std::time::Duration::from_millis(20))
+                .await
+            {
+                return true;
+            }
+            if let Ok(line) = rx.try_recv() {
+                self.url = listening_url(&line);
+                return false;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{point}: the gate neither listened nor reached the point at start:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    fn command(&mut self, env: &[(&str, &str)], capture: bool) -> Command {
         self.spawns += 1;
         let data = self.data_dir();
         let mut cmd = Command::new(BIN);
@@ -242,17 +298,12 @@ impl TestGate {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn gate");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("recourse gate listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the gate: {line:?}"))
-            .to_string();
-        self.url = url;
-        self.child = Some(child);
+        cmd
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL, as a crash would.
@@ -261,6 +312,15 @@ impl TestGate {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// How the process ended, if it ended by itself (it stopped on a fault,
+    /// say); `None` while it runs. An ended process is forgotten, so a
+    /// [`TestGate::spawn`] can follow.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
     }
 
     /// Waits for the process to end by itself (a failpoint aborts it).
@@ -312,6 +372,14 @@ impl TestGate {
             .unwrap()
             .len()
     }
+}
+
+/// The address in the gate's first line on stdout.
+fn listening_url(line: &str) -> String {
+    line.trim()
+        .strip_prefix("recourse gate listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the gate: {line:?}"))
+        .to_string()
 }
 
 impl Drop for TestGate {

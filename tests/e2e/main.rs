@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit_anchor;
+mod audit_fails_closed;
+mod crash_sweep;
+mod durability;
 mod events;
 mod gate_api;
 mod gate_fs;
@@ -12,10 +15,14 @@ mod gate_sql_http;
 mod harness;
 mod lifecycle;
 mod limits;
+mod multi_gate_soak;
 mod operate;
+mod path_attacks;
 mod postgres_store;
 mod scenarios;
 mod scopes;
 mod secrets;
+mod soak;
+mod store_faults;
 mod trust;
 mod vault_seal;

@@ -20,14 +20,14 @@ use serde_json::{json, Value};
 use crate::harness::{codes, psql, recourse, SseReader, TestGate, Tokens};
 
 /// A database of its own on the shared server, dropped with this.
-struct FreshDb {
+pub(crate) struct FreshDb {
     name: String,
 }
 
 impl FreshDb {
     /// `None` (said on stderr) when PostgreSQL is not reachable and not
     /// required.
-    fn create() -> Option<FreshDb> {
+    pub(crate) fn create() -> Option<FreshDb> {
         let up = Command::new("pg_isready")
             .args(["-q", "-h", "127.0.0.1", "-p", "5432"])
             .status()
@@ -49,7 +49,7 @@ impl FreshDb {
         Some(FreshDb { name })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 }
@@ -76,7 +76,13 @@ const LIMITS: [&str; 4] = ["--rate-limit", "10000", "--rate-burst", "10000"];
 async fn two_gates(db: &FreshDb) -> (TestGate, TestGate, std::path::PathBuf, tempfile::TempDir) {
     let vault = tempfile::tempdir().unwrap();
     let mut args: Vec<&str> = LIMITS.to_vec();
-    args.extend(["--vault", vault.path().to_str().unwrap()]);
+    // One vault, so one id: either gate restores what the other captured.
+    args.extend([
+        "--vault",
+        vault.path().to_str().unwrap(),
+        "--gate-id",
+        "host-1",
+    ]);
     let a = TestGate::start_shared(&db.url(), None, &args);
     let b = TestGate::start_shared(&db.url(), Some(&a), &args);
     let dir = a.root.join("customer");
@@ -384,7 +390,9 @@ async fn an_unreachable_database_answers_503_and_runs_nothing() {
         incident: "rk_incident".into(),
         admin: "rk_admin".into(),
     };
-    let gate = TestGate::start_shared_with(&url, tokens, &[]);
+    // A short store timeout: each request waits that long for a
+    // connection that never comes.
+    let gate = TestGate::start_shared_with(&url, tokens, &["--store-timeout-ms", "1000"]);
     let (s, body) = gate.raw(Method::GET, "/healthz", "", None).await;
     assert_eq!(s, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
@@ -443,4 +451,132 @@ async fn observe_mode_switched_on_one_gate_applies_on_the_other() {
     assert_eq!(back.status, WriteStatus::RolledBack, "{:?}", back.rollback);
     assert!(!file.exists());
     assert_chain_verifies_on(&[&a, &b], &db).await;
+}
+
+/// A freeze acknowledged between a write's approval and its claim: gate B
+/// records the approval and stops right there (a crash point, then
+/// SIGKILL), gate A freezes. No gate begins the write: not B restarted, not
+/// A's sweep once the write is theirs to take up (the store refuses the
+/// claim of an approved write while frozen, in the claim's own
+/// transaction). It waits approved, not held again, and runs once after
+/// the resume.
+#[tokio::test]
+async fn a_freeze_between_approval_and_claim_stops_the_write_on_every_gate() {
+    let Some(db) = FreshDb::create() else { return };
+    let (a, mut b, dir, _vault) = two_gates(&db).await;
+    let file = dir.join("frozen.txt");
+    let held = a
+        .client(&a.tokens.agent)
+        .submit_json(&fs_write(&file, "not yet"))
+        .await
+        .unwrap();
+    assert_eq!(held.status, WriteStatus::Held, "{:?}", codes(&held));
+
+    b.kill();
+    b.spawn_paused_at("gate.after.approve");
+    let approving = {
+        let client = b.client(&b.tokens.reviewer);
+        let id = held.id.clone();
+        tokio::spawn(async move { client.approve(&id, Some("fine".into())).await })
+    };
+    assert!(
+        b.wait_for_crash_point("gate.after.approve", std::time::Duration::from_secs(20))
+            .await,
+        "gate B did not reach the point after the approval"
+    );
+    a.client(&a.tokens.incident)
+        .freeze("incident on the file share")
+        .await
+        .unwrap();
+    b.kill();
+    let _ = approving.await;
+    b.spawn(&[]);
+
+    // Past the lease a write that just moved is left to its mover (30 s)
+    // and a few sweeps of both gates (every 5 s).
+    tokio::time::sleep(std::time::Duration::from_secs(42)).await;
+    let waiting = a.client(&a.tokens.admin).write(&held.id).await.unwrap();
+    assert_eq!(
+        waiting.status,
+        WriteStatus::Approved,
+        "{:?}",
+        waiting.history
+    );
+    assert!(!file.exists(), "nothing ran while frozen");
+    assert_eq!(entries_of(&a, &held.id, "write.executing").await, 0);
+
+    // Resumed: a sweep runs it, once.
+    a.client(&a.tokens.incident).resume().await.unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let rec = b.client(&b.tokens.admin).write(&held.id).await.unwrap();
+        if rec.status == WriteStatus::Executed {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "not run after the resume: {:?}",
+            rec.history
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not yet");
+    assert_eq!(entries_of(&a, &held.id, "write.executing").await, 1);
+    assert_eq!(entries_of(&a, &held.id, "write.executed").await, 1);
+    assert_chain_verifies_on(&[&a, &b], &db).await;
+}
+
+/// An fs write's capture is in the vault of the gate that ran it, on its
+/// machine: the write says which gate (`vault_gate`, the id `/healthz`
+/// shows), and a gate with another vault and id refuses its rollback
+/// naming that gate, changing nothing; the gate holding the vault rolls
+/// it back.
+#[tokio::test]
+async fn an_fs_rollback_is_refused_by_a_gate_without_its_vault_and_names_the_gate_that_has_it() {
+    let Some(db) = FreshDb::create() else { return };
+    let (a, _b, dir, _vault) = two_gates(&db).await;
+    // Gate C: same database and files, its own vault (a default one in its
+    // data directory) and its own generated id.
+    let c = TestGate::start_shared(&db.url(), Some(&a), &LIMITS);
+    let (s, health) = c.raw(Method::GET, "/healthz", "", None).await;
+    assert_eq!(s, 200, "{health}");
+    let c_id = health["gate_id"].as_str().unwrap().to_string();
+    assert!(c_id.starts_with("gate_"), "{health}");
+    let (_, health) = a.raw(Method::GET, "/healthz", "", None).await;
+    assert_eq!(health["gate_id"], "host-1", "{health}");
+
+    let file = dir.join("local.txt");
+    let held = a
+        .client(&a.tokens.agent)
+        .submit_json(&fs_write(&file, "here"))
+        .await
+        .unwrap();
+    let ran = a
+        .client(&a.tokens.reviewer)
+        .approve(&held.id, Some("fine".into()))
+        .await
+        .unwrap();
+    assert_eq!(ran.status, WriteStatus::Executed, "{:?}", ran.history);
+    assert_eq!(ran.vault_gate.as_deref(), Some("host-1"));
+
+    let refused = c
+        .client(&c.tokens.incident)
+        .rollback(&held.id, "not wanted", false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(409), "{refused}");
+    let said = refused.to_string();
+    assert!(said.contains("host-1") && said.contains(&c_id), "{said}");
+    let still = c.client(&c.tokens.admin).write(&held.id).await.unwrap();
+    assert_eq!(still.status, WriteStatus::Executed);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "here");
+    assert_eq!(entries_of(&a, &held.id, "write.rolling_back").await, 0);
+
+    let back = a
+        .client(&a.tokens.incident)
+        .rollback(&held.id, "not wanted", false)
+        .await
+        .unwrap();
+    assert_eq!(back.status, WriteStatus::RolledBack, "{:?}", back.rollback);
+    assert!(!file.exists());
 }

@@ -366,3 +366,59 @@ def test_the_http_endpoint_needs_a_token(gate):
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 401
     assert e.value.headers.get("WWW-Authenticate") == "Bearer"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_strict_mode_client_sends_every_field_with_null_for_unused(gate, transport):
+    """OpenAI's strict mode makes every field required and nullable: the
+    client sends each one, `null` when it has nothing to give."""
+    target = folder(gate, transport, "strict") / "notes.txt"
+
+    async def go():
+        async with session(gate, transport) as s:
+            tools = {t.name: t for t in (await s.list_tools()).tools}
+            for name, tool in tools.items():
+                schema = tool.input_schema
+                for prop, sub in schema["properties"].items():
+                    if prop not in schema.get("required", []):
+                        assert "null" in json.dumps(sub), f"{name}.{prop} does not take null: {sub}"
+            args = {name: None for name in tools["fs_write"].input_schema["properties"]}
+            args.update({"path": str(target), "content": "strict\n", "intent": "write the notes"})
+            written = await s.call_tool("fs_write", args)
+            status = await s.call_tool(
+                "write_status", {"id": written.structured_content["id"], "wait_s": None}
+            )
+            return written, status
+
+    written, status = run(go())
+    assert not written.is_error, text_of(written)
+    assert written.structured_content["outcome"] == "executed", text_of(written)
+    assert target.read_text() == "strict\n"
+    assert not status.is_error, text_of(status)
+
+
+def test_closing_a_session_answers_204(gate):
+    auth = {"Authorization": f"Bearer {gate.tokens['agent']}"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    req = urllib.request.Request(
+        gate.url + "/mcp",
+        data=json.dumps(init).encode(),
+        method="POST",
+        headers={**auth, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        sid = resp.headers.get("mcp-session-id")
+        resp.read()
+    assert sid, "initialize opens a session"
+    req = urllib.request.Request(
+        gate.url + "/mcp",
+        method="DELETE",
+        headers={**auth, "mcp-session-id": sid, "MCP-Protocol-Version": "2025-06-18"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 204

@@ -565,7 +565,13 @@ export type RestoreStatus = "restored" |
  * could not be verified (the fs vault holds no seal of them): not
  * `restored`, which only verification earns.
  */
-"unverified"
+"unverified" | 
+/**
+ * A compensating request that a rollback cut short by a crash had sent,
+ * or was about to send: whether it took effect is not known here, and
+ * it is not sent twice. A person checks the target.
+ */
+"sent"
 export type RewindItem = { write: WriteSummary; rollback?: RollbackReport | null; error?: string | null }
 export type RewindReport = { preview: boolean; 
 /**
@@ -742,6 +748,13 @@ outcome?: JsonValue | null; rollback?: RollbackReport | null;
  * nothing waits silently.
  */
 waiting?: string | null; 
+/**
+ * The id of the gate whose vault holds this write's capture, for
+ * connectors that keep it in files on the gate's machine (`fs`, and
+ * the before-images of `sql`): only that gate (or one sharing its
+ * vault and id) can roll it back or settle it.
+ */
+vault_gate?: string | null; 
 /**
  * Set when the gate ran this write in observe mode although its
  * decision (`decision`, verdict `hold`) would have held it for a

@@ -52,7 +52,7 @@ enum Command {
     #[command(subcommand)]
     Catalog(CatalogCommand),
     /// An MCP server on stdio, acting as the agent whose token it holds.
-    Mcp(Remote),
+    Mcp(McpArgs),
     /// Start a demo gate with the seed's seven cases as live writes (the
     /// README's first command runs this, then opens the console).
     Demo {
@@ -83,6 +83,12 @@ struct ServeArgs {
     /// in-flight writes cannot run. See docs/secrets.md.
     #[arg(long, env = "RECOURSE_ACTION_KEY")]
     action_key: Option<PathBuf>,
+    /// This gate's id, which names the vault a write's local capture (fs,
+    /// SQL before-images) is in: only that gate rolls such a write back.
+    /// Default: generated once into DATA_DIR/gate.id. Gates on one machine
+    /// that share one --vault may share one id.
+    #[arg(long, env = "RECOURSE_GATE_ID")]
+    gate_id: Option<String>,
     /// A signed checkpoint after this many audit entries...
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: i64,
@@ -122,6 +128,12 @@ struct ServeArgs {
     // name instead of clap calling `-1` an unexpected argument.
     #[arg(long, default_value_t = 7 * 24 * 3600, allow_negative_numbers = true)]
     hold_ttl_s: i64,
+    /// Seconds a gate's claim on a write it is running lasts unless
+    /// renewed (renewed while it works). A write a failure left in flight
+    /// is taken up by the sweep this long after its last move. Several
+    /// gates on one store should use the same value.
+    #[arg(long, default_value_t = 30)]
+    claim_lease_s: u32,
     /// Distinct approvals needed where BEARER bears the cost: BEARER=N
     /// (repeatable; default patient=2, borrower=2, others 1).
     #[arg(long = "approvals")]
@@ -190,6 +202,15 @@ struct ServeArgs {
     /// next one (at most a minute).
     #[arg(long, default_value_t = 1000)]
     webhook_backoff_ms: u64,
+    /// Milliseconds the gate waits on its store before it refuses a request
+    /// with a 503 naming the cause (the store locked by another process, a
+    /// table locked in another session, no connection free): SQLite's busy
+    /// timeout, PostgreSQL's `lock_timeout` and `statement_timeout`, and
+    /// the wait for a pooled connection. A request waits a few of these at
+    /// most, never forever. The end-to-end tests shorten it.
+    #[arg(long, env = "RECOURSE_STORE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    store_timeout_ms: u64,
 }
 
 fn parse_mode(s: &str) -> Result<GateMode, String> {
@@ -334,6 +355,17 @@ struct Remote {
     gate: String,
     #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
     token: String,
+}
+
+/// `recourse mcp`: the token is optional here so that, missing, the
+/// server says which variable to set (a host shows only that line).
+#[derive(Args)]
+struct McpArgs {
+    /// The gate's URL.
+    #[arg(long, env = "RECOURSE_GATE", default_value = "http://127.0.0.1:7420")]
+    gate: String,
+    #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -554,7 +586,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             gate,
             token,
         }) => import_sql(&name, &url, gate, token).await,
-        Command::Mcp(r) => recourse_mcp::serve_stdio(&r.gate, &r.token)
+        Command::Mcp(r) => recourse_mcp::serve_stdio(&r.gate, r.token.as_deref().unwrap_or(""))
             .await
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
@@ -726,6 +758,12 @@ fn check_serve_args(args: &ServeArgs) -> anyhow::Result<()> {
     if args.rate_burst == 0 {
         bail!("--rate-burst 0: must be 1 or more");
     }
+    if args.claim_lease_s < 2 {
+        bail!(
+            "--claim-lease-s {}: must be 2 or more (a claim is renewed every third of its lease)",
+            args.claim_lease_s
+        );
+    }
     if args.hold_ttl_s <= 0 {
         bail!(
             "--hold-ttl-s {}: must be more than 0 (seconds a held write waits; 0 would expire every held write at once)",
@@ -786,12 +824,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let store_timeout = std::time::Duration::from_millis(args.store_timeout_ms);
     // A URL that names no store is refused before anything is created.
     let shared = args
         .database_url
         .as_deref()
         .map(|url| {
-            recourse_gate::store::open_url(url)
+            recourse_gate::store::open_url_with(url, store_timeout)
                 .with_context(|| format!("--database-url {}", shown_url(url)))
         })
         .transpose()?;
@@ -817,8 +856,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(path = %action_key_path.display(), key_id = %action_key.key_id(),
             "created a new action key: back it up, and keep it off the store's disk");
     }
+    let gate_id = match &args.gate_id {
+        Some(id) => {
+            recourse_gate::check_gate_id(id).map_err(anyhow::Error::msg)?;
+            id.clone()
+        }
+        None => recourse_gate::gate_id_in(&data_dir).context("--data-dir: the gate id")?,
+    };
     let mut config = GateConfig {
+        gate_id,
         hold_ttl: chrono::Duration::seconds(args.hold_ttl_s),
+        claim_lease: chrono::Duration::seconds(i64::from(args.claim_lease_s)),
         redact_keys: args.redact.clone(),
         quota_bytes: args.quota_bytes,
         action_key,
@@ -899,7 +947,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             Arc::new(pg)
         }
-        None => Arc::new(SqliteStore::open(&data_dir).await?),
+        None => Arc::new(SqliteStore::open_with(&data_dir, store_timeout).await?),
     };
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let checkpoints = start_checkpoints(&args, &data_dir, store.clone(), fatal_tx).await?;
@@ -1177,6 +1225,9 @@ mod tests {
         assert!(e.to_string().starts_with("--hold-ttl-s 0:"), "{e}");
         assert!(!e.to_string().contains('\n'));
         assert!(check_serve_args(&serve_args(&["--hold-ttl-s", "-5"])).is_err());
+        let e = check_serve_args(&serve_args(&["--claim-lease-s", "1"])).unwrap_err();
+        assert!(e.to_string().starts_with("--claim-lease-s 1:"), "{e}");
+        assert!(check_serve_args(&serve_args(&["--claim-lease-s", "2"])).is_ok());
     }
 
     #[test]

@@ -211,6 +211,10 @@ pub enum RestoreStatus {
     /// could not be verified (the fs vault holds no seal of them): not
     /// `restored`, which only verification earns.
     Unverified,
+    /// A compensating request that a rollback cut short by a crash had sent,
+    /// or was about to send: whether it took effect is not known here, and
+    /// it is not sent twice. A person checks the target.
+    Sent,
 }
 
 /// The outcome of a rollback, verified against what was captured.
@@ -277,6 +281,12 @@ pub struct WriteRecord {
     /// nothing waits silently.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// The id of the gate whose vault holds this write's capture, for
+    /// connectors that keep it in files on the gate's machine (`fs`, and
+    /// the before-images of `sql`): only that gate (or one sharing its
+    /// vault and id) can roll it back or settle it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_gate: Option<String>,
     /// Set when the gate ran this write in observe mode although its
     /// decision (`decision`, verdict `hold`) would have held it for a
     /// person: what enforcement would have stopped.

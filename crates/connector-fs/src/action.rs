@@ -1,15 +1,60 @@
-//! The `fs` actions, read strictly: an unknown op or field, or a field of
-//! the wrong type, is the caller's mistake and is named.
+//! The `fs` actions: one type, [`FsAction`], read strictly by
+//! [`recourse_connector::action::parse`]: an unknown op or field, or a field
+//! of the wrong type, is the caller's mistake and is named.
 
-use base64::Engine;
+use recourse_connector::action::Action;
 use recourse_connector::ConnectorError;
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A write under one of the gate's roots. Paths are absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FsAction {
-    Delete { path: String },
-    Write { path: String, content: Vec<u8> },
-    Move { path: String, to: String },
+    /// Delete a file or a whole folder; the old tree goes into the vault.
+    Delete {
+        /// Absolute path of the file or folder to delete.
+        path: String,
+    },
+    /// Create or overwrite a file; the old file goes into the vault.
+    Write {
+        /// Absolute path of the file to write.
+        path: String,
+        /// The new content, base64.
+        #[serde(rename = "content_b64", with = "b64")]
+        #[schemars(with = "String")]
+        content: Vec<u8>,
+    },
+    /// Move or rename a file or folder; whatever `to` held goes into the
+    /// vault.
+    Move {
+        /// Absolute path to move.
+        path: String,
+        /// Absolute destination path.
+        to: String,
+    },
+}
+
+impl Action for FsAction {
+    const CONNECTOR: &'static str = "fs";
+}
+
+/// `content_b64`: standard base64 on the wire, bytes in the action.
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("is not base64: {e}")))
+    }
 }
 
 impl FsAction {
@@ -37,72 +82,15 @@ impl FsAction {
             FsAction::Move { to, .. } => (to, "action.to"),
         }
     }
-}
 
-fn string(obj: &Map<String, Value>, key: &str) -> Result<String, ConnectorError> {
-    let field = format!("action.{key}");
-    match obj.get(key) {
-        None => Err(ConnectorError::invalid(field, "is required")),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(ConnectorError::invalid(field, "must be a string")),
+    /// The action as JSON, as [`parse`] reads it.
+    pub fn to_value(&self) -> Value {
+        recourse_connector::action::to_value(self)
     }
 }
 
 pub fn parse(action: &Value) -> Result<FsAction, ConnectorError> {
-    let Some(obj) = action.as_object() else {
-        return Err(ConnectorError::invalid("action", "must be an object"));
-    };
-    match obj.get("connector") {
-        Some(Value::String(c)) if c == "fs" => {}
-        Some(Value::String(c)) => {
-            return Err(ConnectorError::invalid(
-                "action.connector",
-                format!("`{c}` is not `fs`"),
-            ))
-        }
-        Some(_) => {
-            return Err(ConnectorError::invalid(
-                "action.connector",
-                "must be a string",
-            ))
-        }
-        None => return Err(ConnectorError::invalid("action.connector", "is required")),
-    }
-    let op = string(obj, "op")?;
-    let allowed: &[&str] = match op.as_str() {
-        "delete" => &["connector", "op", "path"],
-        "write" => &["connector", "op", "path", "content_b64"],
-        "move" => &["connector", "op", "path", "to"],
-        other => {
-            return Err(ConnectorError::invalid(
-                "action.op",
-                format!("unknown op `{other}` (expected `delete`, `write` or `move`)"),
-            ))
-        }
-    };
-    if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ConnectorError::invalid(
-            format!("action.{extra}"),
-            format!("unknown field for op `{op}`"),
-        ));
-    }
-    let path = string(obj, "path")?;
-    Ok(match op.as_str() {
-        "delete" => FsAction::Delete { path },
-        "write" => {
-            let b64 = string(obj, "content_b64")?;
-            let content = base64::engine::general_purpose::STANDARD
-                .decode(b64.as_bytes())
-                .map_err(|e| {
-                    ConnectorError::invalid("action.content_b64", format!("is not base64: {e}"))
-                })?;
-            FsAction::Write { path, content }
-        }
-        _ => FsAction::Move {
-            path,
-            to: string(obj, "to")?,
-        },
-    })
+    recourse_connector::action::parse("action", action)
 }
 
 /// The action as a restore reads it. Once a write has run the gate keeps

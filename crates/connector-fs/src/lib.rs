@@ -17,8 +17,14 @@
 //! plan is refused, never followed.
 
 mod action;
+mod capture;
 mod error;
+mod execute;
+pub mod fault;
 mod manifest;
+mod observe;
+mod paths;
+mod plan;
 mod restore;
 mod seal;
 mod tree;
@@ -34,10 +40,12 @@ use chrono::Utc;
 use recourse_client::{RestoreItem, RestoreStatus, RollbackReport};
 use recourse_connector::{Connector, ConnectorError, Plan};
 use recourse_core::{Evidence, EvidenceKind, Observation, Proposal, ReasonCode, Resource, Step};
-use rustix::fs::{self as rfs, Mode, OFlags};
-use rustix::io::Errno;
+use rustix::fs as rfs;
 use serde_json::{json, Value};
 
+/// An `fs` action read strictly, as `plan` reads it first (public for the
+/// fuzz target `fs_plan`, which checks it round-trips).
+pub use action::parse as parse_action;
 pub use action::FsAction;
 pub use error::FsError;
 pub use manifest::{Entry, Kind, Manifest, Method};
@@ -116,7 +124,7 @@ struct Inner {
 }
 
 fn canonical_utf8(path: &Path) -> Result<PathBuf, std::io::Error> {
-    path.canonicalize()
+    tree::canonicalize(path)
 }
 
 impl FsConnector {
@@ -132,11 +140,11 @@ impl FsConnector {
                 path: root.clone(),
                 source,
             })?;
-            let meta = std::fs::metadata(&c).map_err(|source| FsError::Root {
+            let is_dir = tree::is_dir(&c).map_err(|source| FsError::Root {
                 path: root.clone(),
                 source,
             })?;
-            if !meta.is_dir() {
+            if !is_dir {
                 return Err(FsError::RootNotDir(root));
             }
             if c.to_str().is_none() {
@@ -146,7 +154,7 @@ impl FsConnector {
                 canon.push(c);
             }
         }
-        std::fs::create_dir_all(&vault).map_err(|source| FsError::Vault {
+        tree::create_dir_all(&vault).map_err(|source| FsError::Vault {
             path: vault.clone(),
             source,
         })?;
@@ -154,11 +162,11 @@ impl FsConnector {
             path: vault.clone(),
             source,
         })?;
-        let meta = std::fs::metadata(&v).map_err(|source| FsError::Vault {
+        let is_dir = tree::is_dir(&v).map_err(|source| FsError::Vault {
             path: vault.clone(),
             source,
         })?;
-        if !meta.is_dir() {
+        if !is_dir {
             return Err(FsError::VaultNotDir(vault));
         }
         if v.to_str().is_none() {
@@ -382,6 +390,36 @@ fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Connect
     }
 }
 
+/// An error after the step changed the target (took its tree, left
+/// scratch beside it) and that calling the step again finishes: never
+/// `Io`, which says nothing changed and would let the gate settle the
+/// write as not run with the target half done; `Unavailable`, so the gate
+/// retries. A failed fsync stays a durability failure.
+fn resumable(e: ConnectorError, note: &str) -> ConnectorError {
+    match e {
+        ConnectorError::Io(m) => ConnectorError::Unavailable(format!("{m}; {note}")),
+        other => other,
+    }
+}
+
+/// A failure to read the vault's record of a write (its manifest, its
+/// directory). That record is what says whether the capture already took
+/// the target: without it, "nothing changed" cannot be said, and an `Io`
+/// error would let the gate settle the write as not run while the vault
+/// may hold what was at the path (found by the I/O fault suite). Calling
+/// again reads it: the gate is told to retry.
+fn unreadable(e: ConnectorError) -> ConnectorError {
+    resumable(
+        e,
+        "the vault's record of this write could not be read; calling again reads it",
+    )
+}
+
+/// The name `finish_copy` gives the original beside it while removing it.
+fn removing(write_id: &str) -> String {
+    format!(".recourse-{write_id}.removing")
+}
+
 fn outside(message: impl Into<String>) -> ConnectorError {
     ConnectorError::refuse(ReasonCode::OutsideRoots, message)
 }
@@ -464,920 +502,6 @@ fn summary(diffs: &[String]) -> String {
     }
 }
 
-impl Inner {
-    // ---- paths -------------------------------------------------------------
-
-    /// Lexical checks, then the root the path lies under. Malformed input is
-    /// `Invalid`; anything that leaves the roots is refused.
-    fn locate(&self, raw: &str, field: &str) -> Result<Target, ConnectorError> {
-        let bad =
-            |m: &str| ConnectorError::invalid(field, format!("`{}` {m}", raw.escape_default()));
-        if raw.is_empty() {
-            return Err(ConnectorError::invalid(field, "must not be empty"));
-        }
-        if raw.contains('\0') {
-            return Err(bad("contains a NUL byte"));
-        }
-        if raw.len() >= PATH_MAX {
-            return Err(ConnectorError::invalid(
-                field,
-                format!(
-                    "is {} bytes long; the limit is PATH_MAX ({PATH_MAX})",
-                    raw.len()
-                ),
-            ));
-        }
-        if !raw.starts_with('/') {
-            return Err(bad("is not an absolute path"));
-        }
-        if raw.len() > 1 && raw.ends_with('/') {
-            return Err(bad("ends with `/`"));
-        }
-        for seg in raw.split('/').skip(1) {
-            match seg {
-                ".." => {
-                    return Err(outside(format!(
-                        "{field}: `{raw}` contains `..`: a path may not climb out of the roots"
-                    )))
-                }
-                "." => return Err(bad("contains a `.` segment")),
-                "" if raw != "/" => return Err(bad("contains an empty segment (`//`)")),
-                s if s.len() > NAME_MAX => {
-                    return Err(bad("has a component longer than NAME_MAX (255)"))
-                }
-                _ => {}
-            }
-        }
-        let p = Path::new(raw);
-        if p.starts_with(&self.vault) {
-            return Err(outside(format!("{field}: `{raw}` is in the gate's vault")));
-        }
-        if self.vault.starts_with(p) {
-            return Err(outside(format!("{field}: `{raw}` holds the gate's vault")));
-        }
-        let Some(root) = self
-            .roots
-            .iter()
-            .filter(|r| p.starts_with(r))
-            .max_by_key(|r| r.as_os_str().len())
-        else {
-            return Err(outside(format!(
-                "{field}: `{raw}` is outside the gate's roots"
-            )));
-        };
-        if p == root.as_path() {
-            return Err(outside(format!(
-                "{field}: `{raw}` is a root itself: the gate never deletes, replaces or moves a whole root"
-            )));
-        }
-        if let Some(inner_root) = self.roots.iter().find(|r| r.starts_with(p)) {
-            return Err(outside(format!(
-                "{field}: `{raw}` holds the root `{}`",
-                inner_root.display()
-            )));
-        }
-        let mut parts: Vec<OsString> = Vec::new();
-        for c in p
-            .strip_prefix(root)
-            .map_err(|_| bad("is not under its root"))?
-            .components()
-        {
-            match c {
-                Component::Normal(s) => parts.push(s.to_owned()),
-                _ => return Err(bad("is not a plain path")),
-            }
-        }
-        let Some(name) = parts.pop() else {
-            return Err(bad("names no entry"));
-        };
-        Ok(Target {
-            abs: raw.to_owned(),
-            root: root.clone(),
-            parents: parts,
-            name,
-        })
-    }
-
-    /// Opens the target's parent from the root, one component at a time,
-    /// never following a link.
-    fn open(&self, t: Target, field: &str) -> Result<Place, ConnectorError> {
-        let mut fd = rfs::openat(
-            rfs::CWD,
-            t.root.as_path(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| ConnectorError::Io(format!("root `{}`: {e}", t.root.display())))?;
-        let mut walked = t.root.clone();
-        for c in &t.parents {
-            walked.push(c);
-            fd = match tree::open_dir(fd.as_fd(), c) {
-                Ok(next) => next,
-                Err(e) => {
-                    let st = lstat(fd.as_fd(), c).ok().flatten();
-                    let shown = walked.display();
-                    return Err(match st.map(|s| tree::kind(&s)) {
-                        Some(Kind::Symlink) => outside(format!(
-                            "{field}: `{shown}` is a symbolic link: the gate never follows links out of a path"
-                        )),
-                        Some(Kind::Dir) => ConnectorError::Io(format!("`{shown}`: {e}")),
-                        Some(_) => ConnectorError::invalid(field, format!("`{shown}` is not a directory")),
-                        None => ConnectorError::invalid(field, format!("`{shown}` does not exist")),
-                    });
-                }
-            };
-        }
-        Ok(Place {
-            abs: t.abs,
-            parent: fd,
-            name: t.name,
-        })
-    }
-
-    fn place(&self, raw: &str, field: &str) -> Result<Place, ConnectorError> {
-        let t = self.locate(raw, field)?;
-        self.open(t, field)
-    }
-
-    /// The rules for the entry itself: never through a link when writing,
-    /// never a file another name shares (it could be a file outside).
-    fn guard_entry(
-        &self,
-        st: &rfs::Stat,
-        raw: &str,
-        field: &str,
-        writing: bool,
-    ) -> Result<(), ConnectorError> {
-        let k = tree::kind(st);
-        if writing && k == Kind::Symlink {
-            return Err(outside(format!(
-                "{field}: `{raw}` is a symbolic link: the gate never writes through a link"
-            )));
-        }
-        if writing && k == Kind::Dir {
-            return Err(ConnectorError::invalid(
-                field,
-                format!("`{raw}` is a directory"),
-            ));
-        }
-        if writing && k != Kind::File {
-            return Err(ConnectorError::invalid(
-                field,
-                format!("`{raw}` is a {}, not a regular file", k.as_str()),
-            ));
-        }
-        if k == Kind::File && tree::nlink(st) > 1 {
-            return Err(outside(format!(
-                "{field}: `{raw}` has {} hard links: another name (possibly outside the roots) shares it",
-                tree::nlink(st)
-            )));
-        }
-        Ok(())
-    }
-
-    fn vault_fd(&self) -> Result<OwnedFd, ConnectorError> {
-        rfs::openat(
-            rfs::CWD,
-            self.vault.as_path(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| ConnectorError::Io(format!("vault `{}`: {e}", self.vault.display())))
-    }
-
-    fn write_dir(&self, write_id: &str) -> Result<Option<OwnedFd>, ConnectorError> {
-        let vault = self.vault_fd()?;
-        match tree::open_dir(vault.as_fd(), OsStr::new(write_id)) {
-            Ok(fd) => Ok(Some(fd)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(format!(
-                "vault `{}`",
-                self.vault.join(write_id).display()
-            ))(e)),
-        }
-    }
-
-    fn load_manifest(&self, write_id: &str) -> Result<Option<(Manifest, String)>, ConnectorError> {
-        let Some(dir) = self.write_dir(write_id)? else {
-            return Ok(None);
-        };
-        let bytes = match tree::read_small(dir.as_fd(), OsStr::new(MANIFEST)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io("manifest")(e)),
-        };
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            ConnectorError::Io(format!("manifest of write `{write_id}` is unreadable: {e}"))
-        })?;
-        Ok(Some((m, tree::sha256(&bytes))))
-    }
-
-    fn remember(&self, write_id: &str, dev: u64) {
-        if let Ok(mut planned) = self.planned.lock() {
-            if planned.len() > 10_000 {
-                planned.clear();
-            }
-            planned.insert(write_id.to_owned(), dev);
-        }
-    }
-
-    // ---- plan --------------------------------------------------------------
-
-    fn describe(&self, place: &Place, st: Option<&rfs::Stat>, deep: bool) -> Vec<Resource> {
-        let mut r = Resource::new(place.id());
-        r.title = Some(place.abs.clone());
-        let mut labels = serde_json::Map::new();
-        let kind = st.map(tree::kind);
-        let is_git = place.name() == OsStr::new(".git");
-        r.kind = Some(match kind {
-            None => "fs.absent".to_owned(),
-            Some(Kind::Dir) if is_git => "git.repository".to_owned(),
-            Some(k) => format!("fs.{}", k.as_str()),
-        });
-        if let Some(st) = st {
-            labels.insert("type".into(), json!(tree::kind(st).as_str()));
-            labels.insert("mode".into(), json!(format!("{:o}", st.st_mode & 0o7777)));
-        }
-        let mut out = Vec::new();
-        if deep && kind == Some(Kind::Dir) {
-            if let Ok(dir) = tree::open_dir(place.parent.as_fd(), place.name()) {
-                if let Ok(names) = tree::list(dir.as_fd()) {
-                    labels.insert("entries".into(), json!(names.len()));
-                }
-                for (name, kind, title) in NOTABLE {
-                    if let Ok(Some(st)) = lstat(dir.as_fd(), OsStr::new(name)) {
-                        let mut n = Resource::new(format!("{}/{name}", place.id()));
-                        n.kind = Some((*kind).to_owned());
-                        n.title = Some(format!(
-                            "{title} ({}/{name}, a {})",
-                            place.abs,
-                            tree::kind(&st).as_str()
-                        ));
-                        out.push(n);
-                    }
-                }
-            }
-        }
-        if !labels.is_empty() {
-            r.labels = Some(labels);
-        }
-        out.insert(0, r);
-        out
-    }
-
-    fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
-        check_write_id(write_id)?;
-        let act = action::parse(action)?;
-        let mut plan = Plan::default();
-        let dev;
-        match &act {
-            FsAction::Delete { path } => {
-                let place = self.place(path, "action.path")?;
-                let st = place.stat()?.ok_or_else(|| {
-                    ConnectorError::invalid("action.path", format!("`{path}` does not exist"))
-                })?;
-                self.guard_entry(&st, path, "action.path", false)?;
-                dev = fstat_dev(&place.parent)?;
-                plan.touches.push(place.id());
-                plan.resources
-                    .extend(self.describe(&place, Some(&st), true));
-            }
-            FsAction::Write { path, .. } => {
-                let place = self.place(path, "action.path")?;
-                let st = place.stat()?;
-                if let Some(st) = &st {
-                    self.guard_entry(st, path, "action.path", true)?;
-                }
-                dev = fstat_dev(&place.parent)?;
-                plan.touches.push(place.id());
-                plan.resources
-                    .extend(self.describe(&place, st.as_ref(), false));
-            }
-            FsAction::Move { path, to } => {
-                if path == to {
-                    return Err(ConnectorError::invalid(
-                        "action.to",
-                        "is the same path as `action.path`",
-                    ));
-                }
-                let src = self.place(path, "action.path")?;
-                let dst = self.place(to, "action.to")?;
-                if Path::new(to).starts_with(path) {
-                    return Err(ConnectorError::invalid(
-                        "action.to",
-                        format!("`{to}` lies inside `{path}`"),
-                    ));
-                }
-                if Path::new(path).starts_with(to) {
-                    return Err(ConnectorError::invalid(
-                        "action.to",
-                        format!("`{to}` holds `{path}`"),
-                    ));
-                }
-                let s = src.stat()?.ok_or_else(|| {
-                    ConnectorError::invalid("action.path", format!("`{path}` does not exist"))
-                })?;
-                self.guard_entry(&s, path, "action.path", false)?;
-                let d = dst.stat()?;
-                if let Some(d) = &d {
-                    self.guard_entry(d, to, "action.to", false)?;
-                }
-                let (sd, dd) = (fstat_dev(&src.parent)?, fstat_dev(&dst.parent)?);
-                if sd != dd {
-                    return Err(ConnectorError::invalid(
-                        "action.to",
-                        format!("`{to}` is on another file system than `{path}`: a move must stay on one"),
-                    ));
-                }
-                dev = dd;
-                plan.touches.push(src.id());
-                plan.touches.push(dst.id());
-                plan.resources.extend(self.describe(&src, Some(&s), true));
-                plan.resources.extend(self.describe(&dst, d.as_ref(), true));
-            }
-        }
-        self.remember(write_id, dev);
-        let vault_dir = self.vault.join(write_id);
-        plan.step = Some(Step {
-            restores: plan.touches.clone(),
-            op: json!({"connector": "fs", "op": "restore"}),
-            requires: vec![Evidence {
-                id: FsConnector::evidence_id(write_id),
-                kind: EvidenceKind::Snapshot,
-                location: Some(format!("fs:{}", vault_dir.display())),
-                until: None,
-                max_age_s: None,
-                check: None,
-            }],
-            modelled_by: Some("fs".into()),
-        });
-        Ok(plan)
-    }
-
-    // ---- observe -----------------------------------------------------------
-
-    fn observe(&self, write_id: &str) -> Observation {
-        if let Err(e) = check_write_id(write_id) {
-            return absent(e.to_string());
-        }
-        match self.load_manifest(write_id) {
-            Ok(Some((m, sha))) => self.observe_captured(write_id, &m, &sha),
-            Ok(None) => self.observe_ready(write_id),
-            Err(e) => absent(e.to_string()),
-        }
-    }
-
-    fn observe_captured(&self, write_id: &str, m: &Manifest, sha: &str) -> Observation {
-        let at = self.vault.join(write_id);
-        let dir = match self.write_dir(write_id) {
-            Ok(Some(d)) => d,
-            Ok(None) => return absent(format!("`{}` is gone", at.display())),
-            Err(e) => return absent(e.to_string()),
-        };
-        if let Ok(Some(_)) = lstat(dir.as_fd(), OsStr::new(RESTORED)) {
-            return absent(format!(
-                "the capture in `{}` was consumed by a rollback",
-                at.display()
-            ));
-        }
-        if let Ok(Some(_)) = lstat(dir.as_fd(), OsStr::new(restore::RESTORING)) {
-            return absent(format!(
-                "a rollback is putting the capture in `{}` back",
-                at.display()
-            ));
-        }
-        if m.existed() {
-            match lstat(dir.as_fd(), OsStr::new(DATA)) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return absent(format!(
-                        "the captured tree is missing from `{}`",
-                        at.display()
-                    ))
-                }
-                Err(e) => return absent(format!("`{}`: {e}", at.display())),
-            }
-        }
-        // How a restore will verify the contents: a reviewer sees it here.
-        let sealed = match seal::expected(dir.as_fd(), m, sha) {
-            Ok(seal::Contents::Known { hashes, source }) => format!(
-                "contents sealed: the sha256 of {} files, from {source}, checked before a restore puts anything back",
-                hashes.len()
-            ),
-            Ok(seal::Contents::Unsealed(_)) if self.sealer.pending(write_id) => {
-                "not sealed yet: its contents are being hashed in the background".to_owned()
-            }
-            Ok(seal::Contents::Unsealed(why)) => {
-                let failed = self
-                    .sealer
-                    .failure(write_id)
-                    .map(|f| format!(" (sealing failed: {f})"))
-                    .unwrap_or_default();
-                format!("not sealed: {why}{failed}; a restore cannot verify its contents")
-            }
-            Ok(seal::Contents::Bad(why)) => {
-                return absent(format!(
-                    "the seal of the capture in `{}` cannot be trusted: {why}; a restore puts nothing back from it",
-                    at.display()
-                ))
-            }
-            Err(e) => return absent(format!("`{}`: {e}", at.display())),
-        };
-        let detail = match m.method {
-            Some(method) => format!(
-                "`{}` captured by {} into `{}`: {} entries in the manifest; {sealed}",
-                m.path,
-                method.as_str(),
-                at.display(),
-                m.captured.len()
-            ),
-            None => format!(
-                "nothing existed at `{}`; the manifest in `{}` records that",
-                m.path,
-                at.display()
-            ),
-        };
-        Observation {
-            present: true,
-            captured_at: Some(m.captured_at),
-            detail: Some(detail),
-        }
-    }
-
-    fn observe_ready(&self, write_id: &str) -> Observation {
-        let vault = match self.vault_fd() {
-            Ok(v) => v,
-            Err(e) => return absent(e.to_string()),
-        };
-        // The vault must still be where it was checked to be: outside the roots.
-        match self.vault.canonicalize() {
-            Ok(c) if c == self.vault && !self.roots.iter().any(|r| c.starts_with(r)) => {}
-            _ => {
-                return absent(format!(
-                    "vault `{}` moved or now lies inside a root",
-                    self.vault.display()
-                ))
-            }
-        }
-        let probe = format!(".probe-{write_id}");
-        if let Err(e) = tree::create_file(vault.as_fd(), OsStr::new(&probe), b"", 0o600) {
-            return absent(format!(
-                "vault `{}` is not writable: {e}",
-                self.vault.display()
-            ));
-        }
-        let _ = rfs::unlinkat(vault.as_fd(), probe.as_str(), rfs::AtFlags::empty());
-        let planned = self
-            .planned
-            .lock()
-            .ok()
-            .and_then(|p| p.get(write_id).copied());
-        let how = if self.copy_mode {
-            "a copy (copy mode is set)".to_owned()
-        } else {
-            match (planned, fstat_dev(&vault).ok()) {
-                (Some(a), Some(b)) if a == b => {
-                    "a rename (same file system as the vault)".to_owned()
-                }
-                (Some(_), Some(_)) => {
-                    "a copy (the path is on another file system than the vault)".to_owned()
-                }
-                _ => "a rename where the path shares the vault's file system, a copy otherwise"
-                    .to_owned(),
-            }
-        };
-        Observation {
-            present: true,
-            captured_at: None,
-            detail: Some(format!(
-                "vault `{}` is writable and outside the roots; the capture will be {how}",
-                self.vault.display()
-            )),
-        }
-    }
-
-    // ---- capture -----------------------------------------------------------
-
-    fn capture(&self, write_id: &str, action: &Value) -> Result<Value, ConnectorError> {
-        check_write_id(write_id)?;
-        let act = action::parse(action)?;
-        if let Some((m, sha)) = self.load_manifest(write_id)? {
-            same_action(&m, &act, write_id)?;
-            // A retry after a crash: finish what a copy left undone, and
-            // the seal.
-            self.finish_copy(&m)?;
-            self.seal_after_capture(write_id, &m);
-            return Ok(self.record(write_id, &m, &sha));
-        }
-        // A rename into the vault that a crash cut short leaves `data`
-        // without a manifest (and without the `copying` mark a copy sets):
-        // the original is gone, so the plan's checks cannot run again.
-        let resumed = match self.write_dir(write_id)? {
-            Some(w) => {
-                let has = |n: &str| {
-                    lstat(w.as_fd(), OsStr::new(n))
-                        .map(|s| s.is_some())
-                        .map_err(io("vault"))
-                };
-                has(DATA)? && !has(COPYING)?
-            }
-            None => false,
-        };
-        if !resumed {
-            // Everything the plan checked is checked again, now.
-            self.plan(write_id, action)?;
-        }
-        let (raw, field) = act.captured_path();
-        let place = self.place(raw, field)?;
-        let st = place.stat()?;
-        if let Some(st) = &st {
-            self.guard_entry(st, raw, field, matches!(act, FsAction::Write { .. }))?;
-        }
-        let vault = self.vault_fd()?;
-        match rfs::mkdirat(vault.as_fd(), write_id, Mode::from_raw_mode(0o700)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => {
-                return Err(ConnectorError::Io(format!(
-                    "vault `{}`: {e}",
-                    self.vault.display()
-                )))
-            }
-        }
-        let wdir = tree::open_dir(vault.as_fd(), OsStr::new(write_id)).map_err(io("vault"))?;
-        let w = wdir.as_fd();
-        let data_there = lstat(w, OsStr::new(DATA)).map_err(io("vault"))?.is_some();
-        let copying = lstat(w, OsStr::new(COPYING))
-            .map_err(io("vault"))?
-            .is_some();
-        if copying {
-            // A copy that did not finish: the original is whole (it goes only
-            // after the manifest), so start again.
-            if data_there {
-                tree::remove(w, OsStr::new(DATA)).map_err(io("vault"))?;
-            }
-            let _ = rfs::unlinkat(w, COPYING, rfs::AtFlags::empty());
-        }
-        let (method, entries) = if data_there && !copying {
-            // The rename happened before a crash; only the manifest is missing.
-            let entries = tree::walk(w, OsStr::new(DATA), false).map_err(io("vault"))?;
-            (Some(Method::Rename), entries)
-        } else {
-            match &st {
-                None if matches!(act, FsAction::Delete { .. }) => {
-                    return Err(ConnectorError::invalid(
-                        field,
-                        format!("`{raw}` does not exist"),
-                    ));
-                }
-                None => (None, Vec::new()),
-                Some(st) => self.take(&place, st, w)?,
-            }
-        };
-        let mut moved = None;
-        if let FsAction::Move { path, to } = &act {
-            let src = self.place(path, "action.path")?;
-            let entries = tree::walk(src.parent.as_fd(), src.name(), false)
-                .map_err(io(format!("`{path}`")))?;
-            moved = Some(manifest::Moved {
-                from: path.clone(),
-                to: to.clone(),
-                entries,
-            });
-        }
-        let (written_sha256, written_mode) = match &act {
-            FsAction::Write { content, .. } => (
-                Some(tree::sha256(content)),
-                Some(
-                    entries
-                        .first()
-                        .filter(|e| e.kind == Kind::File)
-                        .map_or(0o644, |e| e.mode),
-                ),
-            ),
-            _ => (None, None),
-        };
-        let m = Manifest {
-            version: 1,
-            write_id: write_id.to_owned(),
-            op: act.op().to_owned(),
-            path: raw.to_owned(),
-            method,
-            captured_at: Utc::now(),
-            captured: entries,
-            moved,
-            written_sha256,
-            written_mode,
-        };
-        let bytes =
-            serde_json::to_vec(&m).map_err(|e| ConnectorError::Io(format!("manifest: {e}")))?;
-        let _ = rfs::unlinkat(w, MANIFEST_TMP, rfs::AtFlags::empty());
-        tree::create_file(w, OsStr::new(MANIFEST_TMP), &bytes, 0o600).map_err(io("manifest"))?;
-        rfs::renameat(w, MANIFEST_TMP, w, MANIFEST)
-            .map_err(|e| ConnectorError::Io(format!("manifest: {e}")))?;
-        let _ = rfs::unlinkat(w, COPYING, rfs::AtFlags::empty());
-        tree::fsync(w).map_err(io("vault"))?;
-        tree::fsync(vault.as_fd()).map_err(io("vault"))?;
-        self.finish_copy(&m)?;
-        self.seal_after_capture(write_id, &m);
-        Ok(self.record(write_id, &m, &tree::sha256(&bytes)))
-    }
-
-    /// A copy hashed every file: its seal is written now. A rename read no
-    /// contents: its seal is computed in the background, so the capture
-    /// stays O(entries). A seal that cannot be written now is retried by
-    /// the sealer; the capture itself is complete either way.
-    fn seal_after_capture(&self, write_id: &str, m: &Manifest) {
-        match m.method {
-            Some(Method::Copy) => {
-                let held = self.sealer.hold(write_id);
-                let done = seal::seal_write(&self.vault, write_id).is_ok();
-                drop(held);
-                if !done {
-                    self.sealer.enqueue(write_id);
-                }
-            }
-            Some(Method::Rename) => self.sealer.enqueue(write_id),
-            None => {}
-        }
-    }
-
-    /// Moves the entry at `place` into `<write dir>/data`: a rename when it
-    /// can, else a copy (the original then goes in `finish_copy`, after the
-    /// manifest is durable).
-    fn take(
-        &self,
-        place: &Place,
-        st: &rfs::Stat,
-        w: std::os::fd::BorrowedFd<'_>,
-    ) -> Result<(Option<Method>, Vec<Entry>), ConnectorError> {
-        let ctx = format!("capturing `{}`", place.abs);
-        if !self.copy_mode
-            && tree::rename_noreplace(place.parent.as_fd(), place.name(), w, OsStr::new(DATA))
-                .map_err(io(&ctx))?
-        {
-            tree::fsync(w).map_err(io(&ctx))?;
-            tree::fsync(place.parent.as_fd()).map_err(io(&ctx))?;
-            let mut entries = tree::walk(w, OsStr::new(DATA), false).map_err(io(&ctx))?;
-            // A rename may touch the directory's own times: keep the ones
-            // it had where it stood.
-            let before = tree::entry(st);
-            if let Some(top) = entries.first_mut() {
-                top.mtime = before.mtime;
-                top.atime = before.atime;
-            }
-            return Ok((Some(Method::Rename), entries));
-        }
-        tree::create_file(w, OsStr::new(COPYING), b"", 0o600).map_err(io(&ctx))?;
-        tree::fsync(w).map_err(io(&ctx))?;
-        let entries = tree::copy(place.parent.as_fd(), place.name(), w, OsStr::new(DATA))
-            .map_err(io(&ctx))?;
-        tree::fsync(w).map_err(io(&ctx))?;
-        Ok((Some(Method::Copy), entries))
-    }
-
-    /// After a copy: removes the original, once, and only if it is still the
-    /// very tree that was copied.
-    fn finish_copy(&self, m: &Manifest) -> Result<(), ConnectorError> {
-        if m.method != Some(Method::Copy) {
-            return Ok(());
-        }
-        let Some(top) = m.top() else { return Ok(()) };
-        let field = if m.op == "move" {
-            "action.to"
-        } else {
-            "action.path"
-        };
-        let place = self.place(&m.path, field)?;
-        if let Some(st) = place.stat()? {
-            // The same inode, and for a file the same size and mtime: after
-            // the copy's original went, its number may be reused (by the
-            // very file a write wrote there), and that is not ours to remove.
-            let e = tree::entry(&st);
-            let same = e.ino == top.ino
-                && e.kind == top.kind
-                && (e.kind == Kind::Dir || (e.size == top.size && e.mtime == top.mtime));
-            if same {
-                let ctx = format!("removing `{}` after copying it", m.path);
-                tree::remove(place.parent.as_fd(), place.name()).map_err(io(&ctx))?;
-                tree::fsync(place.parent.as_fd()).map_err(io(&ctx))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The record `capture` returned, read back from the manifest (the
-    /// gate lost it in a crash); `None` when nothing was captured.
-    fn captured(&self, write_id: &str, action: &Value) -> Result<Option<Value>, ConnectorError> {
-        check_write_id(write_id)?;
-        let act = action::parse(action)?;
-        let Some((m, sha)) = self.load_manifest(write_id)? else {
-            return Ok(None);
-        };
-        same_action(&m, &act, write_id)?;
-        Ok(Some(self.record(write_id, &m, &sha)))
-    }
-
-    fn record(&self, write_id: &str, m: &Manifest, sha: &str) -> Value {
-        let dir = self.vault.join(write_id);
-        json!({
-            "vault": dir.display().to_string(),
-            "manifest": dir.join(MANIFEST).display().to_string(),
-            "manifest_sha256": sha,
-            "path": m.path,
-            "existed": m.existed(),
-            "method": m.method.map(Method::as_str),
-            "entries": m.captured.len(),
-            "captured_at": m.captured_at,
-        })
-    }
-
-    fn need_manifest(
-        &self,
-        write_id: &str,
-        act: &FsAction,
-    ) -> Result<(Manifest, String), ConnectorError> {
-        check_write_id(write_id)?;
-        let found = self.load_manifest(write_id)?.ok_or_else(|| {
-            ConnectorError::Io(format!(
-                "the vault holds no capture for write `{write_id}`: capture runs first"
-            ))
-        })?;
-        same_action(&found.0, act, write_id)?;
-        Ok(found)
-    }
-
-    // ---- execute -----------------------------------------------------------
-
-    fn execute(&self, write_id: &str, action: &Value) -> Result<Value, ConnectorError> {
-        let act = action::parse(action)?;
-        let (m, _) = self.need_manifest(write_id, &act)?;
-        // The capture took the tree away; a copy's original goes here if a
-        // crash kept it (the gate may have taken the record from `captured`,
-        // which changes nothing).
-        self.finish_copy(&m)?;
-        match &act {
-            FsAction::Delete { path } => {
-                Ok(json!({"op": "delete", "path": path, "method": m.method.map(Method::as_str)}))
-            }
-            FsAction::Write { path, content } => {
-                let place = self.place(path, "action.path")?;
-                let want = m
-                    .written_sha256
-                    .clone()
-                    .unwrap_or_else(|| tree::sha256(content));
-                if tree::sha256(content) != want {
-                    return Err(ConnectorError::Io(format!(
-                        "the content to write is not the content captured for write `{write_id}`"
-                    )));
-                }
-                if let Some(st) = place.stat()? {
-                    if self.is_written(&place, &st, &want)? {
-                        return Ok(
-                            json!({"op": "write", "path": path, "sha256": want, "already_applied": true}),
-                        );
-                    }
-                    return Err(ConnectorError::Drift(format!(
-                        "`{path}` was created by something else after the capture; it was not overwritten"
-                    )));
-                }
-                let tmp = format!(".recourse-{write_id}.tmp");
-                let dir = place.parent.as_fd();
-                let _ = rfs::unlinkat(dir, tmp.as_str(), rfs::AtFlags::empty());
-                let mode = m.written_mode.unwrap_or(0o644);
-                let ctx = format!("writing `{path}`");
-                tree::create_file(dir, OsStr::new(&tmp), content, mode).map_err(io(&ctx))?;
-                match rfs::renameat_with(
-                    dir,
-                    tmp.as_str(),
-                    dir,
-                    place.name(),
-                    rfs::RenameFlags::NOREPLACE,
-                ) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        let _ = rfs::unlinkat(dir, tmp.as_str(), rfs::AtFlags::empty());
-                        if e == Errno::EXIST {
-                            return Err(ConnectorError::Drift(format!(
-                                "`{path}` was created by something else after the capture; it was not overwritten"
-                            )));
-                        }
-                        return Err(ConnectorError::Io(format!("{ctx}: {e}")));
-                    }
-                }
-                tree::fsync(dir).map_err(io(&ctx))?;
-                Ok(json!({"op": "write", "path": path, "bytes": content.len(), "sha256": want}))
-            }
-            FsAction::Move { path, to } => {
-                let top = m
-                    .moved
-                    .as_ref()
-                    .and_then(|mv| mv.entries.first())
-                    .ok_or_else(|| {
-                        ConnectorError::Io("the manifest lacks the moved tree".into())
-                    })?;
-                let src = self.place(path, "action.path")?;
-                let dst = self.place(to, "action.to")?;
-                let (s, d) = (src.stat()?, dst.stat()?);
-                let ours =
-                    |st: &Option<rfs::Stat>| st.as_ref().is_some_and(|st| tree::ino(st) == top.ino);
-                if s.is_none() && ours(&d) {
-                    return Ok(
-                        json!({"op": "move", "path": path, "to": to, "already_applied": true}),
-                    );
-                }
-                if !ours(&s) {
-                    return Err(ConnectorError::Drift(format!(
-                        "`{path}` is not the tree captured for the move"
-                    )));
-                }
-                if d.is_some() {
-                    return Err(ConnectorError::Drift(format!(
-                        "`{to}` was created by something else after the capture; it was not overwritten"
-                    )));
-                }
-                let ctx = format!("moving `{path}` to `{to}`");
-                if !tree::rename_noreplace(
-                    src.parent.as_fd(),
-                    src.name(),
-                    dst.parent.as_fd(),
-                    dst.name(),
-                )
-                .map_err(io(&ctx))?
-                {
-                    return Err(ConnectorError::Io(format!(
-                        "{ctx}: the two lie on different file systems"
-                    )));
-                }
-                tree::fsync(dst.parent.as_fd()).map_err(io(&ctx))?;
-                tree::fsync(src.parent.as_fd()).map_err(io(&ctx))?;
-                Ok(json!({"op": "move", "path": path, "to": to}))
-            }
-        }
-    }
-
-    fn is_written(
-        &self,
-        place: &Place,
-        st: &rfs::Stat,
-        want: &str,
-    ) -> Result<bool, ConnectorError> {
-        if tree::kind(st) != Kind::File || tree::nlink(st) != 1 {
-            return Ok(false);
-        }
-        let got = tree::hash_file(place.parent.as_fd(), place.name())
-            .map_err(io(format!("`{}`", place.abs)))?;
-        Ok(got == want)
-    }
-
-    // ---- applied -----------------------------------------------------------
-
-    fn applied(&self, write_id: &str, action: &Value) -> Result<Option<bool>, ConnectorError> {
-        let act = action::parse(action)?;
-        check_write_id(write_id)?;
-        let Some((m, _)) = self.load_manifest(write_id)? else {
-            // Without a capture nothing ran.
-            return Ok(Some(false));
-        };
-        match &act {
-            FsAction::Delete { path } => {
-                let place = self.place(path, "action.path")?;
-                let still = match (place.stat()?, m.top()) {
-                    (Some(st), Some(top)) => {
-                        tree::ino(&st) == top.ino && m.method == Some(Method::Copy)
-                    }
-                    _ => false,
-                };
-                Ok(Some(!still))
-            }
-            FsAction::Write { path, .. } => {
-                let place = self.place(path, "action.path")?;
-                let want = m.written_sha256.clone().unwrap_or_default();
-                match place.stat()? {
-                    None => Ok(Some(false)),
-                    Some(st) if self.is_written(&place, &st, &want)? => Ok(Some(true)),
-                    Some(_) => Ok(None),
-                }
-            }
-            FsAction::Move { path, to } => {
-                let Some(top) = m.moved.as_ref().and_then(|mv| mv.entries.first()) else {
-                    return Ok(None);
-                };
-                let (s, d) = (
-                    self.place(path, "action.path")?.stat()?,
-                    self.place(to, "action.to")?.stat()?,
-                );
-                let ours =
-                    |st: &Option<rfs::Stat>| st.as_ref().is_some_and(|st| tree::ino(st) == top.ino);
-                Ok(match (ours(&s), ours(&d), s.is_some(), d.is_some()) {
-                    (false, true, false, _) => Some(true),
-                    (true, false, _, false) => Some(false),
-                    _ => None,
-                })
-            }
-        }
-    }
-}
-
 /// A write id names one action: its capture serves no other.
 fn same_action(m: &Manifest, act: &FsAction, write_id: &str) -> Result<(), ConnectorError> {
     if m.op == act.op() && m.path == act.captured_path().0 {
@@ -1394,9 +518,9 @@ fn same_action(m: &Manifest, act: &FsAction, write_id: &str) -> Result<(), Conne
 }
 
 fn fstat_dev(fd: &OwnedFd) -> Result<u64, ConnectorError> {
-    rfs::fstat(fd)
+    tree::fstat(fd)
         .map(|st| tree::dev(&st))
-        .map_err(|e| ConnectorError::Io(e.to_string()))
+        .map_err(io("fstat"))
 }
 
 fn verdict(
@@ -1454,5 +578,7 @@ fn drifted(drift: Vec<(String, String)>) -> RollbackReport {
     }
 }
 
+#[cfg(test)]
+mod path_model;
 #[cfg(test)]
 mod tests;

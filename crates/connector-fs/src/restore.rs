@@ -44,7 +44,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use chrono::{DateTime, Utc};
 use recourse_client::{RestoreItem, RestoreStatus, RollbackReport};
 use recourse_connector::{crash_point, ConnectorError};
-use rustix::fs::{self as rfs, AtFlags};
+use rustix::fs as rfs;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -256,9 +256,9 @@ fn write_atomic(
     tmp: &str,
     bytes: &[u8],
 ) -> Result<(), ConnectorError> {
-    let _ = rfs::unlinkat(w, tmp, AtFlags::empty());
+    let _ = tree::unlink(w, OsStr::new(tmp));
     tree::create_file(w, OsStr::new(tmp), bytes, 0o600).map_err(io("vault"))?;
-    rfs::renameat(w, tmp, w, name).map_err(|e| ConnectorError::Io(format!("vault: {e}")))?;
+    tree::rename(w, OsStr::new(tmp), w, OsStr::new(name)).map_err(io("vault"))?;
     tree::fsync(w).map_err(io("vault"))
 }
 
@@ -356,6 +356,13 @@ impl Inner {
         })?;
         let w = wdir.as_fd();
         let contents = seal::expected(w, &m, &sha)?;
+        if m.method == Some(Method::Copy) {
+            // An original a capture by copy could not finish removing: the
+            // write took effect, and its rest goes before anything is put
+            // back (else it would stay beside the restored tree).
+            let place = self.captured_place(&m)?;
+            self.discard_removed(&place, write_id)?;
+        }
         if has(w, RESTORED, "vault")? {
             // Restored before: verify what is there now.
             return self.verify_only(&act, &m, &contents, forced_in(w));
@@ -827,8 +834,7 @@ impl Run<'_> {
         }
         tree::copy(parent, OsStr::new(&aside), self.w, OsStr::new(&partial)).map_err(io(&ctx))?;
         tree::fsync(self.w).map_err(io(&ctx))?;
-        rfs::renameat(self.w, partial.as_str(), self.w, name)
-            .map_err(|e| ConnectorError::Io(format!("{ctx}: {e}")))?;
+        tree::rename(self.w, OsStr::new(&partial), self.w, OsStr::new(name)).map_err(io(&ctx))?;
         tree::fsync(self.w).map_err(io(&ctx))?;
         crash_point!(after_copy);
         tree::remove(parent, OsStr::new(&aside)).map_err(io(&ctx))?;
@@ -849,8 +855,7 @@ impl Run<'_> {
             return Ok(Err(self.newcomer(&place, &st)));
         }
         let ctx = format!("removing the written `{}`", place.abs);
-        rfs::unlinkat(place.parent.as_fd(), place.name(), AtFlags::empty())
-            .map_err(|e| ConnectorError::Io(format!("{ctx}: {e}")))?;
+        tree::unlink(place.parent.as_fd(), place.name()).map_err(io(&ctx))?;
         tree::fsync(place.parent.as_fd()).map_err(io(&ctx))?;
         crash_point!(AFTER_REMOVE_WRITTEN);
         Ok(Ok(()))
@@ -960,8 +965,7 @@ impl Run<'_> {
             }
             // By copy. The mark comes first: once `data` is gone, a copy of
             // it may stand at the place, and no earlier step touches it.
-            rfs::renameat(w, DATA, w, DATA_COPIED)
-                .map_err(|e| ConnectorError::Io(format!("{ctx}: {e}")))?;
+            tree::rename(w, OsStr::new(DATA), w, OsStr::new(DATA_COPIED)).map_err(io(&ctx))?;
             tree::fsync(w).map_err(io(&ctx))?;
             crash_point!(AFTER_PUT_BACK_MARK);
         }

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use recourse_connector::{crash_point, ConnectorError};
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{self, Entry, Kind, Manifest, Method};
@@ -119,13 +118,7 @@ fn has(w: BorrowedFd<'_>, name: &str) -> Result<bool, ConnectorError> {
 }
 
 fn open_vault(vault: &Path) -> Result<OwnedFd, ConnectorError> {
-    rfs::openat(
-        rfs::CWD,
-        vault,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| ConnectorError::Io(format!("vault `{}`: {e}", vault.display())))
+    tree::open_path(vault).map_err(io(format!("vault `{}`", vault.display())))
 }
 
 /// Writes `name` through `tmp`, fsynced, renamed, the folder fsynced; the
@@ -137,12 +130,12 @@ fn write_atomic(
     bytes: &[u8],
     point: Option<&str>,
 ) -> Result<(), ConnectorError> {
-    let _ = rfs::unlinkat(w, tmp, AtFlags::empty());
+    let _ = tree::unlink(w, OsStr::new(tmp));
     tree::create_file(w, OsStr::new(tmp), bytes, 0o600).map_err(io("vault"))?;
     if let Some(point) = point {
         crash_point!(point);
     }
-    rfs::renameat(w, tmp, w, name).map_err(|e| ConnectorError::Io(format!("vault: {e}")))?;
+    tree::rename(w, OsStr::new(tmp), w, OsStr::new(name)).map_err(io("vault"))?;
     tree::fsync(w).map_err(io("vault"))
 }
 
@@ -555,6 +548,8 @@ impl Sealer {
 }
 
 fn work(vault: &Path, book: &Book, rx: &mpsc::Receiver<Job>) {
+    // Its I/O has fail points of its own (see `fault`).
+    crate::fault::background();
     while let Ok(job) = rx.recv() {
         match job {
             Job::Seal(id) => one(vault, book, &id),

@@ -1,17 +1,23 @@
 //! Tree operations on directory file descriptors: every step below a
 //! directory is an `*at` call with no-follow flags, so a symbolic link
 //! swapped in anywhere is never followed out of the tree.
+//!
+//! Every I/O operation of the crate is one of the helpers here, and each
+//! helper passes its [`fault`] point first (a no-op outside the tests'
+//! `failpoints` builds): the reliability tests fail any one of them.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
+use crate::fault::{self, Op};
 use crate::manifest::{encode, Entry, Kind, Time};
 
 const BUF: usize = 1 << 20;
@@ -65,6 +71,7 @@ pub fn kind(st: &Stat) -> Kind {
 
 /// `lstat` of `name` in `dir`; `None` when nothing is there.
 pub fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
+    fault::check(Op::Stat)?;
     match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st)),
         Err(Errno::NOENT) => Ok(None),
@@ -72,8 +79,147 @@ pub fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
     }
 }
 
+/// `lstat` of `name` in `dir`, which must exist.
+fn stat_here(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Stat> {
+    fault::check(Op::Stat)?;
+    Ok(rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// `fstat`.
+pub fn fstat(fd: impl AsFd) -> io::Result<Stat> {
+    fault::check(Op::Stat)?;
+    Ok(rfs::fstat(fd)?)
+}
+
+/// Opens the directory at an absolute path (a root, the vault), following
+/// links in it: those paths were canonicalized at start.
+pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    fault::check(Op::Open)?;
+    Ok(rfs::openat(
+        rfs::CWD,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `realpath`, for setting up.
+pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
+    fault::check(Op::Lookup)?;
+    path.canonicalize()
+}
+
+/// Whether `path` (links followed) is a directory, for setting up.
+pub fn is_dir(path: &Path) -> io::Result<bool> {
+    fault::check(Op::Stat)?;
+    Ok(std::fs::metadata(path)?.is_dir())
+}
+
+/// `mkdir -p`, for setting up the vault.
+pub fn create_dir_all(path: &Path) -> io::Result<()> {
+    fault::check(Op::Mkdir)?;
+    std::fs::create_dir_all(path)
+}
+
+/// Creates the directory `name` in `dir` with `mode`.
+pub fn mkdir(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    fault::check(Op::Mkdir)?;
+    Ok(rfs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)
+}
+
+/// Removes the file (or link, or FIFO) `name` in `dir`.
+pub fn unlink(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    fault::check(Op::Unlink)?;
+    Ok(rfs::unlinkat(dir, name, AtFlags::empty())?)
+}
+
+/// Removes the empty directory `name` in `dir`.
+fn rmdir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    fault::check(Op::Unlink)?;
+    Ok(rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+}
+
+/// Renames, replacing what is at the destination (the crate's own files
+/// in the vault only: a manifest, a journal, a seal).
+pub fn rename(
+    from_dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to_dir: BorrowedFd<'_>,
+    to: &OsStr,
+) -> io::Result<()> {
+    fault::check(Op::Rename)?;
+    Ok(rfs::renameat(from_dir, from, to_dir, to)?)
+}
+
+fn readlink(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<CString> {
+    fault::check(Op::ReadLink)?;
+    Ok(rfs::readlinkat(dir, name, Vec::new())?)
+}
+
+fn fchmod(fd: impl AsFd, mode: Mode) -> io::Result<()> {
+    fault::check(Op::Chmod)?;
+    Ok(rfs::fchmod(fd, mode)?)
+}
+
+/// Owners where permitted: the result is for the caller to ignore.
+fn fchown(fd: impl AsFd, st: &Stat) -> io::Result<()> {
+    fault::check(Op::Chown)?;
+    let (uid, gid) = owners(st);
+    Ok(rfs::fchown(fd, uid, gid)?)
+}
+
+fn chownat(dir: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> io::Result<()> {
+    fault::check(Op::Chown)?;
+    let (uid, gid) = owners(st);
+    Ok(rfs::chownat(
+        dir,
+        name,
+        uid,
+        gid,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+fn futimens(fd: impl AsFd, e: &Entry) -> io::Result<()> {
+    fault::check(Op::Utimens)?;
+    Ok(rfs::futimens(fd, &timestamps(e))?)
+}
+
+/// Creates `name` in `dir` for writing: exclusive, no link followed.
+fn create(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
+    fault::check(Op::Create)?;
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// All of `bytes`, one checked `write` call at a time.
+fn write_all(f: &mut File, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        fault::check(Op::Write)?;
+        match f.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One checked `read` call.
+fn read(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    fault::check(Op::Read)?;
+    r.read(buf)
+}
+
 /// Opens the directory `name` in `dir`, refusing to follow a link.
 pub fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    fault::check(Op::Open)?;
     Ok(rfs::openat(
         dir,
         name,
@@ -84,18 +230,38 @@ pub fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
 
 /// Opens the regular file `name` in `dir` for reading, refusing to follow a
 /// link, and without touching its atime where the kernel lets us.
+///
+/// Callers check the entry is a regular file before they open it, but
+/// something may swap a FIFO in between (by name, in a directory of a
+/// root): a plain `open` of a FIFO for reading waits for a writer, for
+/// ever, with the write's claim held. So the open never blocks
+/// (`O_NONBLOCK`, which changes nothing for a regular file's reads), and
+/// what was opened must be a regular file.
 pub fn open_read(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    fault::check(Op::Open)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = match rfs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::PERM) => rfs::openat(dir, name, flags, Mode::empty())?,
         Err(e) => return Err(e.into()),
     };
+    let k = kind(&rfs::fstat(&fd)?);
+    if k != Kind::File {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "`{}` became a {} while it was read: only a regular file is read",
+                name.to_string_lossy(),
+                k.as_str()
+            ),
+        ));
+    }
     Ok(File::from(fd))
 }
 
 /// The names in a directory, without `.` and `..`, sorted.
 pub fn list(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+    fault::check(Op::List)?;
     let mut names = Vec::new();
     let mut d = rfs::Dir::read_from(dir)?;
     while let Some(entry) = d.read() {
@@ -163,6 +329,7 @@ fn timestamps(e: &Entry) -> Timestamps {
 
 /// Sets the atime and mtime of `name` in `dir` (the link itself for a link).
 pub fn set_times(dir: BorrowedFd<'_>, name: &OsStr, e: &Entry) -> io::Result<()> {
+    fault::check(Op::Utimens)?;
     Ok(rfs::utimensat(
         dir,
         name,
@@ -175,7 +342,7 @@ fn hash_reader(mut r: impl Read, mut sink: Option<&mut File>) -> io::Result<Stri
     let mut h = Sha256::new();
     let mut buf = vec![0u8; BUF];
     loop {
-        let n = match r.read(&mut buf) {
+        let n = match read(&mut r, &mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -184,7 +351,7 @@ fn hash_reader(mut r: impl Read, mut sink: Option<&mut File>) -> io::Result<Stri
         let chunk = buf.get(..n).unwrap_or_default();
         h.update(chunk);
         if let Some(w) = sink.as_deref_mut() {
-            w.write_all(chunk)?;
+            write_all(w, chunk)?;
         }
     }
     Ok(hex::encode(h.finalize()))
@@ -215,11 +382,11 @@ fn walk_into(
     hash: bool,
     out: &mut Vec<Entry>,
 ) -> io::Result<()> {
-    let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let st = stat_here(dir, name)?;
     let mut e = entry_of(rel, &st);
     match e.kind {
         Kind::Symlink => {
-            let target = rfs::readlinkat(dir, name, Vec::new())?;
+            let target = readlink(dir, name)?;
             e.target = Some(encode(target.to_bytes()));
         }
         Kind::File if hash => e.sha256 = Some(hash_file(dir, name)?),
@@ -266,33 +433,27 @@ fn copy_into(
     rel: &str,
     out: &mut Vec<Entry>,
 ) -> io::Result<()> {
-    let st = rfs::statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let st = stat_here(src_dir, src_name)?;
     let mut e = entry_of(rel, &st);
     let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
-    let (uid, gid) = owners(&st);
     match e.kind {
         Kind::File => {
             let src = open_read(src_dir, src_name)?;
-            let dst = rfs::openat(
-                dst_dir,
-                dst_name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )?;
-            let mut dst = File::from(dst);
+            let mut dst = create(dst_dir, dst_name)?;
             e.sha256 = Some(hash_reader(src, Some(&mut dst))?);
             // Owner first: chown clears set-id bits, chmod puts them back.
-            let _ = rfs::fchown(&dst, uid, gid);
-            rfs::fchmod(&dst, mode)?;
-            rfs::futimens(&dst, &timestamps(&e))?;
+            // Owners only where permitted: a failure changes nothing else.
+            let _ = fchown(&dst, &st);
+            fchmod(&dst, mode)?;
+            futimens(&dst, &e)?;
             fsync(&dst)?;
             out.push(e);
         }
         Kind::Dir => {
-            rfs::mkdirat(dst_dir, dst_name, Mode::from_raw_mode(0o700))?;
+            mkdir(dst_dir, dst_name, 0o700)?;
             let src = open_dir(src_dir, src_name)?;
             let dst = open_dir(dst_dir, dst_name)?;
-            let times = timestamps(&e);
+            let top = e.clone();
             out.push(e);
             for child in list(src.as_fd())? {
                 copy_into(
@@ -305,22 +466,25 @@ fn copy_into(
                 )?;
             }
             // Last, so creating the children does not move its mtime.
-            let _ = rfs::fchown(&dst, uid, gid);
-            rfs::fchmod(&dst, mode)?;
-            rfs::futimens(&dst, &times)?;
+            let _ = fchown(&dst, &st);
+            fchmod(&dst, mode)?;
+            futimens(&dst, &top)?;
             fsync(&dst)?;
         }
         Kind::Symlink => {
-            let target = rfs::readlinkat(src_dir, src_name, Vec::new())?;
+            let target = readlink(src_dir, src_name)?;
+            fault::check(Op::Symlink)?;
             rfs::symlinkat(target.as_c_str(), dst_dir, dst_name)?;
-            let _ = rfs::chownat(dst_dir, dst_name, uid, gid, AtFlags::SYMLINK_NOFOLLOW);
+            let _ = chownat(dst_dir, dst_name, &st);
             e.target = Some(encode(target.to_bytes()));
             set_times(dst_dir, dst_name, &e)?;
             out.push(e);
         }
         Kind::Fifo => {
+            fault::check(Op::Mkfifo)?;
             rfs::mkfifoat(dst_dir, dst_name, mode)?;
-            let _ = rfs::chownat(dst_dir, dst_name, uid, gid, AtFlags::SYMLINK_NOFOLLOW);
+            let _ = chownat(dst_dir, dst_name, &st);
+            fault::check(Op::Chmod)?;
             rfs::chmodat(dst_dir, dst_name, mode, AtFlags::empty())?;
             set_times(dst_dir, dst_name, &e)?;
             out.push(e);
@@ -341,19 +505,19 @@ fn copy_into(
 
 /// Removes the tree at `name` in `dir`, never following a link.
 pub fn remove(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let st = stat_here(dir, name)?;
     if kind(&st) == Kind::Dir {
         let fd = open_dir(dir, name)?;
         if st.st_mode & 0o700 != 0o700 {
             // Without write and search on it, its entries cannot go.
-            rfs::fchmod(&fd, Mode::from_raw_mode((st.st_mode & 0o7777) | 0o700))?;
+            fchmod(&fd, Mode::from_raw_mode((st.st_mode & 0o7777) | 0o700))?;
         }
         for child in list(fd.as_fd())? {
             remove(fd.as_fd(), os(&child))?;
         }
-        rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
+        rmdir(dir, name)?;
     } else {
-        rfs::unlinkat(dir, name, AtFlags::empty())?;
+        unlink(dir, name)?;
     }
     Ok(())
 }
@@ -366,6 +530,7 @@ pub fn rename_noreplace(
     to_dir: BorrowedFd<'_>,
     to: &OsStr,
 ) -> io::Result<bool> {
+    fault::check(Op::Rename)?;
     match rfs::renameat_with(from_dir, from, to_dir, to, rfs::RenameFlags::NOREPLACE) {
         Ok(()) => Ok(true),
         Err(Errno::XDEV) => Ok(false),
@@ -389,7 +554,9 @@ impl std::error::Error for FsyncFailed {}
 /// Every fsync of this crate goes through here, so that a failed one is
 /// recognizable wherever it surfaces.
 pub fn fsync(fd: impl AsFd) -> io::Result<()> {
-    rfs::fsync(fd).map_err(|e| io::Error::new(io::Error::from(e).kind(), FsyncFailed(e)))
+    fault::check(Op::Fsync)
+        .and_then(|()| rfs::fsync(fd))
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), FsyncFailed(e)))
 }
 
 /// Whether `e` is a failed fsync.
@@ -399,15 +566,9 @@ pub fn is_fsync_failure(e: &io::Error) -> bool {
 
 /// Creates `name` in `dir` with `bytes`, fsynced; fails if it exists.
 pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let fd = rfs::openat(
-        dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )?;
-    let mut f = File::from(fd);
-    f.write_all(bytes)?;
-    rfs::fchmod(&f, Mode::from_raw_mode(mode & 0o7777))?;
+    let mut f = create(dir, name)?;
+    write_all(&mut f, bytes)?;
+    fchmod(&f, Mode::from_raw_mode(mode & 0o7777))?;
     fsync(&f)?;
     Ok(())
 }
@@ -416,6 +577,53 @@ pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr, bytes: &[u8], mode: u32) -
 pub fn read_small(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<u8>> {
     let mut f = open_read(dir, name)?;
     let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match read(&mut f, &mut buf) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_fifo_in_place_of_a_file_fails_at_once_instead_of_waiting_for_a_writer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open_dir(rfs::CWD, tmp.path().as_os_str()).unwrap();
+        create_file(dir.as_fd(), OsStr::new("file"), b"abc", 0o600).unwrap();
+        rfs::mkfifoat(&dir, "pipe", Mode::from_raw_mode(0o600)).unwrap();
+        assert_eq!(
+            hash_file(dir.as_fd(), OsStr::new("file")).unwrap(),
+            sha256(b"abc")
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = dir.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = tx.send(hash_file(reader.as_fd(), OsStr::new("pipe")));
+        });
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Err(e)) => assert!(e.to_string().contains("fifo"), "{e}"),
+            Ok(Ok(h)) => panic!("a FIFO was read as a file: {h}"),
+            Err(_) => {
+                // Let the stuck reader go before failing.
+                let _ = rfs::openat(
+                    &dir,
+                    "pipe",
+                    OFlags::WRONLY | OFlags::NONBLOCK,
+                    Mode::empty(),
+                );
+                panic!("reading a FIFO waited for a writer");
+            }
+        }
+    }
 }

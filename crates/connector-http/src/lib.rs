@@ -7,6 +7,8 @@
 //! "method"}`) that this connector probes: before the write (is the
 //! compensation possible now?) and after a rollback (did it work?).
 
+mod action;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ const FORBIDDEN_HEADERS: [&str; 4] = [
     "cookie",
     "set-cookie",
 ];
+
+pub use action::{parse as parse_action, Body, HttpAction};
 
 const REDACTED: &str = "[redacted]";
 
@@ -142,88 +146,52 @@ impl HttpConnector {
         recourse_connector::host::admitted(&self.allow, host, port)
     }
 
-    /// Validates an `{"op":"request",…}` object; `at` names it in errors
-    /// (`action`, `proposal.rollback.steps[0].op`).
+    /// Validates a request (an action, or a compensating step's `op`);
+    /// `at` names it in errors (`action`, `proposal.rollback.steps[0].op`).
     fn request(&self, at: &str, action: &Value) -> Result<Request, ConnectorError> {
-        let obj = action
-            .as_object()
-            .ok_or_else(|| ConnectorError::invalid(at, "must be an object"))?;
-        match obj.get("op").and_then(Value::as_str) {
-            Some("request") => {}
-            Some(other) => {
-                return Err(ConnectorError::invalid(
-                    format!("{at}.op"),
-                    format!("unknown op `{other}` (the http connector has `request`)"),
-                ))
-            }
-            None => {
-                return Err(ConnectorError::invalid(
-                    format!("{at}.op"),
-                    "must be `request`",
-                ))
-            }
-        }
-        let method = match obj.get("method") {
+        let HttpAction::Request {
+            method,
+            url,
+            headers: given,
+            body,
+        } = action::parse(at, action)?;
+        let method = match method {
             None => Method::GET,
-            Some(Value::String(m)) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| {
-                    ConnectorError::invalid(
-                        format!("{at}.method"),
-                        format!("`{m}` is not an HTTP method"),
-                    )
-                })?,
-            Some(_) => {
-                return Err(ConnectorError::invalid(
+            Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                ConnectorError::invalid(
                     format!("{at}.method"),
-                    "must be a string",
-                ))
-            }
+                    format!("`{m}` is not an HTTP method"),
+                )
+            })?,
         };
-        let url = self.url(&format!("{at}.url"), obj.get("url"))?;
+        let url = self.url(&format!("{at}.url"), Some(&Value::String(url)))?;
         let mut headers = HeaderMap::new();
-        match obj.get("headers") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(given)) => {
-                for (name, value) in given {
-                    let field = format!("{at}.headers.{name}");
-                    let lower = name.to_ascii_lowercase();
-                    if FORBIDDEN_HEADERS.contains(&lower.as_str())
-                        || self.secret_names.contains(&lower)
-                    {
-                        return Err(ConnectorError::invalid(
-                            field,
-                            "credentials come from the gate's configuration, never from the action",
-                        ));
-                    }
-                    let Value::String(value) = value else {
-                        return Err(ConnectorError::invalid(field, "must be a string"));
-                    };
-                    let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                        ConnectorError::invalid(field.clone(), "not a valid header name")
-                    })?;
-                    let header_value = HeaderValue::from_str(value)
-                        .map_err(|_| ConnectorError::invalid(field, "not a valid header value"))?;
-                    headers.append(header_name, header_value);
-                }
-            }
-            Some(_) => {
+        for (name, value) in given.unwrap_or_default() {
+            let field = format!("{at}.headers.{name}");
+            let lower = name.to_ascii_lowercase();
+            if FORBIDDEN_HEADERS.contains(&lower.as_str()) || self.secret_names.contains(&lower) {
                 return Err(ConnectorError::invalid(
-                    format!("{at}.headers"),
-                    "must be an object of strings",
-                ))
+                    field,
+                    "credentials come from the gate's configuration, never from the action",
+                ));
             }
+            let header_name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConnectorError::invalid(field.clone(), "not a valid header name"))?;
+            let header_value = HeaderValue::from_str(&value)
+                .map_err(|_| ConnectorError::invalid(field, "not a valid header value"))?;
+            headers.append(header_name, header_value);
         }
-        let body = match obj.get("body") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone().into_bytes()),
-            Some(other) => {
+        let body = match body {
+            None => None,
+            Some(Body::Text(s)) => Some(s.into_bytes()),
+            Some(json) => {
                 if !headers.contains_key(reqwest::header::CONTENT_TYPE) {
                     headers.insert(
                         reqwest::header::CONTENT_TYPE,
                         HeaderValue::from_static("application/json"),
                     );
                 }
-                Some(other.to_string().into_bytes())
+                Some(serde_json::to_vec(&json).unwrap_or_default())
             }
         };
         Ok(Request {
@@ -449,8 +417,7 @@ impl Connector for HttpConnector {
     /// A compensating `request` it would send in `restore`: a valid request
     /// to an allowed host (no credentials of the agent's).
     fn accepts_step(&self, op: &Value) -> bool {
-        op.get("connector").and_then(Value::as_str) == Some("http")
-            && self.request("op", op).is_ok()
+        self.request("op", op).is_ok()
     }
 
     async fn plan(&self, _write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
@@ -527,6 +494,12 @@ impl Connector for HttpConnector {
     ) -> Result<Option<bool>, ConnectorError> {
         // A remote system's state cannot be known from here.
         Ok(None)
+    }
+
+    /// A compensation sent is not something this connector can ask the
+    /// target about afterwards.
+    fn restore_resumes(&self) -> bool {
+        false
     }
 
     async fn restore(

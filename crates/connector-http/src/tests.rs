@@ -147,7 +147,7 @@ async fn hosts_outside_the_allow_list_are_refused() {
     let err = c
         .plan(
             "w1",
-            &json!({"op": "request", "url": "http://127.0.0.1:2/x"}),
+            &json!({"connector": "http", "op": "request", "url": "http://127.0.0.1:2/x"}),
         )
         .await
         .unwrap_err();
@@ -162,12 +162,15 @@ async fn hosts_outside_the_allow_list_are_refused() {
     assert!(any
         .plan(
             "w",
-            &json!({"op": "request", "url": "http://localhost:9/x"})
+            &json!({"connector": "http", "op": "request", "url": "http://localhost:9/x"})
         )
         .await
         .is_ok());
     assert!(any
-        .plan("w", &json!({"op": "request", "url": "https://localhost/x"}))
+        .plan(
+            "w",
+            &json!({"connector": "http", "op": "request", "url": "https://localhost/x"})
+        )
         .await
         .is_ok());
 }
@@ -179,7 +182,7 @@ async fn agent_credentials_are_invalid() {
         let err = c
             .plan(
                 "w1",
-                &json!({"op": "request", "url": "http://127.0.0.1:1/x", "headers": {name: "Bearer abc"}}),
+                &json!({"connector": "http", "op": "request", "url": "http://127.0.0.1:1/x", "headers": {name: "Bearer abc"}}),
             )
             .await
             .unwrap_err();
@@ -193,7 +196,7 @@ async fn agent_credentials_are_invalid() {
     let err = c
         .plan(
             "w1",
-            &json!({"op": "request", "url": "http://user:pw@127.0.0.1:1/x"}),
+            &json!({"connector": "http", "op": "request", "url": "http://user:pw@127.0.0.1:1/x"}),
         )
         .await
         .unwrap_err();
@@ -204,7 +207,7 @@ async fn agent_credentials_are_invalid() {
     let err = c
         .plan(
             "w1",
-            &json!({"op": "request", "url": "ftp://127.0.0.1:1/x"}),
+            &json!({"connector": "http", "op": "request", "url": "ftp://127.0.0.1:1/x"}),
         )
         .await
         .unwrap_err();
@@ -212,7 +215,7 @@ async fn agent_credentials_are_invalid() {
     let err = c
         .plan(
             "w1",
-            &json!({"op": "delete", "url": "http://127.0.0.1:1/x"}),
+            &json!({"connector": "http", "op": "delete", "url": "http://127.0.0.1:1/x"}),
         )
         .await
         .unwrap_err();
@@ -220,7 +223,7 @@ async fn agent_credentials_are_invalid() {
     let err = c
         .plan(
             "w1",
-            &json!({"op": "request", "method": "NOT A METHOD", "url": "http://127.0.0.1:1/x"}),
+            &json!({"connector": "http", "op": "request", "method": "NOT A METHOD", "url": "http://127.0.0.1:1/x"}),
         )
         .await
         .unwrap_err();

@@ -134,19 +134,6 @@ impl Tx {
         }
     }
 
-    /// A statement of the caller's own (a raw statement a person approved).
-    pub async fn exec_raw(&mut self, sql: &str) -> Result<u64, sqlx::Error> {
-        match self {
-            // A `&str` runs unprepared: several statements may follow.
-            Tx::Sqlite(t) => sqlx::Executor::execute(&mut **t, sql)
-                .await
-                .map(|r| r.rows_affected()),
-            Tx::Pg(t) => sqlx::Executor::execute(&mut **t, sql)
-                .await
-                .map(|r| r.rows_affected()),
-        }
-    }
-
     pub async fn rows(
         &mut self,
         sql: &str,

@@ -731,6 +731,10 @@ async fn case_bad_input_writes_nothing(env: &Env) {
         }
         a
     };
+    let insert = |values: Value| {
+        json!({"connector": "sql", "database": "main", "op": "insert", "table": env.t("users"),
+            "values": values})
+    };
     let cases: Vec<(Value, &str, &str)> = vec![
         (
             base(json!({"database": "nope"})),
@@ -790,12 +794,23 @@ async fn case_bad_input_writes_nothing(env: &Env) {
         (base(json!({"set": {}})), "action.set", "at least one"),
         (base(json!({"op": "merge"})), "action.op", "unknown op"),
         (
-            base(json!({"op": "insert", "values": []})),
-            "action.values",
-            "non-empty",
+            base(json!({"op": "delete"})),
+            "action.set",
+            "unknown field for op `delete`",
         ),
         (
-            base(json!({"op": "insert", "values": [{"id": 5, "name": "a"}, {"nick": "b"}]})),
+            insert(json!([1])),
+            "action.values",
+            "non-empty array of objects",
+        ),
+        (
+            base(json!({"where": [1]})),
+            "action.where",
+            "expected a map",
+        ),
+        (insert(json!([])), "action.values", "non-empty"),
+        (
+            insert(json!([{"id": 5, "name": "a"}, {"nick": "b"}])),
             "action.values[1].nick",
             "unknown column",
         ),
@@ -819,7 +834,8 @@ async fn case_bad_input_writes_nothing(env: &Env) {
     for action in [
         base(json!({"where": {}})),
         base(json!({"where": null})),
-        base(json!({"op": "delete", "where": {}})),
+        json!({"connector": "sql", "database": "main", "op": "delete", "table": env.t("users"),
+            "where": {}}),
     ] {
         match env.conn.plan(&env.w("w-bad"), &action).await.unwrap_err() {
             ConnectorError::Refuse { code, .. } => assert_eq!(code, ReasonCode::Unmodelled),
@@ -854,9 +870,7 @@ async fn case_bad_input_writes_nothing(env: &Env) {
         .unwrap();
     assert_eq!(outcome["rows_affected"], 0);
     // A constraint violation is the caller's mistake, and rolls back.
-    let dup = base(
-        json!({"op": "insert", "values": [{"id": 60, "name": "new"}, {"id": 1, "name": "dup"}]}),
-    );
+    let dup = insert(json!([{"id": 60, "name": "new"}, {"id": 1, "name": "dup"}]));
     invalid(
         "action",
         env.conn
@@ -871,12 +885,11 @@ async fn case_bad_input_writes_nothing(env: &Env) {
             .unwrap(),
         Some(false)
     );
-    // A raw statement gets no modelled step.
+    // There is no raw statement: nothing could capture what it changes.
     let raw =
         json!({"connector": "sql", "database": "main", "op": "raw", "sql": "DELETE FROM users"});
-    let plan = env.conn.plan(&env.w("w-raw"), &raw).await.unwrap();
-    assert!(plan.step.is_none());
-    assert_eq!(plan.touches, vec!["sql:main".to_string()]);
+    let e = env.conn.plan(&env.w("w-raw"), &raw).await.unwrap_err();
+    assert!(invalid("action.op", e).contains("unknown op `raw`"));
     // Bad write ids never reach the vault.
     invalid(
         "write_id",

@@ -51,6 +51,18 @@ pub fn reached(name: &str, arg: Option<String>) -> ConnectorError {
     }
 }
 
+/// A crash point where there is no `Result` to cut into (a background task
+/// such as the store's group commit): only `pause` and `abort` do
+/// anything, which is all the end-to-end SIGKILL tests use.
+pub fn pause_point(name: &str) {
+    #[cfg(feature = "failpoints")]
+    {
+        let _ = fail::eval(name, |arg| reached(name, arg));
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
 /// Reads `FAILPOINTS` from the environment (builds with the `failpoints`
 /// feature only; elsewhere it does nothing). Called once by `recourse serve`.
 pub fn setup_from_env() {

@@ -5,6 +5,7 @@
 //! runs the write, and restores from the capture with verification. Adding a
 //! connector is one crate implementing [`Connector`]; nothing else changes.
 
+pub mod action;
 pub mod crash;
 pub mod host;
 
@@ -46,6 +47,9 @@ pub enum ConnectorError {
     /// The target could not be reached or was busy (connection refused, a
     /// pool timeout, a lock): nothing changed, and trying again later may
     /// work. The gate retries with backoff instead of failing the write.
+    /// Also a step cut short after it changed the target in a way that
+    /// calling it again finishes (the fs connector's capture, its tree in
+    /// the vault): "nothing ran" would be false, and the retry completes it.
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// The action may or may not have taken effect (a request sent whose
@@ -150,6 +154,16 @@ pub trait Connector: Send + Sync {
         _proposal: &Proposal,
     ) -> Result<Option<Value>, ConnectorError> {
         Ok(None)
+    }
+
+    /// Whether [`Connector::restore`] is resumable as its contract says.
+    /// `false` for a connector whose restore sends requests it cannot ask
+    /// about afterwards (an HTTP compensation): the gate then records that
+    /// the rollback is sending before it calls `restore`, calls it at most
+    /// once per rollback, and leaves a rollback cut by a crash to a person
+    /// (its items `sent`), rather than send anything twice.
+    fn restore_resumes(&self) -> bool {
+        true
     }
 
     /// Puts back what was captured and verifies it against the capture.

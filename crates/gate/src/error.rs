@@ -47,8 +47,11 @@ pub enum GateError {
     /// 502: a target system failed.
     #[error("{0}")]
     Target(String),
-    /// 503: the store is busy or unreachable; nothing was changed.
-    #[error("the gate's store is unavailable; try again")]
+    /// 503: the store cannot record now (busy, full, read-only, replaced,
+    /// unreachable, too slow: [`crate::store::StoreFault`], named in the
+    /// message). A change the gate could not record was not made: no write
+    /// runs, and no refusal or approval counts, without its audit entry.
+    #[error("the gate's store is unavailable: {}. What it could not record was not done; try again", .0.fault().map_or("it did not answer", |f| f.cause()))]
     Unavailable(StoreError),
     /// 500: logged, never shown in detail.
     #[error("internal error: {0}")]
@@ -57,6 +60,9 @@ pub enum GateError {
 
 impl From<StoreError> for GateError {
     fn from(e: StoreError) -> Self {
+        // Any fault of the store is a 503 naming its cause, not a 500: a
+        // full disk or a read-only file is the operator's to fix, and the
+        // caller's to try again after.
         if e.is_transient() {
             GateError::Unavailable(e)
         } else {
@@ -210,5 +216,39 @@ pub fn classify(e: &ConnectorError) -> ErrorClass {
         | ConnectorError::Invalid { .. }
         | ConnectorError::Refuse { .. }
         | ConnectorError::Drift(_) => ErrorClass::Permanent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreFault;
+
+    #[test]
+    fn a_store_that_cannot_record_is_a_503_naming_the_cause() {
+        for (fault, words) in [
+            (StoreFault::Busy, "holds a lock"),
+            (StoreFault::Timeout, "did not answer within"),
+            (StoreFault::ReadOnly, "read-only"),
+            (StoreFault::Full, "full"),
+            (StoreFault::Io, "I/O error"),
+            (StoreFault::Replaced, "deleted or replaced"),
+            (StoreFault::Unreachable, "cannot be reached"),
+        ] {
+            let e = GateError::from(StoreError::Unavailable(fault, "detail".into()));
+            assert_eq!(e.status(), 503, "{fault:?}");
+            assert_eq!(e.code(), "unavailable");
+            assert_eq!(e.retry_after_s(), Some(1));
+            let m = e.public_message();
+            assert!(m.contains(words), "{fault:?}: {m}");
+            assert!(m.contains("was not done"), "{m}");
+            assert!(
+                !m.contains("detail"),
+                "the store's own text stays in the log: {m}"
+            );
+        }
+        // A record that does not parse is not the store's fault: a 500.
+        let e = GateError::from(StoreError::Corrupt("x".into()));
+        assert_eq!(e.status(), 500);
     }
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod checkpoint;
+pub mod crash_points;
 pub mod error;
 pub mod feed;
 pub mod key_file;
@@ -54,6 +55,53 @@ pub fn lock_data_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
             path.display()
         ))),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// This gate's stable id: read from `gate.id` in the data directory,
+/// generated there once (`gate_` and 16 hex digits) when missing. It names
+/// the vault a write's local capture is in, so it must outlive restarts;
+/// `recourse serve --gate-id` gives one instead.
+pub fn gate_id_in(dir: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Write as _;
+    let path = dir.join("gate.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) => {
+            let id = id.trim().to_string();
+            check_gate_id(&id)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut b = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
+            let id = format!("gate_{}", hex::encode(b));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            f.write_all(format!("{id}\n").as_bytes())?;
+            f.sync_all()?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A gate id: 1 to 64 letters, digits, `.`, `_` or `-`.
+pub fn check_gate_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "gate id `{}` must be 1 to 64 letters, digits, `.`, `_` or `-`",
+            id.chars().take(80).collect::<String>()
+        ))
     }
 }
 

@@ -172,7 +172,7 @@ fn shared_errors(path: &str, op: &mut Operation) {
     if path != "/v1/openapi.json" {
         add(
             "503",
-            "The gate's store is unavailable; nothing was changed.",
+            "The gate's store cannot record now (busy, full, read-only, replaced, unreachable, or it did not answer within the store timeout; the message names which): what it could not record was not done.",
             true,
         );
     }

@@ -3,7 +3,9 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use async_trait::async_trait;
 use recourse_client::{RestoreItem, RestoreStatus, Role, RollbackReport};
@@ -28,8 +30,21 @@ pub(crate) struct Fake {
     pub applied: Mutex<HashSet<String>>,
     pub executions: AtomicUsize,
     pub restores: AtomicUsize,
+    /// The `force` of each restore it was asked for, in order.
+    pub forces: Mutex<Vec<bool>>,
+    /// Its restore sends requests it cannot ask about afterwards (as an
+    /// HTTP compensation does): not resumable.
+    pub sends: std::sync::atomic::AtomicBool,
     /// The proposals it was called with (capture, execute, restore).
     pub proposals: Mutex<Vec<Proposal>>,
+    /// When set, the next execution, once it has taken effect, stalls
+    /// before it answers: it notifies `.0` and goes on when `.1` is
+    /// notified (a gate stuck past its lease mid-execution).
+    pub stall: Mutex<Option<(Arc<Notify>, Arc<Notify>)>>,
+    /// A store to freeze (as a lead on another gate would) while the next
+    /// capture runs: a freeze that lands between a write's claim and its
+    /// execution.
+    pub freeze_during_capture: Mutex<Option<std::sync::Arc<crate::store::MemoryStore>>>,
 }
 
 impl Fake {
@@ -92,6 +107,10 @@ impl Connector for Fake {
         *op == json!({"connector": "fake", "op": "restore"})
     }
 
+    fn restore_resumes(&self) -> bool {
+        !self.sends.load(Ordering::SeqCst)
+    }
+
     async fn observe(&self, _write_id: &str, evidence: &Evidence) -> Option<Observation> {
         evidence
             .id
@@ -105,6 +124,25 @@ impl Connector for Fake {
 
     async fn capture(&self, _: &str, p: &Proposal) -> Result<Value, ConnectorError> {
         self.saw(p);
+        let store = self
+            .freeze_during_capture
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take());
+        if let Some(store) = store {
+            use crate::store::GateStateStore;
+            let state = recourse_client::FreezeState {
+                frozen: true,
+                by: Some("lead-2".into()),
+                at: None,
+                reason: Some("incident".into()),
+            };
+            let draft = crate::audit::AuditDraft::new("lead-2", "gate.frozen", None, json!({}));
+            store
+                .set_freeze(&state, draft)
+                .await
+                .map_err(|e| ConnectorError::Io(e.to_string()))?;
+        }
         pop(&self.script, |s| s.capture.pop_front()).unwrap_or(Ok(json!({"fake": true})))
     }
 
@@ -116,6 +154,11 @@ impl Connector for Fake {
             if let Ok(mut a) = self.applied.lock() {
                 a.insert(id.to_string());
             }
+        }
+        let stall = self.stall.lock().ok().and_then(|mut s| s.take());
+        if let Some((stalled, go_on)) = stall {
+            stalled.notify_one();
+            go_on.notified().await;
         }
         r
     }
@@ -139,10 +182,13 @@ impl Connector for Fake {
         p: &Proposal,
         _: &Value,
         _: Option<&Value>,
-        _: bool,
+        force: bool,
     ) -> Result<RollbackReport, ConnectorError> {
         self.saw(p);
         self.restores.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut f) = self.forces.lock() {
+            f.push(force);
+        }
         pop(&self.script, |s| s.restore.pop_front()).unwrap_or(Ok(verified()))
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -37,7 +37,21 @@ pub fn router(gate: Arc<Gate>, stop: CancellationToken) -> Router {
     );
     Router::new()
         .route_service(PATH, service)
+        .layer(axum::middleware::from_fn(closed_is_no_content))
         .layer(axum::middleware::from_fn_with_state(gate, authenticate))
+}
+
+/// The session-closing `DELETE` answers 204 No Content. rmcp answers 202
+/// Accepted, which says the work is still to be done, while the session is
+/// already closed; clients that expect the usual 204 (or 200) for a DELETE
+/// report the 202 as a failure.
+async fn closed_is_no_content(req: Request, next: Next) -> Response {
+    let delete = req.method() == Method::DELETE;
+    let resp = next.run(req).await;
+    if delete && resp.status() == StatusCode::ACCEPTED {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    resp
 }
 
 /// Puts the token's [`recourse_gate::auth::Caller`] into the request's
@@ -85,4 +99,35 @@ pub async fn serve_gate_with_limits(
         stop.cancel();
     };
     recourse_gate::serve_with_limits(listener, gate, mcp, limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_closed_session_answers_no_content() {
+        let app = Router::new()
+            .route(
+                PATH,
+                axum::routing::any(|| async { StatusCode::ACCEPTED.into_response() }),
+            )
+            .layer(axum::middleware::from_fn(closed_is_no_content));
+        let call = |method: Method| {
+            let app = app.clone();
+            async move {
+                let req = Request::builder()
+                    .method(method)
+                    .uri(PATH)
+                    .body(Body::empty())
+                    .unwrap();
+                app.oneshot(req).await.unwrap().status()
+            }
+        };
+        assert_eq!(call(Method::DELETE).await, StatusCode::NO_CONTENT);
+        // A notification's 202 stays a 202.
+        assert_eq!(call(Method::POST).await, StatusCode::ACCEPTED);
+    }
 }

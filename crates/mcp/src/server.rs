@@ -349,7 +349,9 @@ pub fn render_write(rec: &WriteRecord, waited: Option<f64>) -> CallToolResult {
             format!(
                 "Held for review: write `{id}` did not run.\nWhy:{reasons}\n\
                  It needs {needed} approval{s} from reviewers ({given} given so far; its agent cannot approve it).{bearer_line}{expires}\n\
-                 To wait for the decision, call `write_status` with {{\"id\": \"{id}\", \"wait_s\": 120}}.",
+                 To wait for the decision, call `write_status` with {{\"id\": \"{id}\", \"wait_s\": {wait}}} \
+                 (and again while it is still held).",
+                 wait = tools::SUGGESTED_WAIT_S,
                 s = if needed == 1 { "" } else { "s" }
             )
         }

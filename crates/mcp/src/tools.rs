@@ -1,25 +1,39 @@
 //! The tools: one per connector operation the gate has, plus `write_status`
-//! and `explain`. Each has a JSON schema of its arguments, generated from
-//! one table that the argument check reads too, so the schema an agent sees
-//! and the check its call meets cannot drift apart.
+//! and `explain`.
+//!
+//! A write tool's arguments are its connector's action fields, as the
+//! connector's own action type declares them (`FsAction`, `SqlAction`,
+//! `HttpAction`: their JSON Schema is the tool's), plus the few the MCP side
+//! adds (`intent`, `idempotency_key`, `fs_write`'s `content`, an HTTP
+//! request's `compensation` and `check`). A call is checked by the
+//! connector's own parser, so the schema an agent sees and the check its
+//! call meets cannot drift apart. Every optional argument may be `null`,
+//! meaning not given (OpenAI's strict mode sends every field).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use recourse_connector::action::{self, Action};
+use recourse_connector::ConnectorError;
+use recourse_connector_fs::FsAction;
+use recourse_connector_http::HttpAction;
+use recourse_connector_sql::SqlAction;
 use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-/// The JSON type an argument must have.
+/// The JSON type of an argument the MCP side adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgType {
     String,
     Object,
-    /// One object or a non-empty array of objects (`sql_insert` values).
-    Rows,
     Number,
-    /// Any JSON value (an HTTP body).
-    Any,
+    /// `http_request.compensation`: an HTTP request, as the http
+    /// connector's action type declares it.
+    Request,
+    /// `http_request.check`: `{"url", "method"?}`.
+    Check,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +88,11 @@ pub struct WriteTool {
     pub destructive: bool,
     /// It reaches a system outside the gate's own control.
     pub open_world: bool,
-    pub args: &'static [Arg],
+    /// The arguments the MCP side adds to the action's fields.
+    pub extra: &'static [Arg],
+    /// Action fields the tool makes optional: an argument of its own may
+    /// stand for them (`content` for `content_b64`).
+    pub optional: &'static [&'static str],
 }
 
 const HOW_IT_ENDS: &str = "The gate decides from whether the write's rollback path is verified: it executes \
@@ -90,23 +108,24 @@ pub const WRITE_TOOLS: &[WriteTool] = &[
         description: "Delete a file or a whole folder under one of the gate's roots. The gate moves the old tree into its vault first.",
         destructive: true,
         open_world: false,
-        args: &[req("path", ArgType::String, "Absolute path of the file or folder to delete."), INTENT, KEY],
+        extra: &[INTENT, KEY],
+        optional: &[],
     },
     WriteTool {
         name: "fs_write",
         connector: "fs",
         op: "write",
         title: "Write a file",
-        description: "Create or overwrite a file under one of the gate's roots. The gate keeps the old file first.",
+        description: "Create or overwrite a file under one of the gate's roots. The gate keeps the old file first. \
+             Give the content as text (`content`) or base64 (`content_b64`).",
         destructive: true,
         open_world: false,
-        args: &[
-            req("path", ArgType::String, "Absolute path of the file to write."),
+        extra: &[
             opt("content", ArgType::String, "The new content as UTF-8 text (give this or `content_b64`)."),
-            opt("content_b64", ArgType::String, "The new content, base64 (give this or `content`)."),
             INTENT,
             KEY,
         ],
+        optional: &["content_b64"],
     },
     WriteTool {
         name: "fs_move",
@@ -116,12 +135,8 @@ pub const WRITE_TOOLS: &[WriteTool] = &[
         description: "Move or rename a file or folder within the gate's roots. The gate keeps whatever `to` held first.",
         destructive: true,
         open_world: false,
-        args: &[
-            req("path", ArgType::String, "Absolute path to move."),
-            req("to", ArgType::String, "Absolute destination path."),
-            INTENT,
-            KEY,
-        ],
+        extra: &[INTENT, KEY],
+        optional: &[],
     },
     WriteTool {
         name: "sql_update",
@@ -131,14 +146,8 @@ pub const WRITE_TOOLS: &[WriteTool] = &[
         description: "Update the rows of a table that match `where` (equality on columns). The gate keeps before-images of every row it changes, cascades included.",
         destructive: true,
         open_world: false,
-        args: &[
-            req("database", ArgType::String, "The database's name in the gate's configuration."),
-            req("table", ArgType::String, "The table."),
-            req("where", ArgType::Object, "Column: value pairs the rows must equal (at least one)."),
-            req("set", ArgType::Object, "Column: new value pairs."),
-            INTENT,
-            KEY,
-        ],
+        extra: &[INTENT, KEY],
+        optional: &[],
     },
     WriteTool {
         name: "sql_delete",
@@ -148,13 +157,8 @@ pub const WRITE_TOOLS: &[WriteTool] = &[
         description: "Delete the rows of a table that match `where` (equality on columns). The gate keeps before-images of every row it removes, cascades included.",
         destructive: true,
         open_world: false,
-        args: &[
-            req("database", ArgType::String, "The database's name in the gate's configuration."),
-            req("table", ArgType::String, "The table."),
-            req("where", ArgType::Object, "Column: value pairs the rows must equal (at least one)."),
-            INTENT,
-            KEY,
-        ],
+        extra: &[INTENT, KEY],
+        optional: &[],
     },
     WriteTool {
         name: "sql_insert",
@@ -164,13 +168,8 @@ pub const WRITE_TOOLS: &[WriteTool] = &[
         description: "Insert one row or several into a table.",
         destructive: false,
         open_world: false,
-        args: &[
-            req("database", ArgType::String, "The database's name in the gate's configuration."),
-            req("table", ArgType::String, "The table."),
-            req("values", ArgType::Rows, "One row (column: value) or a non-empty array of rows."),
-            INTENT,
-            KEY,
-        ],
+        extra: &[INTENT, KEY],
+        optional: &[],
     },
     WriteTool {
         name: "http_request",
@@ -181,26 +180,28 @@ pub const WRITE_TOOLS: &[WriteTool] = &[
              its rollback is the compensating request you declare in `compensation`, with a `check` the gate probes.",
         destructive: true,
         open_world: true,
-        args: &[
-            opt("method", ArgType::String, "GET, POST, PUT, PATCH, DELETE, … (default GET)."),
-            req("url", ArgType::String, "The URL, on a host the gate allows."),
-            opt("headers", ArgType::Object, "Header: value pairs (never credentials: the gate adds those)."),
-            opt("body", ArgType::Any, "A string, or JSON sent as application/json."),
+        extra: &[
             opt(
                 "compensation",
-                ArgType::Object,
+                ArgType::Request,
                 "The request that undoes this one: {\"method\", \"url\", \"headers\"?, \"body\"?}.",
             ),
             opt(
                 "check",
-                ArgType::Object,
+                ArgType::Check,
                 "How the gate verifies the compensation can work and did: {\"url\", \"method\"?}.",
             ),
             INTENT,
             KEY,
         ],
+        optional: &[],
     },
 ];
+
+/// The `wait_s` a tool result suggests: under the 60 s a request takes
+/// before many MCP clients give up on it (the TypeScript SDK's default,
+/// openai-agents' default session timeout is shorter still).
+pub const SUGGESTED_WAIT_S: u32 = 50;
 
 pub const WRITE_STATUS_ARGS: &[Arg] = &[
     req("id", ArgType::String, "The write's id, as a tool call returned it."),
@@ -208,7 +209,8 @@ pub const WRITE_STATUS_ARGS: &[Arg] = &[
         "wait_s",
         ArgType::Number,
         "Wait up to this many seconds (at most 600) while the write is held, approved or executing; \
-         progress notifications report the wait.",
+         progress notifications report the wait. Keep it under your client's request timeout (often 60 s; \
+         50 is safe) and call again to wait longer.",
     ),
 ];
 
@@ -236,27 +238,95 @@ pub fn write_tools_for(connectors: &[String]) -> Vec<&'static WriteTool> {
         .collect()
 }
 
+/// The schema of each op of a connector's action type, by connector name.
+pub fn connector_ops(connector: &str) -> BTreeMap<String, Map<String, Value>> {
+    match connector {
+        FsAction::CONNECTOR => action::op_schemas::<FsAction>(),
+        SqlAction::CONNECTOR => action::op_schemas::<SqlAction>(),
+        HttpAction::CONNECTOR => action::op_schemas::<HttpAction>(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// Reads an action with its connector's own parser.
+fn parse_action(connector: &str, at: &str, action: &Value) -> Result<(), ConnectorError> {
+    match connector {
+        FsAction::CONNECTOR => action::parse::<FsAction>(at, action).map(drop),
+        SqlAction::CONNECTOR => action::parse::<SqlAction>(at, action).map(drop),
+        HttpAction::CONNECTOR => action::parse::<HttpAction>(at, action).map(drop),
+        other => Err(ConnectorError::invalid(
+            "connector",
+            format!("unknown connector `{other}`"),
+        )),
+    }
+}
+
+/// The schema of one op: the connector's, as it declares it.
+fn op_schema(connector: &str, op: &str) -> Map<String, Value> {
+    connector_ops(connector).remove(op).unwrap_or_default()
+}
+
+/// `schema` that also takes `null` (not given).
+fn nullable(mut schema: Value) -> Value {
+    let Value::Object(m) = &mut schema else {
+        return schema;
+    };
+    match m.get_mut("type") {
+        Some(Value::String(t)) => {
+            let t = t.clone();
+            m.insert("type".into(), json!([t, "null"]));
+        }
+        Some(Value::Array(types)) => {
+            if !types.contains(&json!("null")) {
+                types.push(json!("null"));
+            }
+        }
+        _ => {
+            for key in ["anyOf", "oneOf"] {
+                if let Some(Value::Array(alts)) = m.get_mut(key) {
+                    if !alts.iter().any(|a| a.get("type") == Some(&json!("null"))) {
+                        alts.push(json!({"type": "null"}));
+                    }
+                }
+            }
+        }
+    }
+    schema
+}
+
 fn arg_schema(arg: &Arg) -> Value {
     let mut s = match arg.ty {
+        ArgType::String if arg.required => json!({"type": "string", "minLength": 1}),
         ArgType::String => json!({"type": "string"}),
         ArgType::Object => json!({"type": "object"}),
-        ArgType::Rows => json!({"anyOf": [
-            {"type": "object"},
-            {"type": "array", "items": {"type": "object"}, "minItems": 1}
-        ]}),
         ArgType::Number => json!({"type": "number", "minimum": 0, "maximum": MAX_WAIT_S}),
-        ArgType::Any => json!({}),
+        ArgType::Request => {
+            let mut m = op_schema(HttpAction::CONNECTOR, "request");
+            m.remove("description");
+            m.insert("type".into(), json!("object"));
+            Value::Object(m)
+        }
+        ArgType::Check => json!({
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "description": "The URL the gate probes."},
+                "method": {"type": ["string", "null"], "description": "Its method (default GET)."}
+            },
+            "required": ["url"],
+            "additionalProperties": false
+        }),
     };
     if let Value::Object(m) = &mut s {
         m.insert("description".into(), Value::String(arg.doc.into()));
-        if arg.ty == ArgType::String && arg.required {
-            m.insert("minLength".into(), json!(1));
-        }
     }
-    s
+    if arg.required {
+        s
+    } else {
+        nullable(s)
+    }
 }
 
-/// The JSON schema of a tool's arguments.
+/// The JSON schema of a tool's arguments that are all the MCP side's own.
 pub fn schema(args: &[Arg]) -> Map<String, Value> {
     let mut props = Map::new();
     for a in args {
@@ -267,6 +337,40 @@ pub fn schema(args: &[Arg]) -> Map<String, Value> {
     m.insert("type".into(), json!("object"));
     m.insert("properties".into(), Value::Object(props));
     m.insert("required".into(), json!(required));
+    m.insert("additionalProperties".into(), json!(false));
+    m
+}
+
+/// The JSON schema of a write tool's arguments: its connector op's fields,
+/// as the connector's action type declares them, then the tool's own.
+pub fn tool_schema(tool: &WriteTool) -> Map<String, Value> {
+    let op = op_schema(tool.connector, tool.op);
+    let mut props = op
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut required: Vec<Value> = op
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for name in tool.optional {
+        required.retain(|r| r != name);
+        if let Some(p) = props.remove(*name) {
+            props.insert((*name).into(), nullable(p));
+        }
+    }
+    for a in tool.extra {
+        props.insert(a.name.into(), arg_schema(a));
+        if a.required {
+            required.push(json!(a.name));
+        }
+    }
+    let mut m = Map::new();
+    m.insert("type".into(), json!("object"));
+    m.insert("properties".into(), Value::Object(props));
+    m.insert("required".into(), Value::Array(required));
     m.insert("additionalProperties".into(), json!(false));
     m
 }
@@ -287,7 +391,7 @@ pub fn tools(connectors: &[String]) -> Vec<Tool> {
             Tool::new(
                 t.name,
                 format!("{} {HOW_IT_ENDS}", t.description),
-                Arc::new(schema(t.args)),
+                Arc::new(tool_schema(t)),
             )
             .with_title(t.title)
             .annotate(annotations)
@@ -353,6 +457,17 @@ impl ArgError {
             message: message.into(),
         }
     }
+
+    /// A connector's answer on the action built from the arguments, named
+    /// by argument (`action.path` is `path`).
+    fn from_connector(e: ConnectorError, prefix: &str) -> Self {
+        match e {
+            ConnectorError::Invalid { field, message } => {
+                ArgError::new(format!("{prefix}{}", arg_of_field(&field)), message)
+            }
+            other => ArgError::new(prefix.trim_end_matches('.'), other.to_string()),
+        }
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -366,12 +481,24 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Checks `given` against `args`: unknown, missing and mistyped arguments
-/// are named.
-pub fn check_args(tool: &str, args: &[Arg], given: &Map<String, Value>) -> Result<(), ArgError> {
+/// The arguments as given, less those given as `null`: not given.
+pub fn given(args: &Map<String, Value>) -> Map<String, Value> {
+    args.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Checks `given` (nulls already dropped): keys outside `known`, and
+/// missing and mistyped `args`, are named.
+fn check_some(
+    tool: &str,
+    args: &[Arg],
+    given: &Map<String, Value>,
+    known: &[&str],
+) -> Result<(), ArgError> {
     for key in given.keys() {
-        if !args.iter().any(|a| a.name == key) {
-            let known: Vec<&str> = args.iter().map(|a| a.name).collect();
+        if !known.contains(&key.as_str()) {
             return Err(ArgError::new(
                 key,
                 format!("unknown argument (`{tool}` takes: {})", known.join(", ")),
@@ -385,26 +512,12 @@ pub fn check_args(tool: &str, args: &[Arg], given: &Map<String, Value>) -> Resul
             }
             continue;
         };
-        let ok = match a.ty {
-            ArgType::String => v.is_string(),
-            ArgType::Object => v.is_object(),
-            ArgType::Rows => {
-                v.is_object()
-                    || v.as_array().is_some_and(|items| {
-                        !items.is_empty() && items.iter().all(Value::is_object)
-                    })
-            }
-            ArgType::Number => v.is_number(),
-            ArgType::Any => true,
+        let (ok, want) = match a.ty {
+            ArgType::String => (v.is_string(), "a string"),
+            ArgType::Object | ArgType::Request | ArgType::Check => (v.is_object(), "an object"),
+            ArgType::Number => (v.is_number(), "a number"),
         };
         if !ok {
-            let want = match a.ty {
-                ArgType::String => "a string",
-                ArgType::Object => "an object",
-                ArgType::Rows => "an object or a non-empty array of objects",
-                ArgType::Number => "a number",
-                ArgType::Any => "any value",
-            };
             return Err(ArgError::new(
                 a.name,
                 format!("must be {want}, not {}", type_name(v)),
@@ -416,6 +529,17 @@ pub fn check_args(tool: &str, args: &[Arg], given: &Map<String, Value>) -> Resul
         }
     }
     Ok(())
+}
+
+/// Checks `given` against `args`: unknown, missing and mistyped arguments
+/// are named; `null` is an argument not given.
+pub fn check_args(
+    tool: &str,
+    args: &[Arg],
+    given_args: &Map<String, Value>,
+) -> Result<(), ArgError> {
+    let known: Vec<&str> = args.iter().map(|a| a.name).collect();
+    check_some(tool, args, &given(given_args), &known)
 }
 
 /// JSON with object keys sorted at every level, so equal arguments hash
@@ -456,84 +580,86 @@ fn str_arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     args.get(name).and_then(Value::as_str)
 }
 
-/// `http:HOST[:PORT]/PATH`, as the http connector names what a URL reaches.
+/// What a URL reaches, as the http connector names it.
 fn http_resource(arg: &str, url: &str) -> Result<String, ArgError> {
     let u = reqwest::Url::parse(url)
         .map_err(|e| ArgError::new(arg, format!("`{url}` is not a URL: {e}")))?;
-    let host = u.host_str().unwrap_or_default();
-    Ok(match u.port() {
-        Some(p) => format!("http:{host}:{p}{}", u.path()),
-        None => format!("http:{host}{}", u.path()),
-    })
+    Ok(recourse_connector_http::resource_id(&u))
 }
 
-/// A write tool's call as a proposal: the action from the arguments, the
-/// touches left to the gate's connector to derive. Checks the arguments
-/// first.
+/// A write tool's call as a proposal: the action from the arguments, read
+/// by its connector's own parser; the touches left to the gate's connector
+/// to derive.
 pub fn proposal(tool: &WriteTool, args: &Map<String, Value>) -> Result<Value, ArgError> {
-    check_args(tool.name, tool.args, args)?;
+    let args = given(args);
+    let fields: Vec<String> = op_schema(tool.connector, tool.op)
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut known: Vec<&str> = fields.iter().map(String::as_str).collect();
+    known.extend(tool.extra.iter().map(|a| a.name));
+    check_some(tool.name, tool.extra, &args, &known)?;
     let mut action = Map::new();
     action.insert("connector".into(), json!(tool.connector));
     action.insert("op".into(), json!(tool.op));
-    let mut rollback = None;
-    for (k, v) in args {
-        match k.as_str() {
-            "intent" | "idempotency_key" | "compensation" | "check" => {}
-            "content" => {
-                let text = v.as_str().unwrap_or_default();
-                action.insert(
-                    "content_b64".into(),
-                    json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes())),
-                );
-            }
-            _ => {
-                action.insert(k.clone(), v.clone());
-            }
+    for f in &fields {
+        if let Some(v) = args.get(f) {
+            action.insert(f.clone(), v.clone());
         }
     }
-    if tool.name == "fs_write" && args.contains_key("content") == args.contains_key("content_b64") {
-        let arg = if args.contains_key("content") {
-            "content_b64"
-        } else {
-            "content"
-        };
-        return Err(ArgError::new(
-            arg,
-            "give exactly one of `content` (text) and `content_b64`",
-        ));
+    if tool.name == "fs_write" {
+        if args.contains_key("content") == args.contains_key("content_b64") {
+            let arg = if args.contains_key("content") {
+                "content_b64"
+            } else {
+                "content"
+            };
+            return Err(ArgError::new(
+                arg,
+                "give exactly one of `content` (text) and `content_b64`",
+            ));
+        }
+        if let Some(text) = str_arg(&args, "content") {
+            action.insert(
+                "content_b64".into(),
+                json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes())),
+            );
+        }
     }
+    let action = Value::Object(action);
+    parse_action(tool.connector, "action", &action).map_err(|e| ArgError::from_connector(e, ""))?;
+    let mut rollback = None;
     if tool.name == "http_request" {
         if let Some(comp) = args.get("compensation").and_then(Value::as_object) {
-            let url = str_arg(comp, "url").ok_or_else(|| {
-                ArgError::new(
-                    "compensation.url",
-                    "is required: the URL of the undoing request",
-                )
-            })?;
-            let touched = http_resource("url", str_arg(args, "url").unwrap_or_default())?;
-            http_resource("compensation.url", url)?;
-            let mut op = Map::new();
-            op.insert("connector".into(), json!("http"));
+            let mut op = given(comp);
+            op.insert("connector".into(), json!(HttpAction::CONNECTOR));
             op.insert("op".into(), json!("request"));
-            for (k, v) in comp {
-                if !["method", "url", "headers", "body"].contains(&k.as_str()) {
-                    return Err(ArgError::new(
-                        format!("compensation.{k}"),
-                        "unknown field (a compensation takes: method, url, headers, body)",
-                    ));
-                }
-                op.insert(k.clone(), v.clone());
-            }
+            let op = Value::Object(op);
+            parse_action(HttpAction::CONNECTOR, "compensation", &op)
+                .map_err(|e| ArgError::from_connector(e, ""))?;
+            let touched = http_resource("url", str_arg(&args, "url").unwrap_or_default())?;
+            http_resource(
+                "compensation.url",
+                op.get("url").and_then(Value::as_str).unwrap_or_default(),
+            )?;
             let mut requires = Vec::new();
             if let Some(check) = args.get("check").and_then(Value::as_object) {
-                let check_url = str_arg(check, "url").ok_or_else(|| {
+                let check = given(check);
+                let check_url = str_arg(&check, "url").ok_or_else(|| {
                     ArgError::new("check.url", "is required: the URL the gate probes")
                 })?;
-                for k in check.keys() {
+                for (k, v) in &check {
                     if !["method", "url"].contains(&k.as_str()) {
                         return Err(ArgError::new(
                             format!("check.{k}"),
                             "unknown field (a check takes: url, method)",
+                        ));
+                    }
+                    if !v.is_string() {
+                        return Err(ArgError::new(
+                            format!("check.{k}"),
+                            format!("must be a string, not {}", type_name(v)),
                         ));
                     }
                 }
@@ -553,12 +679,12 @@ pub fn proposal(tool: &WriteTool, args: &Map<String, Value>) -> Result<Value, Ar
             ));
         }
     }
-    let key = match str_arg(args, "idempotency_key") {
+    let key = match str_arg(&args, "idempotency_key") {
         Some(k) => k.to_string(),
-        None => derived_key(tool.name, args),
+        None => derived_key(tool.name, &args),
     };
     let mut p = json!({
-        "intent": str_arg(args, "intent").unwrap_or_default(),
+        "intent": str_arg(&args, "intent").unwrap_or_default(),
         "idempotency_key": key,
         "action": action,
     });
@@ -633,10 +759,8 @@ mod tests {
         let e = proposal(t, &obj(json!({"intent": "x"}))).unwrap_err();
         assert_eq!(e.arg, "path");
         let e = proposal(t, &obj(json!({"path": 3, "intent": "x"}))).unwrap_err();
-        assert_eq!(
-            (e.arg.as_str(), e.message.as_str()),
-            ("path", "must be a string, not a number")
-        );
+        assert_eq!(e.arg, "path");
+        assert!(e.message.contains("expected a string"), "{}", e.message);
         let e = proposal(t, &obj(json!({"path": "/a", "intent": "x", "force": true}))).unwrap_err();
         assert_eq!(e.arg, "force");
         let w = write_tool("fs_write").unwrap();
@@ -686,6 +810,143 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.arg, "check");
+    }
+
+    #[test]
+    fn a_tool_schema_is_its_connectors_schema() {
+        for t in WRITE_TOOLS {
+            let op = connector_ops(t.connector).remove(t.op).unwrap();
+            let tool = tool_schema(t);
+            let props = tool["properties"].as_object().unwrap();
+            let required = tool["required"].as_array().unwrap();
+            let op_props = op["properties"].as_object().unwrap();
+            assert!(!op_props.is_empty(), "{}", t.name);
+            for (name, schema) in op_props {
+                let want = if t.optional.contains(&name.as_str()) {
+                    nullable(schema.clone())
+                } else {
+                    schema.clone()
+                };
+                assert_eq!(props.get(name), Some(&want), "{}.{name}", t.name);
+            }
+            for r in op["required"].as_array().unwrap() {
+                let optional = t.optional.iter().any(|o| r == o);
+                assert_eq!(required.contains(r), !optional, "{}: {r}", t.name);
+            }
+            // Nothing but the action's fields and the tool's own.
+            for name in props.keys() {
+                assert!(
+                    op_props.contains_key(name) || t.extra.iter().any(|a| a.name == name),
+                    "{}.{name}",
+                    t.name
+                );
+            }
+            // Every optional argument takes null.
+            for (name, schema) in props {
+                if !required.iter().any(|r| r == name) {
+                    let s = schema.to_string();
+                    assert!(s.contains("\"null\""), "{}.{name}: {s}", t.name);
+                }
+            }
+        }
+        let body = &tool_schema(write_tool("http_request").unwrap())["properties"]["body"];
+        assert!(body.get("anyOf").is_some(), "the body has a type: {body}");
+    }
+
+    #[test]
+    fn strict_mode_calls_give_every_field_with_null_for_unused() {
+        // OpenAI's strict mode: every field present, the unused ones null.
+        let w = write_tool("fs_write").unwrap();
+        let strict = obj(
+            json!({"path": "/r/a.txt", "content": "hi", "content_b64": null,
+                                "intent": "greet", "idempotency_key": null}),
+        );
+        let plain = obj(json!({"path": "/r/a.txt", "content": "hi", "intent": "greet"}));
+        let p = proposal(w, &strict).unwrap();
+        assert_eq!(
+            p["action"],
+            json!({"connector": "fs", "op": "write", "path": "/r/a.txt", "content_b64": "aGk="})
+        );
+        // The same write as the call that left them out.
+        assert_eq!(p, proposal(w, &plain).unwrap());
+        let h = write_tool("http_request").unwrap();
+        let p = proposal(
+            h,
+            &obj(
+                json!({"method": null, "url": "http://h/a", "headers": null, "body": null,
+                        "compensation": null, "check": null, "intent": "ping",
+                        "idempotency_key": null}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            p["action"],
+            json!({"connector": "http", "op": "request", "url": "http://h/a"})
+        );
+        assert!(p.get("rollback").is_none());
+        let p = proposal(
+            h,
+            &obj(json!({"method": "POST", "url": "http://h/a", "headers": null, "body": {"a": 1},
+                        "compensation": {"method": "DELETE", "url": "http://h/a/1", "headers": null, "body": null},
+                        "check": {"url": "http://h/a/1", "method": null}, "intent": "create",
+                        "idempotency_key": null})),
+        )
+        .unwrap();
+        let step = &p["rollback"]["steps"][0];
+        assert_eq!(
+            step["op"],
+            json!({"connector": "http", "op": "request", "method": "DELETE", "url": "http://h/a/1"})
+        );
+        assert_eq!(step["requires"][0]["check"], json!({"url": "http://h/a/1"}));
+        // A required argument given as null is missing.
+        let e = proposal(
+            w,
+            &obj(json!({"path": null, "content": "x", "intent": "x"})),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.arg.as_str(), e.message.as_str()),
+            ("path", "is required")
+        );
+        let status = obj(json!({"id": "w1", "wait_s": null}));
+        assert!(check_args("write_status", WRITE_STATUS_ARGS, &status).is_ok());
+    }
+
+    #[test]
+    fn the_connectors_parser_names_the_argument() {
+        let u = write_tool("sql_update").unwrap();
+        let e = proposal(
+            u,
+            &obj(json!({"database": "d", "table": "t", "where": [1], "set": {"a": 1}, "intent": "x"})),
+        )
+        .unwrap_err();
+        assert_eq!(e.arg, "where");
+        let i = write_tool("sql_insert").unwrap();
+        let e = proposal(
+            i,
+            &obj(json!({"database": "d", "table": "t", "values": "x", "intent": "x"})),
+        )
+        .unwrap_err();
+        assert_eq!(e.arg, "values");
+        let h = write_tool("http_request").unwrap();
+        let e = proposal(
+            h,
+            &obj(json!({"url": "http://h/a", "intent": "x", "compensation": {"url": 1}})),
+        )
+        .unwrap_err();
+        assert_eq!(e.arg, "compensation.url");
+        let e = proposal(
+            h,
+            &obj(json!({"url": "http://h/a", "intent": "x", "compensation": {"method": "POST"}})),
+        )
+        .unwrap_err();
+        assert_eq!(e.arg, "compensation.url");
+        let e = proposal(
+            h,
+            &obj(json!({"url": "http://h/a", "intent": "x", "body": 3})),
+        )
+        .unwrap_err();
+        assert_eq!(e.arg, "body");
     }
 
     #[test]

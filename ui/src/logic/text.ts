@@ -73,6 +73,7 @@ export const RESTORE_TEXT: Record<RestoreStatus, string> = {
   mismatch: "put back, but verification found differences",
   failed: "not restored",
   unverified: "put back; contents not verified (no seal)",
+  sent: "a compensating request may have been sent before a crash; not sent twice: check the target",
 };
 
 /** A sentence for the statuses that wait for a person, shown on the write's

@@ -62,12 +62,30 @@ async fn upsert(
     Body(add): Body<Catalog>,
 ) -> Result<Json<Catalog>, ApiError> {
     caller.allow(Permission::EditCatalog)?;
+    let current = gate.with_catalog(|g| g.catalog().clone()).await?;
+    let add = check_upsert(add, &current)?;
+    let draft = AuditDraft::new(
+        &caller.name,
+        "catalog.upserted",
+        None,
+        json!({"resources": add.resources.len(), "edges": add.edges.len(), "upsert": add}),
+    );
+    gate.store().upsert_catalog(&add, true, Some(draft)).await?;
+    Ok(Json(gate.with_catalog(|g| g.catalog().clone()).await?))
+}
+
+/// What `POST /v1/catalog` checks before it stores anything: the batch
+/// with the contract's default bearer on each resource that has none, if
+/// it is valid on its own (duplicates, ids, probe prefixes) and its edges
+/// reach only resources it or `current` has. The error names the field
+/// (`resources[0].id`). Public for the fuzz target `catalog_body`
+/// ([`super::read_catalog_body`]).
+pub fn check_upsert(add: Catalog, current: &Catalog) -> Result<Catalog, GateError> {
     // A risk officer's entry without a `bearer` is the institution's (the
     // contract's default); only discovered resources inherit theirs.
     let add = add.with_default_bearers();
     // Validate the batch on its own (duplicates, ids), then merged.
     let mut own = add.clone();
-    let current = gate.with_catalog(|g| g.catalog().clone()).await?;
     let known: std::collections::HashSet<String> =
         own.resources.iter().map(|r| r.id.clone()).collect();
     own.resources.extend(
@@ -79,14 +97,7 @@ async fn upsert(
     );
     CatalogGraph::new(own)
         .map_err(|e| GateError::invalid(e.field.trim_start_matches("catalog."), e.message))?;
-    let draft = AuditDraft::new(
-        &caller.name,
-        "catalog.upserted",
-        None,
-        json!({"resources": add.resources.len(), "edges": add.edges.len(), "upsert": add}),
-    );
-    gate.store().upsert_catalog(&add, true, Some(draft)).await?;
-    Ok(Json(gate.with_catalog(|g| g.catalog().clone()).await?))
+    Ok(add)
 }
 
 /// A resource with what it reaches, what reaches it, and the writes that

@@ -64,14 +64,19 @@ pub(crate) struct Api;
     operation_id = "health",
     tag = "gate",
     responses(
-        (status = 200, description = "`{\"ok\": true, \"frozen\": bool, \"connectors\": [name]}`", body = Object),
+        (status = 200, description = "`{\"ok\": true, \"frozen\": bool, \"connectors\": [name], \"gate_id\": id}`: `gate_id` names the gate whose vault a write's local capture is in (`vault_gate`)", body = Object),
     )
 )]
 async fn healthz(State(gate): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    // Healthy means the store answers.
+    // Healthy means the store answers, and is still the store the gate
+    // opened: a deleted or replaced SQLite file still answers reads (from
+    // the handle the gate holds) while every change is refused, so a load
+    // balancer asking here stops sending requests this gate would refuse.
+    gate.store().in_place().await?;
     let frozen = gate.freeze_state().await?.frozen;
     Ok(Json(
-        json!({"ok": true, "frozen": frozen, "connectors": gate.connector_names()}),
+        json!({"ok": true, "frozen": frozen, "connectors": gate.connector_names(),
+               "gate_id": gate.config().gate_id}),
     ))
 }
 

@@ -203,12 +203,35 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     }
 }
 
+/// The body of `POST /v1/writes` as the gate reads it before a connector
+/// or the store is asked: JSON (as [`Body`] reads it), then a proposal
+/// ([`crate::lifecycle::read_proposal`], which [`Gate::submit`] runs). For
+/// the fuzz target `write_body`: the same two steps as the handler.
+pub fn read_write_body(bytes: &[u8]) -> Result<recourse_core::Proposal, GateError> {
+    let body: serde_json::Value = parse_json(bytes).map_err(|e| e.0)?;
+    crate::lifecycle::read_proposal(body)
+}
+
+/// The body of `POST /v1/catalog` as the gate checks it against the
+/// catalog it has (`current`) before storing anything: JSON, a catalog,
+/// then [`catalog::check_upsert`]. For the fuzz target `catalog_body`.
+pub fn read_catalog_body(
+    bytes: &[u8],
+    current: &recourse_core::Catalog,
+) -> Result<recourse_core::Catalog, GateError> {
+    let add: recourse_core::Catalog = parse_json(bytes).map_err(|e| e.0)?;
+    catalog::check_upsert(add, current)
+}
+
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || inner.is_syntax() || inner.is_eof() {
+        // An unknown key that is the empty string (`{"": 1}`) has the empty
+        // path: the field would be "", which names nothing (found by the
+        // fuzz target `catalog_body`). `Scenario::parse` does the same.
+        let field = if path == "." || path.is_empty() || inner.is_syntax() || inner.is_eof() {
             "body".to_string()
         } else {
             path

@@ -597,3 +597,26 @@ async fn a_write_larger_than_the_whole_quota_is_a_413_without_retry_after() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(resp.headers().get("retry-after").is_none());
 }
+
+/// Found by the fuzz target `catalog_body`: an unknown key that is the
+/// empty string was a 400 whose `field` was "", naming nothing.
+#[tokio::test]
+async fn an_unknown_empty_key_is_a_400_naming_the_body() {
+    let api = api().await;
+    let (s, b) = api
+        .call("risk", "POST", "/v1/catalog", Some(json!({"": 1})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["field"], "body", "{b}");
+    let (s, b) = api
+        .call("bot", "POST", "/v1/writes", Some(json!({"": 1})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["field"], "proposal", "{b}");
+    assert!(api
+        .store
+        .summaries(&Default::default())
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -24,7 +24,7 @@ use recourse_core::CatalogGraph;
 use super::Gate;
 use crate::audit::AuditDraft;
 use crate::error::GateError;
-use crate::store::{CatalogUpsert, StoreError};
+use crate::store::{CatalogUpsert, StoreError, StoreFault};
 
 /// The cached graph and the store's catalog version it matches.
 struct Cached {
@@ -150,7 +150,23 @@ impl Gate {
         additions: &recourse_core::Catalog,
         audit: AuditDraft,
     ) -> Result<(), GateError> {
-        let _in_order = self.catalog.adding.lock().await;
+        // Bounded like every wait on the store: while the store does not
+        // answer, each addition holds this lock for up to the store
+        // timeout, and without a bound the submissions queued behind it
+        // would each wait for all those before them (sixteen at once: the
+        // last one sixteen timeouts).
+        let wait = self.store.timeout();
+        let _in_order = tokio::time::timeout(wait, self.catalog.adding.lock())
+            .await
+            .map_err(|_| {
+                GateError::from(StoreError::Unavailable(
+                    StoreFault::Timeout,
+                    format!(
+                        "waited {} ms for this gate's catalog additions before this one",
+                        wait.as_millis()
+                    ),
+                ))
+            })?;
         let upsert = self
             .store
             .upsert_catalog(additions, false, Some(audit))

@@ -222,13 +222,19 @@ impl Gate {
     /// calls for, whether an approval needs a reason, and the expiry of a
     /// hold. The only place any of these is
     /// set, at submit and whenever re-verification adopts a new decision.
-    pub(crate) fn adopt(&self, rec: &mut WriteRecord, decision: Decision<'static>) {
+    ///
+    /// `held` says whether the write waits for a person after this
+    /// decision, which is what the expiry follows, not the verdict: a write
+    /// held again because its decision changed may now be decided
+    /// `proceed` (held only for a freeze since lifted), and a held write
+    /// always expires; a `hold` that observe mode runs does not wait.
+    pub(crate) fn adopt(&self, rec: &mut WriteRecord, decision: Decision<'static>, held: bool) {
         let now = self.now();
         rec.decision_hash = decision_hash(&decision);
         rec.required_approvals = self.required_approvals(&decision);
         rec.approval_needs_reason =
             recourse_client::approval_needs_reason(&rec.connector, &decision);
-        rec.expires_at = (decision.decision == Verdict::Hold).then(|| now + self.config.hold_ttl);
+        rec.expires_at = held.then(|| now + self.config.hold_ttl);
         rec.decision = decision;
     }
 }

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use super::seal::SealError;
 use super::{sha256_json, Gate, Move, Step};
 use crate::audit::{entry_hash, AuditDraft};
+use crate::crash_points;
 use crate::error::{classify, ErrorClass, GateError};
+use crate::store::Claimed;
 
 /// Why the proposal of a write about to run is not at hand.
 #[derive(Debug)]
@@ -21,6 +23,45 @@ pub(crate) enum Unopened {
     Mismatch(String),
     /// Sealed under another gate's action key.
     OtherKey(String),
+}
+
+/// The connectors whose captures are files in the gate's vault directory,
+/// on the gate's machine: `fs` (the captured tree) and `sql` (the
+/// before-images, written by its execution). Another gate cannot restore
+/// from them, so such a write records which gate's vault holds them. An
+/// HTTP write's compensation needs nothing local.
+pub(crate) const LOCAL_VAULT: [&str; 2] = ["fs", "sql"];
+
+tokio::task_local! {
+    /// The claim the running task works under: every move of that write the
+    /// task makes is fenced with its token (see [`Gate::apply`]), so no path
+    /// that records under a claim can forget it.
+    static HELD: Held;
+}
+
+/// A claim this gate holds: the write and the fencing token it was taken
+/// with.
+#[derive(Debug, Clone)]
+struct Held {
+    id: String,
+    token: i64,
+}
+
+/// The fencing token of the claim the running task holds on write `id`,
+/// if it holds one.
+pub(crate) fn held_token(id: &str) -> Option<i64> {
+    HELD.try_with(|h| (h.id == id).then_some(h.token))
+        .ok()
+        .flatten()
+}
+
+/// What a gate whose record was fenced off hears: it stops, and leaves the
+/// write to the claim taken since.
+pub(crate) fn claim_lost(id: &str) -> GateError {
+    GateError::conflict(
+        "claim_lost",
+        format!("write `{id}`: this gate's claim on it lapsed and another gate claimed it since; that gate settles it (from the durable record and the target's own evidence), and this one records nothing more"),
+    )
 }
 
 impl Gate {
@@ -35,16 +76,35 @@ impl Gate {
     ) -> Result<T, GateError> {
         let lease = self.config.claim_lease;
         let now = self.now();
-        if !self
+        match self
             .store
             .claim(id, &self.instance, now + lease, now)
             .await?
         {
-            return Err(GateError::conflict(
+            // Boxed: the work is a deep future, and a copy of it in each
+            // frame that passes it on overflows a test thread's stack.
+            Claimed::Taken(token) => self.holding(id, token, Box::pin(work)).await,
+            Claimed::Refused => Err(GateError::conflict(
                 "in_progress",
                 format!("write `{id}` is being worked on; its outcome will show in its history"),
-            ));
+            )),
+            Claimed::Frozen => Err(GateError::conflict(
+                "frozen",
+                format!("write `{id}` is approved and waits: the gate is frozen, and nothing begins executing until an incident lead resumes it"),
+            )),
         }
+    }
+
+    /// Runs `work` under the claim on `id` taken with `token`: renews it
+    /// while `work` runs, fences every move `work` makes with the token,
+    /// and releases it after.
+    pub(crate) async fn holding<T>(
+        &self,
+        id: &str,
+        token: i64,
+        work: impl Future<Output = Result<T, GateError>>,
+    ) -> Result<T, GateError> {
+        let lease = self.config.claim_lease;
         let renew = {
             let store = self.store.clone();
             let clock = self.clock.clone();
@@ -55,21 +115,75 @@ impl Gate {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    let now = clock.now();
-                    if let Err(e) = store.claim(&id, &owner, now + lease, now).await {
-                        tracing::warn!(write = %id, error = %e, "renewing a claim");
+                    match store.renew(&id, &owner, token, clock.now() + lease).await {
+                        Ok(true) => {}
+                        // Settled (out of flight), or claimed again since
+                        // its lease lapsed: then nothing made under this
+                        // claim records any more. Either way, stop.
+                        Ok(false) => {
+                            tracing::info!(write = %id, token, "the claim ended: the write was settled or claimed again");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(write = %id, error = %e, "renewing a claim"),
                     }
                 }
             })
         };
-        let out = work.await;
+        let held = Held {
+            id: id.to_string(),
+            token,
+        };
+        let out = HELD.scope(held, work).await;
         renew.abort();
         let retry_at = self.pending_retry(id);
-        if let Err(e) = self.store.release(id, &self.instance, retry_at).await {
+        if let Err(e) = self
+            .store
+            .release(id, &self.instance, token, retry_at)
+            .await
+        {
             // The lease lapses on its own; the sweep takes the write up then.
             tracing::warn!(write = %id, error = %e, "releasing a claim");
         }
         out
+    }
+
+    /// Right before a call that changes the target (an execution, a
+    /// restore): the claim is renewed for a whole lease, under its token.
+    /// A claim lost meanwhile (its lease lapsed and another gate took the
+    /// write) stops here, before the call: the other gate settles it.
+    pub(crate) async fn confirm_claim(&self, id: &str) -> Result<(), GateError> {
+        let Some(token) = held_token(id) else {
+            return Ok(());
+        };
+        let until = self.now() + self.config.claim_lease;
+        if self.store.renew(id, &self.instance, token, until).await? {
+            Ok(())
+        } else {
+            Err(claim_lost(id))
+        }
+    }
+
+    /// This gate's id when `connector` keeps its captures in this gate's
+    /// vault, on this machine (see [`LOCAL_VAULT`]).
+    pub(crate) fn vault_gate_for(&self, connector: &str) -> Option<String> {
+        LOCAL_VAULT
+            .contains(&connector)
+            .then(|| self.config.gate_id.clone())
+    }
+
+    /// Refuses to work on a write whose capture is in another gate's vault
+    /// (this gate cannot restore or check it), naming the gate that can.
+    pub(crate) fn capture_here(&self, rec: &WriteRecord) -> Result<(), GateError> {
+        match &rec.vault_gate {
+            Some(gate) if *gate != self.config.gate_id => Err(GateError::conflict(
+                "other_gate",
+                format!(
+                    "write `{}` keeps its capture in the vault of gate `{gate}` (this is gate `{}`): send this to gate `{gate}`, or to a gate on its machine that shares its vault and id",
+                    rec.id, self.config.gate_id
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// [`Gate::run`] under a claim.
@@ -80,7 +194,11 @@ impl Gate {
         actor: &str,
     ) -> Result<WriteRecord, GateError> {
         let id = rec.id.clone();
-        self.with_claim(&id, self.run(rec, version, actor)).await
+        // Boxed: a run's state (capture, freeze check, execute, the error
+        // paths) is large, and every caller's future would carry it inline
+        // (a test's `block_on` overflowed its 2 MiB stack).
+        self.with_claim(&id, Box::pin(self.run(rec, version, actor)))
+            .await
     }
 
     /// Capture, record the capture, execute, record the outcome. The write
@@ -104,10 +222,11 @@ impl Gate {
                 Ok(capture) => {
                     // The capture is durable in the vault, its record not
                     // yet in the store: recovery reads it back (`captured`).
-                    crash_point!("gate.before_capture_record");
+                    crash_point!(crash_points::BEFORE_CAPTURE_RECORD);
                     let mut rec = rec;
                     let capture = self.masked_knowing(&capture, &raw);
                     rec.capture = Some(capture.clone());
+                    rec.vault_gate = self.vault_gate_for(&rec.connector);
                     let body = json!({"capture": capture});
                     self.apply_won(
                         Move::new(rec, version, Step::Captured, actor)
@@ -125,11 +244,19 @@ impl Gate {
         } else {
             (rec, version)
         };
-        crash_point!("gate.after_capture");
+        crash_point!(crash_points::AFTER_CAPTURE);
+        // The freeze was read before this write was claimed, not since: one
+        // acknowledged while it was being captured (by a lead, or by the
+        // gate itself after another write's failed fsync) stops it here,
+        // before it runs. It waits, captured, until a lead resumes.
+        if let Some(why) = self.frozen_why().await {
+            return self.wait(rec, version, actor, why).await;
+        }
+        self.confirm_claim(&rec.id).await?;
         let capture = rec.capture.clone().unwrap_or(Value::Null);
         match connector.execute(&rec.id, &raw, &capture).await {
             Ok(outcome) => {
-                crash_point!("gate.after_execute");
+                crash_point!(crash_points::AFTER_EXECUTE);
                 self.forget_retries(&rec.id);
                 let mut rec = rec;
                 // A connector may echo a value without its name (a row of
@@ -145,6 +272,23 @@ impl Gate {
                 self.after_error(rec, version, actor, connector.as_ref(), &raw, "write", e)
                     .await
             }
+        }
+    }
+
+    /// Why a write that has not run must not run now: the gate is frozen,
+    /// or whether it is cannot be read (fail closed). `None`: it may run.
+    /// A freeze stops every write, one waiting for a retry too, until a
+    /// lead resumes.
+    pub(crate) async fn frozen_why(&self) -> Option<String> {
+        match self.freeze_state().await {
+            Ok(freeze) if !freeze.frozen => None,
+            Ok(freeze) => Some(format!(
+                "the gate is frozen by `{}`: it runs when an incident lead resumes the gate",
+                freeze.by.unwrap_or_default()
+            )),
+            Err(e) => Some(format!(
+                "whether the gate is frozen cannot be read ({e}); it does not run until it can"
+            )),
         }
     }
 

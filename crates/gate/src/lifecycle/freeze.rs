@@ -7,9 +7,12 @@ use recourse_client::{
     FreezeState, Permission, RewindItem, RewindReport, RewindRequest, WriteRecord, WriteStatus,
 };
 
+use recourse_connector::crash_point;
+
 use super::Gate;
 use crate::audit::AuditDraft;
 use crate::auth::Caller;
+use crate::crash_points;
 use crate::error::GateError;
 use crate::store::WriteFilter;
 
@@ -42,6 +45,7 @@ impl Gate {
         self.store
             .set_freeze(&state, AuditDraft::new(&caller.name, action, None, value))
             .await?;
+        crash_point!(crash_points::FREEZE_AFTER_RECORD);
         self.emit(action, None);
         Ok(state)
     }
@@ -104,6 +108,7 @@ impl Gate {
                     error: Some(e.public_message()),
                 }),
             }
+            crash_point!(crash_points::REWIND_AFTER_ITEM);
         }
         Ok(RewindReport {
             preview: req.preview,

@@ -38,6 +38,10 @@ pub enum Step {
     /// A person checked: it did not.
     ResolveNotRun,
     Rollback,
+    /// A rollback whose restore cannot be resumed (it sends compensating
+    /// requests) is about to call it: recorded first, so a crash after it
+    /// is never followed by a second send.
+    Compensate,
     RolledBack,
     /// The target changed after the write: nothing was overwritten.
     Drift,
@@ -49,7 +53,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 18] = [
+    pub const ALL: [Step; 19] = [
         Step::Approval,
         Step::Approve,
         Step::Reject,
@@ -64,11 +68,38 @@ impl Step {
         Step::ResolveRan,
         Step::ResolveNotRun,
         Step::Rollback,
+        Step::Compensate,
         Step::RolledBack,
         Step::Drift,
         Step::RollbackUnverified,
         Step::Mismatch,
     ];
+
+    /// The crash point right after this move is durable (marked in
+    /// `Gate::apply`; see [`crate::crash_points`]).
+    pub fn crash_point(self) -> &'static str {
+        match self {
+            Step::Approval => "gate.after.approval",
+            Step::Approve => "gate.after.approve",
+            Step::Reject => "gate.after.reject",
+            Step::Expire => "gate.after.expire",
+            Step::Rehold => "gate.after.rehold",
+            Step::Start => "gate.after.start",
+            Step::Captured => "gate.after.captured",
+            Step::Executed => "gate.after.executed",
+            Step::NothingRan => "gate.after.nothing_ran",
+            Step::Unknown => "gate.after.unknown",
+            Step::Wait => "gate.after.wait",
+            Step::ResolveRan => "gate.after.resolve_ran",
+            Step::ResolveNotRun => "gate.after.resolve_not_run",
+            Step::Rollback => "gate.after.rollback",
+            Step::Compensate => "gate.after.compensate",
+            Step::RolledBack => "gate.after.rolled_back",
+            Step::Drift => "gate.after.drift",
+            Step::RollbackUnverified => "gate.after.rollback_unverified",
+            Step::Mismatch => "gate.after.mismatch",
+        }
+    }
 
     /// The audit trail's name for it.
     pub fn action(self) -> &'static str {
@@ -87,6 +118,7 @@ impl Step {
             Step::ResolveRan => "write.resolved",
             Step::ResolveNotRun => "write.resolved",
             Step::Rollback => "write.rolling_back",
+            Step::Compensate => "write.compensating",
             Step::RolledBack => "write.rollback_result",
             Step::Drift => "write.rollback_result",
             Step::RollbackUnverified => "write.rollback_result",
@@ -121,6 +153,7 @@ pub const TABLE: &[(WriteStatus, Step, WriteStatus)] = &[
     // rollback, and again after one that did not verify
     (S::Executed, Step::Rollback, S::RollingBack),
     (S::RollbackFailed, Step::Rollback, S::RollingBack),
+    (S::RollingBack, Step::Compensate, S::RollingBack),
     (S::RollingBack, Step::RolledBack, S::RolledBack),
     (S::RollingBack, Step::Drift, S::Executed),
     (S::RollingBack, Step::RollbackUnverified, S::RollbackFailed),

@@ -36,7 +36,7 @@ use recourse_client::{
     FreezeState, GateEvent, Permission, Transition, WriteAction, WriteRecord, WriteStatus,
     WriteSummary,
 };
-use recourse_connector::Connector;
+use recourse_connector::{crash_point, Connector};
 use recourse_core::{Bearer, Policy};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -46,6 +46,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use evaluate::decision_hash;
 pub use machine::Step;
 pub use seal::{ActionKey, SealError};
+pub use submit::read_proposal;
 
 use recourse_secrets::Masker;
 
@@ -54,7 +55,7 @@ use crate::auth::Caller;
 use crate::error::GateError;
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifyConfig, NotifyError};
-use crate::store::Store;
+use crate::store::{Cas, Store};
 
 /// What a deployment decides about its gate.
 #[derive(Debug, Clone)]
@@ -84,6 +85,9 @@ pub struct GateConfig {
     /// The stored bytes one token's pending writes (held, approved,
     /// running) may hold; 0 for no quota.
     pub quota_bytes: u64,
+    /// This gate's stable id (see [`crate::gate_id_in`]): it names the
+    /// vault a write's local capture is in ([`WriteRecord::vault_gate`]).
+    pub gate_id: String,
 }
 
 /// The default quota: room for thousands of ordinary held writes, and a
@@ -107,6 +111,9 @@ impl Default for GateConfig {
             sweep_every: std::time::Duration::from_secs(5),
             max_backoff: Duration::seconds(60),
             quota_bytes: DEFAULT_QUOTA_BYTES,
+            // One per process unless the deployment names it (the server
+            // reads it from the data directory).
+            gate_id: random_id("gate"),
         }
     }
 }
@@ -336,11 +343,30 @@ impl Gate {
             }
         }
         let draft = AuditDraft::new(actor, step.action(), Some(&record.id), body);
-        if self.store.update_write(&record, version, draft).await? {
-            self.emit("write", Some(&record));
-            Ok(Some((record, version + 1)))
-        } else {
-            Ok(None)
+        // Made under this task's claim on the write: fenced with its token.
+        let fence = execute::held_token(&record.id);
+        match self
+            .store
+            .update_write_under(&record, version, fence, draft)
+            .await?
+        {
+            Cas::Done => {
+                crash_point!(step.crash_point());
+                self.emit("write", Some(&record));
+                Ok(Some((record, version + 1)))
+            }
+            Cas::Moved => Ok(None),
+            Cas::Fenced => {
+                tracing::warn!(write = %record.id, step = step.action(), "a record under a lapsed claim was refused");
+                Err(execute::claim_lost(&record.id))
+            }
+            Cas::Frozen => Err(GateError::conflict(
+                "frozen",
+                format!(
+                    "write `{}` is approved and waits: the gate is frozen, and nothing begins executing until an incident lead resumes it",
+                    record.id
+                ),
+            )),
         }
     }
 

@@ -3,7 +3,9 @@
 //! connector's own evidence, never by running a step twice.
 //!
 //! A write in flight is held by a claim (owner and lease, renewed while the
-//! work runs). The running gate sweeps for in-flight writes nobody holds:
+//! work runs, and a fencing token every record made under it is checked
+//! against: a gate whose lease lapsed and whose write was claimed again
+//! records nothing, and stops). The running gate sweeps for in-flight writes nobody holds:
 //! one whose task met a transient error (after its backoff), or whose gate
 //! died. At start the embedded store belongs to this process alone (the
 //! data directory is locked), so every claim found is stale; a shared store
@@ -12,10 +14,13 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use recourse_client::{WriteRecord, WriteStatus};
+use recourse_connector::crash_point;
 use serde_json::{json, Value};
 
 use super::{Gate, Move, Step};
+use crate::crash_points;
 use crate::error::{classify, ErrorClass, GateError};
+use crate::store::Claimed;
 
 const SWEEP_BATCH: i64 = 256;
 
@@ -36,7 +41,13 @@ impl Gate {
     /// time is up and take up in-flight writes nobody holds. Returns how
     /// many in-flight writes it settled or retried.
     pub async fn sweep(&self) -> Result<usize, GateError> {
-        self.expire_due().await?;
+        // An expiry that fails (the store busy for a moment, a record that
+        // does not read) must not keep stranded writes from being taken
+        // up: the two are independent, and the next pass expires again.
+        if let Err(e) = self.expire_due().await {
+            let e = self.masked_text(&e.to_string());
+            tracing::warn!(error = %e, "expiring held writes");
+        }
         Ok(self.sweep_in_flight(false).await?.len())
     }
 
@@ -59,19 +70,30 @@ impl Gate {
             if !rec.status.in_flight() {
                 continue;
             }
+            // A capture in another gate's vault: that gate (or one sharing
+            // its vault) settles it; the write shows which (`vault_gate`).
+            if self.capture_here(&rec).is_err() {
+                continue;
+            }
             // A write moved into flight moments ago is with the task that
             // moved it, which claims it right after its move.
             if !at_start && rec.updated_at > now - self.config.claim_lease {
                 continue;
             }
-            if !self
+            // An approved write is not claimed while frozen: it waits,
+            // approved, for the resume (it is not held again).
+            let Claimed::Taken(token) = self
                 .store
                 .claim(&id, &self.instance, now + self.config.claim_lease, horizon)
                 .await?
-            {
+            else {
                 continue;
-            }
-            match self.with_claim(&id, self.settle(rec, version)).await {
+            };
+            crash_point!(crash_points::RECOVERY_AFTER_CLAIM);
+            match self
+                .holding(&id, token, Box::pin(self.settle(rec, version)))
+                .await
+            {
                 Ok(after) => settled.push((id, after.status)),
                 Err(e) => {
                     // Left in flight; the next sweep tries again.
@@ -134,6 +156,7 @@ impl Gate {
                     let mut rec = rec;
                     let body = json!({"capture": self.redacted(&capture)});
                     rec.capture = Some(capture);
+                    rec.vault_gate = self.vault_gate_for(&rec.connector);
                     self.apply_won(
                         Move::new(rec, version, Step::Captured, actor)
                             .note("after restart: the capture the vault holds")
@@ -161,7 +184,14 @@ impl Gate {
                     .note("after restart: the write had taken effect");
                 Ok(self.apply_won(mv).await?.0)
             }
-            Ok(Some(false)) => self.run(rec, version, actor).await,
+            // Not run yet: it runs now, unless the gate is frozen (by an
+            // incident lead, or by itself after a failed fsync): a freeze
+            // stops every write, one waiting for a retry too, until a lead
+            // resumes (the sweep ran it regardless before).
+            Ok(Some(false)) => match self.frozen_why().await {
+                None => self.run(rec, version, actor).await,
+                Some(why) => self.wait(rec, version, actor, why).await,
+            },
             Ok(None) => {
                 self.forget_retries(&rec.id);
                 let mv = Move::new(rec, version, Step::Unknown, actor).note(

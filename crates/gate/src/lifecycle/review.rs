@@ -103,10 +103,34 @@ impl Gate {
                 continue;
             };
             let name = caller.name.clone();
-            return self
+            let approved = rec.clone();
+            return match self
                 .with_claim(id, self.reverify_and_run(rec, version, &name))
                 .await
-                .map(|rec| self.shown(rec));
+            {
+                Ok(rec) => Ok(self.shown(rec)),
+                // The approval is recorded; running the write could not
+                // begin or go on now (the store failed for the moment, the
+                // gate froze, another gate holds it). The approval stands,
+                // so it is not answered as an error, which would say that
+                // nothing was recorded and invite a second approval; the
+                // write is shown as it is, with why it waits. The running
+                // gate's sweep takes it up.
+                Err(e) if e.status() == 503 || matches!(e.code(), "frozen" | "in_progress") => {
+                    let mut rec = match self.load(id).await {
+                        Ok((rec, _)) => rec,
+                        Err(_) => approved,
+                    };
+                    if rec.status.in_flight() && rec.waiting.is_none() {
+                        rec.waiting = Some(format!(
+                            "approved; it has not run yet: {} The gate takes it up by itself.",
+                            e.public_message()
+                        ));
+                    }
+                    Ok(self.shown(rec))
+                }
+                Err(e) => Err(e),
+            };
         }
         Err(GateError::conflict(
             "busy",
@@ -140,7 +164,8 @@ impl Gate {
         if hash != rec.decision_hash {
             let mut rec = rec;
             let previous = std::mem::take(&mut rec.decision_hash);
-            self.adopt(&mut rec, decision);
+            // Held again whatever the new verdict: it waits, and expires.
+            self.adopt(&mut rec, decision, true);
             let body = json!({"decision": rec.decision, "previous_decision_hash": previous,
                               "decision_hash": rec.decision_hash,
                               "required_approvals": rec.required_approvals});

@@ -5,12 +5,13 @@
 //! its own partial work as drift. Also: settling a write whose outcome the
 //! gate cannot know.
 
-use recourse_client::{Permission, RestoreStatus, RollbackReport, WriteRecord};
-use recourse_connector::ConnectorError;
+use recourse_client::{Permission, RestoreItem, RestoreStatus, RollbackReport, WriteRecord};
+use recourse_connector::{crash_point, ConnectorError};
 use serde_json::{json, Value};
 
 use super::{Gate, Move, Step};
 use crate::auth::Caller;
+use crate::crash_points;
 use crate::error::{classify, ErrorClass, GateError};
 
 /// Every item went back and what could be checked matched, but some
@@ -45,6 +46,7 @@ impl Gate {
         if super::machine::next(rec.status, Step::Rollback).is_none() {
             return Err(Self::not_in(&rec, "executed"));
         }
+        self.capture_here(&rec)?;
         // The force flag travels with the record: a rollback resumed after a
         // crash continues as it was asked.
         rec.rollback = Some(RollbackReport {
@@ -80,7 +82,39 @@ impl Gate {
             return self.wait(rec, version, actor, why).await;
         };
         let force = rec.rollback.as_ref().is_some_and(|r| r.forced);
+        // A restore that cannot be resumed is called at most once per
+        // rollback: its sending is recorded first, and a rollback found
+        // sending (a crash cut it) goes to a person, never sent again.
+        let (rec, version) = if connector.restore_resumes() {
+            (rec, version)
+        } else if let Some(report) = Self::cut_while_sending(&rec) {
+            let mut rec = rec;
+            rec.rollback = Some(report.clone());
+            let mv = Move::new(rec, version, Step::RollbackUnverified, actor)
+                .note("the rollback was cut after its compensating requests may have been sent; they are not sent twice: check the target, then roll back again to send them again")
+                .body(json!({"report": report}));
+            return Ok(self.apply_won(mv).await?.0);
+        } else {
+            let mut rec = rec;
+            let items = Self::compensations(&rec)
+                .into_iter()
+                .map(|resource| RestoreItem {
+                    resource,
+                    status: RestoreStatus::Sent,
+                    detail: Some("being sent; its result is not recorded yet".into()),
+                })
+                .collect();
+            rec.rollback = Some(RollbackReport {
+                verified: false,
+                items,
+                forced: force,
+            });
+            let mv = Move::new(rec, version, Step::Compensate, actor)
+                .note("sending the compensating requests");
+            self.apply_won(mv).await?
+        };
         let capture = rec.capture.clone().unwrap_or(Value::Null);
+        self.confirm_claim(&rec.id).await?;
         let result = match self.raw_proposal(&rec) {
             Ok(raw) => {
                 connector
@@ -132,12 +166,41 @@ impl Gate {
                 }
             },
         };
+        crash_point!(crash_points::ROLLBACK_BEFORE_RECORD);
         self.forget_retries(&rec.id);
         rec.rollback = Some(report.clone());
         let mv = Move::new(rec, version, step, actor)
             .note(note)
             .body(json!({"report": report}));
         Ok(self.apply_won(mv).await?.0)
+    }
+
+    /// The report of a rollback that recorded its sending and has no
+    /// result: a crash cut it, and what it sent is not known.
+    fn cut_while_sending(rec: &WriteRecord) -> Option<RollbackReport> {
+        rec.rollback
+            .as_ref()
+            .filter(|r| r.items.iter().any(|i| i.status == RestoreStatus::Sent))
+            .cloned()
+    }
+
+    /// What a rollback of `rec` will send: the resources its compensating
+    /// steps restore (the write's own, when they name none).
+    fn compensations(rec: &WriteRecord) -> Vec<String> {
+        let mut out: Vec<String> = rec
+            .proposal
+            .rollback
+            .steps
+            .iter()
+            .filter(|s| {
+                s.op.get("connector").and_then(Value::as_str) == Some(rec.connector.as_str())
+            })
+            .flat_map(|s| s.restores.iter().take(1).cloned())
+            .collect();
+        if out.is_empty() {
+            out.push(rec.id.clone());
+        }
+        out
     }
 
     /// An incident lead settles a write whose outcome the gate could not
@@ -171,6 +234,7 @@ impl Gate {
             if let (Some(c), Ok(raw)) = (self.connector(&rec.connector), self.raw_proposal(&rec)) {
                 if let Ok(Some(capture)) = c.captured(&rec.id, &raw).await {
                     rec.capture = Some(capture);
+                    rec.vault_gate = self.vault_gate_for(&rec.connector);
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use recourse_client::{
     Explained, GateMode, ObservedHold, Permission, Transition, WriteRecord, WriteStatus,
 };
-use recourse_connector::{Connector, ConnectorError};
+use recourse_connector::{crash_point, Connector, ConnectorError};
 use recourse_core::{
     Catalog, CatalogGraph, Decision, Proposal, Reach, Reason, ReasonCode, Resource, Verdict,
 };
@@ -17,13 +17,34 @@ use serde_json::{json, Value};
 use super::{machine, random_id, sha256_json, Gate};
 use crate::audit::AuditDraft;
 use crate::auth::Caller;
+use crate::crash_points;
 use crate::error::GateError;
-use crate::store::Inserted;
+use crate::store::{Inserted, StoreError};
+
+/// A submitted body as a proposal, checked as far as it can be without a
+/// connector or the store: its fields (errors name them under `proposal.`)
+/// and its idempotency key. `POST /v1/writes` and the MCP tools both submit
+/// through [`Gate::submit`], which reads the body with this first; the fuzz
+/// target `write_body` runs it on arbitrary bytes
+/// ([`crate::api::read_write_body`]).
+pub fn read_proposal(body: Value) -> Result<Proposal, GateError> {
+    let proposal = parse_proposal(body)?;
+    if let Some(key) = &proposal.idempotency_key {
+        if key.is_empty() || key.len() > 200 {
+            return Err(GateError::invalid(
+                "proposal.idempotency_key",
+                "must be 1 to 200 characters",
+            ));
+        }
+    }
+    Ok(proposal)
+}
 
 fn parse_proposal(body: Value) -> Result<Proposal, GateError> {
     serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
+        // `{"": 1}` has the empty path: `proposal.` would name nothing.
+        let field = if path == "." || path.is_empty() {
             "proposal".to_string()
         } else {
             format!("proposal.{path}")
@@ -59,19 +80,13 @@ impl Gate {
     ) -> Result<(WriteRecord, bool), GateError> {
         caller.allow(Permission::SubmitWrites)?;
         let submitted_hash = sha256_json(&body);
-        let mut proposal = parse_proposal(body)?;
+        let mut proposal = read_proposal(body)?;
         // Section 10: the agent of a write is the caller's token name,
         // whatever the body says. An agent naming another one in `agent`
         // would otherwise be recorded, stored and audited under that name.
         // (`submitted_hash` is of the body as sent, for idempotency.)
         proposal.agent = caller.name.clone();
         if let Some(key) = proposal.idempotency_key.clone() {
-            if key.is_empty() || key.len() > 200 {
-                return Err(GateError::invalid(
-                    "proposal.idempotency_key",
-                    "must be 1 to 200 characters",
-                ));
-            }
             if let Some(existing) = self.store.write_by_key(&caller.name, &key).await? {
                 return self.repeat(existing, &submitted_hash).map(|w| (w, false));
             }
@@ -108,51 +123,64 @@ impl Gate {
                 json!({"connector": name, "added": additions}),
             );
             self.add_discovered(&additions, draft).await?;
+            crash_point!(crash_points::SUBMIT_AFTER_DISCOVERED);
         }
 
         // The cache is at least as new as the store was when the write was
-        // planned, and holds this write's additions.
-        let (decision, frozen) = self
-            .evaluate(None, &id, &proposal, connector.as_ref())
-            .await?;
-        self.metrics
-            .observe_decision(decision.decision, started.elapsed());
-        // The mode matters only to a hold, and not while frozen (a freeze
-        // holds everything): the store is asked only then.
-        let mode = if decision.decision == Verdict::Hold && !frozen {
-            self.submission_mode().await
-        } else {
-            GateMode::Enforce
-        };
-        let note = frozen.then(|| "the gate is frozen".to_string());
-        let record = self.new_record(
-            id.clone(),
-            caller,
-            name,
-            proposal,
-            submitted_hash,
-            decision,
-            note,
-            mode,
-        )?;
-        let status = record.status;
-        let draft = AuditDraft::new(
-            &caller.name,
-            "write.submitted",
-            Some(&id),
-            json!({"status": status, "proposal": self.redacted(&serde_json::to_value(&record.proposal).unwrap_or_default()),
-                   "decision": record.decision, "proposal_hash": record.proposal_hash,
-                   "decision_hash": record.decision_hash, "observed_hold": record.observed_hold}),
-        );
-        match self.insert_pending(&record, draft).await? {
-            Inserted::Existing(existing) => {
-                // Another request with the same key won the race.
-                return self
-                    .repeat(*existing, &record.submitted_hash)
-                    .map(|w| (w, false));
+        // planned, and holds this write's additions. A write decided to run
+        // at once is refused by the store when a freeze was acknowledged
+        // after the decision read it (the store reads it again in the
+        // insert's own transaction): it is decided again, and held.
+        let mut decided_frozen_once = false;
+        let (record, status) = loop {
+            let (decision, frozen) = self
+                .evaluate(None, &id, &proposal, connector.as_ref())
+                .await?;
+            self.metrics
+                .observe_decision(decision.decision, started.elapsed());
+            // The mode matters only to a hold, and not while frozen (a freeze
+            // holds everything): the store is asked only then.
+            let mode = if decision.decision == Verdict::Hold && !frozen {
+                self.submission_mode().await
+            } else {
+                GateMode::Enforce
+            };
+            let note = frozen.then(|| "the gate is frozen".to_string());
+            let record = self.new_record(
+                id.clone(),
+                caller,
+                name.clone(),
+                proposal.clone(),
+                submitted_hash.clone(),
+                decision,
+                note,
+                mode,
+            )?;
+            let status = record.status;
+            let draft = AuditDraft::new(
+                &caller.name,
+                "write.submitted",
+                Some(&id),
+                json!({"status": status, "proposal": self.redacted(&serde_json::to_value(&record.proposal).unwrap_or_default()),
+                       "decision": record.decision, "proposal_hash": record.proposal_hash,
+                       "decision_hash": record.decision_hash, "observed_hold": record.observed_hold}),
+            );
+            match self.insert_pending(&record, draft).await {
+                Err(GateError::Store(StoreError::Frozen)) if !decided_frozen_once => {
+                    decided_frozen_once = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(Inserted::Existing(existing)) => {
+                    // Another request with the same key won the race.
+                    return self
+                        .repeat(*existing, &record.submitted_hash)
+                        .map(|w| (w, false));
+                }
+                Ok(Inserted::New) => break (record, status),
             }
-            Inserted::New => {}
-        }
+        };
+        crash_point!(crash_points::SUBMIT_AFTER_INSERT);
         self.emit("write", Some(&record));
         if status == WriteStatus::Executing {
             let record = self.run_claimed(record, 1, &caller.name).await?;
@@ -461,16 +489,13 @@ impl Gate {
             outcome: None,
             rollback: None,
             waiting: None,
+            vault_gate: None,
             observed_hold: None,
             actions: Vec::new(),
             sealed_proposal: None,
         };
-        self.adopt(&mut record, decision);
-        if observed.is_some() {
-            // It runs now: no hold to expire.
-            record.expires_at = None;
-            record.observed_hold = observed;
-        }
+        self.adopt(&mut record, decision, status == WriteStatus::Held);
+        record.observed_hold = observed;
         // Section 10: from here on the record is masked; the raw proposal
         // is kept sealed while something may still run it.
         let raw = record.proposal.clone();

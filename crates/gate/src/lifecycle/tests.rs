@@ -16,7 +16,7 @@ use super::machine::{Step, TABLE};
 use super::{Gate, GateConfig};
 use crate::auth::Caller;
 use crate::error::GateError;
-use crate::store::{AuditStore, CatalogStore, MemoryStore, WriteStore};
+use crate::store::{AuditStore, CatalogStore, Claimed, MemoryStore, WriteStore};
 use crate::testing::{push, resource, who, world, World};
 
 impl World {
@@ -99,6 +99,13 @@ async fn moves(store: &MemoryStore) -> BTreeSet<(String, String, String)> {
 
 #[tokio::test]
 async fn every_legal_move_is_exercised() {
+    // On the heap: in a debug build this one future, with every write it
+    // keeps, outgrew the test thread's 2 MiB stack (a stack overflow, not
+    // a failure, under `cargo nextest run --workspace`).
+    Box::pin(every_legal_move()).await;
+}
+
+async fn every_legal_move() {
     let w = world();
     w.catalog(
         &[
@@ -244,6 +251,21 @@ async fn every_legal_move_is_exercised() {
     w.gate.sweep().await.unwrap();
     assert_eq!(w.status(&j.id).await, WriteStatus::RolledBack);
 
+    // A restore that sends (not resumable): its sending is recorded first.
+    w.fake
+        .sends
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let m = w.submit("m").await;
+    let m = w
+        .gate
+        .rollback(&lead(), &m.id, "t".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(m.status, WriteStatus::RolledBack);
+    w.fake
+        .sends
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
     // The stored write edited after it was submitted: refused before it
     // runs, from approved (the approve path) and from executing (a sweep).
     w.catalog(&[("fake:cust3", "customer")], &[]).await;
@@ -279,6 +301,60 @@ async fn every_legal_move_is_exercised() {
     let illegal: Vec<_> = seen.difference(&expected).collect();
     assert!(illegal.is_empty(), "moves outside the table: {illegal:?}");
     assert_eq!(seen.len(), TABLE.len());
+}
+
+/// A rollback whose restore sends what cannot be asked about afterwards is
+/// never sent twice: cut after it may have sent (here a timeout; a crash
+/// leaves the same record), the sweep does not call it again, and a person
+/// is told what may have been sent.
+#[tokio::test]
+async fn a_compensation_that_may_have_been_sent_is_not_sent_again() {
+    let w = world();
+    w.fake
+        .sends
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let a = w.submit("a").await;
+    assert_eq!(a.status, WriteStatus::Executed);
+    push(&w.fake, |s| {
+        s.restore.push_back(Err(ConnectorError::Unavailable(
+            "timed out after sending".into(),
+        )))
+    });
+    let a = w
+        .gate
+        .rollback(&lead(), &a.id, "t".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(a.status, WriteStatus::RollingBack);
+    let sent = a.rollback.as_ref().unwrap();
+    assert!(
+        sent.items.iter().all(|i| i.status == RestoreStatus::Sent) && !sent.items.is_empty(),
+        "{sent:?}"
+    );
+    w.later();
+    w.gate.sweep().await.unwrap();
+    let (after, _) = w.store.write(&a.id).await.unwrap().unwrap();
+    assert_eq!(after.status, WriteStatus::RollbackFailed);
+    assert_eq!(
+        w.fake.restores.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "restore was called once"
+    );
+    assert!(after
+        .rollback
+        .as_ref()
+        .unwrap()
+        .items
+        .iter()
+        .any(|i| i.status == RestoreStatus::Sent));
+    // A person who checked sends it again, deliberately: a new rollback.
+    let again = w
+        .gate
+        .rollback(&lead(), &a.id, "the cancel did not arrive".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(again.status, WriteStatus::RolledBack);
+    assert_eq!(w.fake.restores.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 /// A person's commands against a write in every status: legal where the
@@ -368,6 +444,35 @@ async fn a_rehold_needs_the_approvals_its_new_decision_calls_for() {
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
 }
 
+/// Found in the audit of issue 10: a write held only because the gate was
+/// frozen, approved after the resume, is re-verified, and its new decision
+/// (`proceed`, the freeze gone) differs, so it is held again. The expiry of
+/// a hold followed the verdict (`hold` only), so this held write had none
+/// and waited for a person for ever. A write that is held again keeps
+/// expiring like any hold.
+#[tokio::test]
+async fn a_write_held_again_expires_like_any_hold() {
+    let w = world();
+    w.gate
+        .set_freeze(&lead(), true, Some("incident".into()))
+        .await
+        .unwrap();
+    let rec = w.submit("x").await;
+    assert_eq!(rec.status, WriteStatus::Held);
+    w.gate.set_freeze(&lead(), false, None).await.unwrap();
+    let rec = w.gate.approve(&reviewer(1), &rec.id, why()).await.unwrap();
+    assert_eq!(
+        rec.status,
+        WriteStatus::Held,
+        "held again: its decision changed"
+    );
+    assert!(rec.expires_at.is_some(), "a held write expires: {rec:?}");
+    w.clock.advance(Duration::days(8));
+    assert_eq!(w.gate.expire_due().await.unwrap(), 1);
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Expired);
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+}
+
 /// Reproduced before the fix: a freeze state that does not decode was read
 /// as "not frozen". Now nothing runs and nothing is approved.
 #[tokio::test]
@@ -381,6 +486,36 @@ async fn an_undecodable_freeze_fails_closed() {
     assert!(w.gate.approve(&reviewer(1), &held.id, why()).await.is_err());
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
     assert_eq!(w.status(&held.id).await, WriteStatus::Held);
+}
+
+/// A freeze acknowledged between a write's approval and its claim: the
+/// write does not begin executing, and is not held again either (its
+/// approvals stand); once an incident lead resumes, the sweep runs it,
+/// once. (Before, the sweep re-verified it under the freeze and held it
+/// again, to be approved anew.)
+#[tokio::test]
+async fn a_write_approved_before_a_freeze_waits_approved_and_runs_after_the_resume() {
+    let w = world();
+    w.catalog(&[("fake:cust", "customer")], &[]).await;
+    let mut rec = w.submit("cust").await;
+    assert_eq!(rec.status, WriteStatus::Held);
+    // Approved (by the reviewers it needed), and not yet claimed.
+    rec.status = WriteStatus::Approved;
+    w.store.put_write_raw(rec.clone());
+    w.gate
+        .set_freeze(&lead(), true, Some("incident".into()))
+        .await
+        .unwrap();
+    w.later();
+    assert_eq!(w.gate.sweep().await.unwrap(), 0);
+    w.gate.recover_at_start().await.unwrap();
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Approved);
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+    w.gate.set_freeze(&lead(), false, None).await.unwrap();
+    w.later();
+    assert_eq!(w.gate.sweep().await.unwrap(), 1);
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Executed);
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
 }
 
 /// Reproduced before the fix: an upsert that changed nothing returned the
@@ -444,6 +579,37 @@ async fn the_catalog_cache_never_misses_anothers_change() {
     // A write on fake:a is held: the edge reaches a customer's resource.
     let rec = w.submit("a").await;
     assert_eq!(rec.status, WriteStatus::Held);
+}
+
+/// Found in the audit of issue 10: with the guard that extends the cache
+/// only from exactly the cached version removed, every test still passed.
+/// The case it guards: this gate's cache is read, someone else adds an
+/// edge, then this gate adds a resource; its upsert moves the store on from
+/// the other change's version, and the cache must not take that version
+/// with only its own addition (the other edge would be missing, and a
+/// missing edge shrinks a blast radius).
+#[tokio::test]
+async fn an_addition_after_anothers_change_does_not_adopt_its_version() {
+    let w = world();
+    w.catalog(&[("fake:a", "institution"), ("ext:b", "customer")], &[])
+        .await;
+    w.gate.refresh_catalog().await.unwrap();
+    w.catalog(&[], &[("fake:a", "ext:b")]).await;
+    let mine = Catalog {
+        resources: vec![resource("fake:new", "institution")],
+        edges: vec![],
+    };
+    let draft = crate::audit::AuditDraft::new("bot", "catalog.discovered", None, json!({}));
+    w.gate.add_discovered(&mine, draft).await.unwrap();
+    assert!(
+        w.gate
+            .read_catalog(|g| g.catalog().edges.iter().any(|e| e.to == "ext:b"))
+            .await
+            .unwrap(),
+        "the other request's edge"
+    );
+    let rec = w.submit("a").await;
+    assert_eq!(rec.status, WriteStatus::Held, "the edge reaches a customer");
 }
 
 /// Issue 15: each write that adds a resource used to copy the whole catalog
@@ -561,16 +727,148 @@ async fn a_claimed_write_is_not_swept() {
     w.store.put_write_raw(rec.clone());
     w.fake.applied.lock().unwrap().clear();
     let now = w.clock.now_for_test();
-    assert!(w
-        .store
-        .claim(&rec.id, "other-gate", now + Duration::minutes(1), now)
-        .await
-        .unwrap());
+    assert!(matches!(
+        w.store
+            .claim(&rec.id, "other-gate", now + Duration::minutes(1), now)
+            .await
+            .unwrap(),
+        Claimed::Taken(_)
+    ));
     w.clock.advance(Duration::seconds(45));
     assert_eq!(w.gate.sweep().await.unwrap(), 0, "the lease still holds");
     w.clock.advance(Duration::seconds(30));
     assert_eq!(w.gate.sweep().await.unwrap(), 1);
     assert_eq!(w.status(&rec.id).await, WriteStatus::Executed);
+}
+
+/// Gate A's lease lapses mid-execution (the write took effect, and A is
+/// stuck before recording it); gate B claims the write with the next
+/// fencing token. A's record, when it comes back, is refused although the
+/// write's version has not moved; B settles the write from the connector's
+/// evidence: settled once, by B, and never run twice.
+#[tokio::test]
+async fn a_gate_whose_lease_lapsed_cannot_record_a_result() {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    let w = world();
+    let gate = |w: &World| {
+        Arc::new(Gate::with_clock(
+            w.store.clone(),
+            vec![w.fake.clone()],
+            GateConfig::default(),
+            w.clock.clone(),
+        ))
+    };
+    let (a, b) = (gate(&w), gate(&w));
+    let (stalled, go_on) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    *w.fake.stall.lock().unwrap() = Some((stalled.clone(), go_on.clone()));
+    let running = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let body = json!({"intent": "test", "action": {"connector": "fake", "target": "x"}});
+            a.submit(&agent(), body).await
+        })
+    };
+    stalled.notified().await;
+    let id = w.store.writes(&Default::default()).await.unwrap()[0]
+        .id
+        .clone();
+    let a_token = w.store.fence_of(&id).unwrap();
+    assert_eq!(w.status(&id).await, WriteStatus::Executing);
+
+    // A's lease lapses; gate B claims the write (and, say, is asking the
+    // connector whether it took effect).
+    w.later();
+    let now = w.clock.now_for_test();
+    let lease = GateConfig::default().claim_lease;
+    let Claimed::Taken(b_token) = w
+        .store
+        .claim(&id, "gate-b", now + lease, now)
+        .await
+        .unwrap()
+    else {
+        panic!("B could not claim the write");
+    };
+    assert!(b_token > a_token);
+    let (before, version) = w.store.write(&id).await.unwrap().unwrap();
+
+    // A comes back with its result: refused, though the version it holds
+    // is still the write's; nothing recorded.
+    go_on.notify_one();
+    match running.await.unwrap() {
+        Err(GateError::Conflict { code, .. }) => assert_eq!(code, "claim_lost"),
+        other => panic!("A's record went through: {other:?}"),
+    }
+    let (after, after_version) = w.store.write(&id).await.unwrap().unwrap();
+    assert_eq!((after.status, after_version), (before.status, version));
+    assert_eq!(after.status, WriteStatus::Executing);
+
+    // B settles it from the connector's evidence (B's claim handed to its
+    // sweep), once.
+    w.store.release(&id, "gate-b", b_token, None).await.unwrap();
+    assert_eq!(b.sweep().await.unwrap(), 1);
+    let (settled, _) = w.store.write(&id).await.unwrap().unwrap();
+    assert_eq!(settled.status, WriteStatus::Executed);
+    assert_eq!(
+        settled.history.last().unwrap().note.as_deref(),
+        Some("after restart: the write had taken effect"),
+        "settled by B from the connector's evidence"
+    );
+    let entries = w.store.audit(0, 10_000).await.unwrap();
+    let executed = entries
+        .iter()
+        .filter(|e| e.write_id.as_deref() == Some(&id) && e.action == "write.executed")
+        .count();
+    assert_eq!(executed, 1, "settled once");
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1, "run once");
+}
+
+/// A write whose capture is in another gate's vault: this gate refuses its
+/// rollback, naming the gate that holds it, and changes nothing; its sweep
+/// leaves such a write in flight to that gate; the gate with that id rolls
+/// it back.
+#[tokio::test]
+async fn a_capture_in_another_gates_vault_is_left_to_that_gate() {
+    let w = world();
+    let mut rec = w.submit("x").await;
+    assert_eq!(rec.status, WriteStatus::Executed);
+    rec.vault_gate = Some("gate-on-host-b".into());
+    w.store.put_write_raw(rec.clone());
+    match w
+        .gate
+        .rollback(&lead(), &rec.id, "undo".into(), false)
+        .await
+    {
+        Err(GateError::Conflict { code, message }) => {
+            assert_eq!(code, "other_gate");
+            assert!(message.contains("gate-on-host-b"), "{message}");
+        }
+        other => panic!("expected other_gate, got {other:?}"),
+    }
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Executed);
+    assert_eq!(w.fake.restores.load(Ordering::SeqCst), 0);
+
+    // Cut mid-rollback on host b: this gate's sweep leaves it.
+    rec.status = WriteStatus::RollingBack;
+    w.store.put_write_raw(rec.clone());
+    w.later();
+    assert_eq!(w.gate.sweep().await.unwrap(), 0);
+    assert_eq!(w.status(&rec.id).await, WriteStatus::RollingBack);
+
+    // The gate holding that vault finishes it.
+    let host_b = Gate::with_clock(
+        w.store.clone(),
+        vec![w.fake.clone()],
+        GateConfig {
+            gate_id: "gate-on-host-b".into(),
+            ..GateConfig::default()
+        },
+        w.clock.clone(),
+    );
+    assert_eq!(host_b.sweep().await.unwrap(), 1);
+    assert_eq!(w.status(&rec.id).await, WriteStatus::RolledBack);
+    assert_eq!(w.fake.restores.load(Ordering::SeqCst), 1);
 }
 
 /// Reproduced before the fix: at restart a missing connector (a `--sql`
@@ -664,6 +962,9 @@ async fn a_rollback_cut_by_a_crash_resumes_with_its_force() {
     let (after, _) = w.store.write(&rec.id).await.unwrap().unwrap();
     assert!(after.rollback.unwrap().verified);
     assert_eq!(w.fake.restores.load(Ordering::SeqCst), 1);
+    // Resumed as it was asked: forced (a restore resumed without force
+    // would stop at the drift the lead chose to overwrite).
+    assert_eq!(*w.fake.forces.lock().unwrap(), vec![true]);
 }
 
 #[tokio::test]
@@ -969,4 +1270,113 @@ async fn an_external_reach_needs_a_reason_and_an_institution_write_does_not() {
         .await
         .unwrap();
     assert_eq!(rec.status, WriteStatus::Executed);
+}
+
+/// A failed fsync, in a capture or in a write, freezes the gate (audited,
+/// with the write and the failure as its reason) and leaves the write's
+/// outcome unknown, never `executed`; nothing else runs until an incident
+/// lead resumes: not a new write, and not a write that was waiting for a
+/// retry when the gate froze (the sweep used to run that one anyway).
+#[tokio::test]
+async fn a_failed_fsync_freezes_the_gate_and_nothing_runs_until_a_lead_resumes() {
+    for failing in ["capture", "execute"] {
+        let w = world();
+        // Waiting for a retry: its target was unreachable.
+        push(&w.fake, |s| {
+            s.execute
+                .push_back(Err(ConnectorError::Unavailable("db restarting".into())))
+        });
+        let waiting = w.submit("waiting").await;
+        assert_eq!(waiting.status, WriteStatus::Executing, "{failing}");
+        assert!(waiting.waiting.is_some(), "{failing}");
+
+        let fsync = ConnectorError::Durability("writing `x`: fsync failed: EIO".into());
+        push(&w.fake, |s| match failing {
+            "capture" => s.capture.push_back(Err(fsync.clone())),
+            _ => s.execute.push_back(Err(fsync.clone())),
+        });
+        let hit = w.submit("hit").await;
+        assert_eq!(hit.status, WriteStatus::OutcomeUnknown, "{failing}");
+        let freeze = w.gate.freeze_state().await.unwrap();
+        assert!(freeze.frozen, "{failing}");
+        assert_eq!(freeze.by.as_deref(), Some("gate"), "{failing}");
+        let reason = freeze.reason.unwrap_or_default();
+        assert!(
+            reason.contains(&hit.id) && reason.contains("fsync failed"),
+            "{failing}: {reason}"
+        );
+        let audit = w.store.audit(0, 100_000).await.unwrap();
+        assert!(
+            audit.iter().any(|e| e.action == "gate.frozen"
+                && e.actor == "gate"
+                && e.write_id.as_deref() == Some(hit.id.as_str())),
+            "{failing}: the freeze is audited"
+        );
+        assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0, "{failing}");
+
+        // Nothing else runs: not the waiting write once its backoff is
+        // over, not a new write.
+        w.later();
+        w.gate.sweep().await.unwrap();
+        let (after, _) = w.store.write(&waiting.id).await.unwrap().unwrap();
+        assert_eq!(after.status, WriteStatus::Executing, "{failing}");
+        assert!(
+            after.waiting.as_deref().unwrap_or("").contains("frozen"),
+            "{failing}: {:?}",
+            after.waiting
+        );
+        let new = w.submit("new").await;
+        assert_eq!(new.status, WriteStatus::Held, "{failing}");
+        assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0, "{failing}");
+        assert_eq!(w.status(&hit.id).await, WriteStatus::OutcomeUnknown);
+
+        // An incident lead settles the write and resumes: the waiting write
+        // runs at the next sweep.
+        let settled = w
+            .gate
+            .resolve(&lead(), &hit.id, false, "checked the disk".into())
+            .await
+            .unwrap();
+        assert_eq!(settled.status, WriteStatus::Failed, "{failing}");
+        w.gate.set_freeze(&lead(), false, None).await.unwrap();
+        w.later();
+        w.gate.sweep().await.unwrap();
+        assert_eq!(w.status(&waiting.id).await, WriteStatus::Executed);
+        assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1, "{failing}");
+    }
+}
+
+/// A freeze that lands while a write is being captured (a lead on another
+/// gate, or this gate freezing itself after another write's failed fsync)
+/// stops it before it runs: the freeze was read before the claim, and is
+/// read again between capture and execute. It waits, captured, and runs
+/// once a lead resumes.
+#[tokio::test]
+async fn a_freeze_during_a_capture_stops_the_write_before_it_runs() {
+    let w = world();
+    if let Ok(mut f) = w.fake.freeze_during_capture.lock() {
+        *f = Some(w.store.clone());
+    }
+    let rec = w.submit("caught").await;
+    assert_eq!(rec.status, WriteStatus::Executing);
+    assert!(rec.capture.is_some(), "captured before the freeze was read");
+    assert!(
+        rec.waiting
+            .as_deref()
+            .unwrap_or("")
+            .contains("frozen by `lead-2`"),
+        "{:?}",
+        rec.waiting
+    );
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+    // The sweep does not run it while the gate is frozen.
+    w.later();
+    w.gate.sweep().await.unwrap();
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Executing);
+    w.gate.set_freeze(&lead(), false, None).await.unwrap();
+    w.later();
+    w.gate.sweep().await.unwrap();
+    assert_eq!(w.status(&rec.id).await, WriteStatus::Executed);
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
 }

@@ -18,8 +18,9 @@ use recourse_client::{AuditEntry, FreezeState, ModeState, WriteRecord, WriteStat
 use recourse_core::{Catalog, Edge, Resource};
 
 use super::{
-    decode_freeze, decode_mode, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted,
-    StoreError, TokenRow, TokenStore, WriteFilter, WriteStore,
+    begins_execution, decode_freeze, decode_mode, frozen, why_not_stored, AuditStore, Cas,
+    CatalogStore, CatalogUpsert, Claimed, GateStateStore, Inserted, StoreError, TokenRow,
+    TokenStore, WriteFilter, WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -64,6 +65,8 @@ struct StoredWrite {
     version: i64,
     claim_owner: Option<String>,
     claim_until: Option<DateTime<Utc>>,
+    /// The fencing token of the last claim taken (0: never claimed).
+    fence: i64,
 }
 
 impl StoredWrite {
@@ -177,7 +180,7 @@ impl MemoryStore {
     /// it would after any change; a claim on it is kept.
     pub fn put_write_raw(&self, record: WriteRecord) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let stored = |record: WriteRecord, version, claim_owner, claim_until| StoredWrite {
+        let stored = |record: WriteRecord, version, claim_owner, claim_until, fence| StoredWrite {
             agent: record.agent.clone(),
             idempotency_key: record.proposal.idempotency_key.clone(),
             created_at: record.created_at,
@@ -185,15 +188,22 @@ impl MemoryStore {
             version,
             claim_owner,
             claim_until,
+            fence,
         };
         match inner.write_mut(&record.id) {
             Some(w) => {
-                *w = stored(record, w.version + 1, w.claim_owner.take(), w.claim_until);
+                *w = stored(
+                    record,
+                    w.version + 1,
+                    w.claim_owner.take(),
+                    w.claim_until,
+                    w.fence,
+                );
             }
             None => {
                 let i = inner.writes.len();
                 inner.write_at.insert(record.id.clone(), i);
-                inner.writes.push(stored(record, 1, None, None));
+                inner.writes.push(stored(record, 1, None, None, 0));
             }
         }
     }
@@ -223,6 +233,9 @@ impl MemoryStore {
                 record.id
             )));
         }
+        if record.status == WriteStatus::Executing && frozen(inner.freeze.as_deref()) {
+            return Err(StoreError::Frozen);
+        }
         if let Some(max) = quota {
             let pending = inner.pending_bytes(&record.agent)?;
             if pending.saturating_add(super::stored_bytes(record)?) > max {
@@ -241,9 +254,17 @@ impl MemoryStore {
             version: 1,
             claim_owner: None,
             claim_until: None,
+            fence: 0,
         });
         inner.append(audit);
         Ok(Inserted::New)
+    }
+
+    /// For tests: the fencing token of a write's last claim.
+    pub fn fence_of(&self, id: &str) -> Option<i64> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let i = *inner.write_at.get(id)?;
+        inner.writes.get(i).map(|w| w.fence)
     }
 
     /// For tests: the claim on a write as stored, `(owner, until)`; `None`
@@ -455,25 +476,43 @@ impl WriteStore for MemoryStore {
             .collect())
     }
 
-    async fn update_write(
+    async fn update_write_under(
         &self,
         record: &WriteRecord,
         expected: i64,
+        fence: Option<i64>,
         audit: AuditDraft,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Cas, StoreError> {
         let mut inner = self.lock()?;
+        let frozen_now = frozen(inner.freeze.as_deref());
         let Some(w) = inner.write_mut(&record.id) else {
-            return Ok(false);
+            return Ok(Cas::Moved);
         };
-        if w.version != expected {
-            return Ok(false);
+        let stops = frozen_now && begins_execution(w.record.status, record.status);
+        if w.version != expected || fence.is_some_and(|f| f != w.fence) || stops {
+            let row = Some((w.version, w.fence, Some(w.record.status)));
+            return Ok(why_not_stored(
+                row,
+                expected,
+                fence,
+                frozen_now,
+                record.status,
+            ));
         }
         // Agent, key and creation time stay as inserted; the claim is not
-        // part of the version and stays too.
+        // part of the version and stays while the write is in flight. Out of
+        // flight it goes with the move: a claim left on a settled write (its
+        // gate died between the move and the release) would refuse the next
+        // claim, a rollback's, until its lease ran out. The fencing token
+        // stays for good.
         w.record = record.clone();
         w.version += 1;
+        if !record.status.in_flight() {
+            w.claim_owner = None;
+            w.claim_until = None;
+        }
         inner.append(audit);
-        Ok(true)
+        Ok(Cas::Done)
     }
 
     async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError> {
@@ -493,16 +532,38 @@ impl WriteStore for MemoryStore {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError> {
+        let mut inner = self.lock()?;
+        let frozen_now = frozen(inner.freeze.as_deref());
+        let Some(w) = inner.write_mut(id) else {
+            return Ok(Claimed::Refused);
+        };
+        if !w.in_flight() || !w.free_at(now) {
+            return Ok(Claimed::Refused);
+        }
+        if frozen_now && w.record.status == WriteStatus::Approved {
+            return Ok(Claimed::Frozen);
+        }
+        w.claim_owner = Some(owner.to_string());
+        w.claim_until = Some(micros(until));
+        w.fence += 1;
+        Ok(Claimed::Taken(w.fence))
+    }
+
+    async fn renew(
+        &self,
+        id: &str,
+        owner: &str,
+        token: i64,
+        until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock()?;
         let Some(w) = inner.write_mut(id) else {
             return Ok(false);
         };
-        let mine = w.claim_owner.as_deref() == Some(owner);
-        if !w.in_flight() || !(mine || w.free_at(now)) {
+        if !w.in_flight() || w.fence != token || w.claim_owner.as_deref() != Some(owner) {
             return Ok(false);
         }
-        w.claim_owner = Some(owner.to_string());
         w.claim_until = Some(micros(until));
         Ok(true)
     }
@@ -511,11 +572,12 @@ impl WriteStore for MemoryStore {
         &self,
         id: &str,
         owner: &str,
+        token: i64,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         if let Some(w) = inner.write_mut(id) {
-            if w.claim_owner.as_deref() == Some(owner) {
+            if w.claim_owner.as_deref() == Some(owner) && w.fence == token {
                 w.claim_owner = None;
                 w.claim_until = retry_at.map(micros);
             }
@@ -525,10 +587,13 @@ impl WriteStore for MemoryStore {
 
     async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError> {
         let inner = self.lock()?;
+        // While frozen, approved writes cannot be claimed: left out.
+        let frozen_now = frozen(inner.freeze.as_deref());
         let mut free: Vec<&StoredWrite> = inner
             .writes
             .iter()
             .filter(|w| w.in_flight() && w.free_at(now))
+            .filter(|w| !(frozen_now && w.record.status == WriteStatus::Approved))
             .collect();
         free.sort_by_key(|w| micros(w.record.updated_at));
         Ok(limited(

@@ -7,13 +7,20 @@
 //!   and extended by one gate at a time, so the chain never forks, and no
 //!   transaction waits for the lock while holding a row lock (no deadlock
 //!   with another gate's batch).
-//! - A claim on an in-flight write is one conditional `UPDATE`: of gates
-//!   racing for the same write, PostgreSQL re-checks the condition on the
-//!   row the winner left, so exactly one succeeds. Lease times are the
-//!   caller's clock, both when a lease is set and when it is compared (the
-//!   trait hands in `until` and `now`): gates' clocks must agree to well
-//!   within a lease (30 s by default, renewed every 10 s), as NTP keeps
-//!   them.
+//! - A claim on an in-flight write is one conditional `UPDATE`, under the
+//!   audit lock: of gates racing for the same write exactly one succeeds,
+//!   and it takes the write's next fencing token. Every record made under
+//!   the claim checks that token in its compare-and-set, so a gate whose
+//!   lease lapsed (and whose write was claimed again) records nothing.
+//!   Lease times are the caller's clock, both when a lease is set and when
+//!   it is compared (the trait hands in `until` and `now`): gates' clocks
+//!   must agree to well within a lease (30 s by default, renewed every
+//!   10 s), as NTP keeps them; the fencing token keeps a gate whose clock
+//!   ran ahead from recording over another's claim all the same.
+//! - An approved write is not claimed, and does not move into `executing`,
+//!   while the freeze is on, read in the same transaction under the audit
+//!   lock every freeze takes: once a freeze is acknowledged, no gate begins
+//!   an execution.
 //! - The sweep's scan for claimable writes skips rows another gate is
 //!   changing at that moment (`FOR UPDATE SKIP LOCKED`) instead of queueing
 //!   behind them.
@@ -25,7 +32,7 @@
 //! database is back, and recovers by itself.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -35,12 +42,13 @@ use recourse_client::{
 use recourse_core::{Catalog, Edge, Resource};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::{Connection as _, Row};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use super::{
-    decode_freeze, decode_mode, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted,
-    StoreError, TokenRow, TokenStore, WriteFilter, WriteStore,
+    decode_freeze, decode_mode, frozen, why_not_stored, AuditStore, Cas, CatalogStore,
+    CatalogUpsert, Claimed, GateStateStore, Inserted, StoreError, StoreFault, TokenRow, TokenStore,
+    WriteFilter, WriteStore, DEFAULT_STORE_TIMEOUT,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -50,9 +58,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// "recourse" in ASCII. (sqlx's migrator takes its own advisory lock, keyed
 /// on a hash of the database name, only while migrating.)
 pub const AUDIT_LOCK: i64 = 0x7265_636f_7572_7365;
-
-/// How long a request waits for a connection before the gate answers 503.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Connections per gate: the group commit needs one, reads and claims the
 /// rest.
@@ -88,7 +93,9 @@ pub struct PostgresStore {
     /// Set once the migrations have run on this database.
     migrated: std::sync::Arc<OnceCell<()>>,
     /// Group commit for the hot path, as in the SQLite store.
-    commits: mpsc::Sender<Op>,
+    commits: mpsc::Sender<Queued>,
+    /// The store timeout (see [`super::DEFAULT_STORE_TIMEOUT`]).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -109,43 +116,93 @@ enum Op {
         Option<u64>,
         oneshot::Sender<Result<Inserted, StoreError>>,
     ),
+    /// With the fencing token of the claim it was made under, if any.
     Update(
         Box<WriteRecord>,
         i64,
+        Option<i64>,
         AuditDraft,
-        oneshot::Sender<Result<bool, StoreError>>,
+        oneshot::Sender<Result<Cas, StoreError>>,
     ),
 }
 
 enum Reply {
     Inserted(Inserted),
-    Updated(bool),
+    Updated(Cas),
 }
 
-/// What failed a whole batch, as each of its callers hears it.
-fn batch_error(e: &StoreError) -> StoreError {
-    if e.is_transient() {
-        // Whether a commit whose answer was lost took effect is for the
-        // caller's retry to find: an idempotency key returns the write
-        // stored, a compare-and-set on a moved version fails.
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Commit(e.to_string())
+impl Op {
+    /// Whether the caller stopped waiting: its operation is not run.
+    fn abandoned(&self) -> bool {
+        match self {
+            Op::Insert(.., reply) => reply.is_closed(),
+            Op::Update(.., reply) => reply.is_closed(),
+        }
     }
+
+    fn answer(self, result: Result<Reply, StoreError>) {
+        match self {
+            Op::Insert(.., reply) => {
+                let _ = reply.send(result.and_then(|r| match r {
+                    Reply::Inserted(i) => Ok(i),
+                    Reply::Updated(_) => Err(StoreError::Commit("mismatched reply".into())),
+                }));
+            }
+            Op::Update(.., reply) => {
+                let _ = reply.send(result.and_then(|r| match r {
+                    Reply::Updated(u) => Ok(u),
+                    Reply::Inserted(_) => Err(StoreError::Commit("mismatched reply".into())),
+                }));
+            }
+        }
+    }
+}
+
+/// An operation and when it was queued.
+struct Queued {
+    op: Op,
+    at: Instant,
 }
 
 /// Takes every operation that is waiting, runs each in its own savepoint of
 /// one transaction that holds the audit lock, commits once, then answers
 /// each: one commit (and one turn of the lock) per batch, not per write. No
 /// caller hears "done" before the commit that holds its record returned.
-async fn committer(pool: PgPool, mut rx: mpsc::Receiver<Op>) {
+///
+/// Bounded as the SQLite store's is: an operation that waited longer than
+/// the store timeout (behind a batch stuck on a lock until `lock_timeout`)
+/// is answered with [`StoreFault::Timeout`] and never run. Whether a
+/// commit whose answer was lost took effect is for the caller's retry to
+/// find: an idempotency key returns the write stored, a compare-and-set on
+/// a moved version fails.
+async fn committer(pool: PgPool, timeout: Duration, mut rx: mpsc::Receiver<Queued>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_MAX {
+        let mut waiting = vec![first];
+        while waiting.len() < GROUP_MAX {
             match rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(q) => waiting.push(q),
                 Err(_) => break,
             }
+        }
+        let mut batch = Vec::with_capacity(waiting.len());
+        for q in waiting {
+            if q.op.abandoned() {
+                continue;
+            }
+            if q.at.elapsed() > timeout {
+                q.op.answer(Err(StoreError::Unavailable(
+                    StoreFault::Timeout,
+                    format!(
+                        "queued {} ms behind a commit that did not go through",
+                        q.at.elapsed().as_millis()
+                    ),
+                )));
+                continue;
+            }
+            batch.push(q.op);
+        }
+        if batch.is_empty() {
+            continue;
         }
         let mut results = Vec::with_capacity(batch.len());
         let outcome: Result<(), StoreError> = async {
@@ -158,15 +215,15 @@ async fn committer(pool: PgPool, mut rx: mpsc::Receiver<Op>) {
                             .await
                             .map(Reply::Inserted)
                     }
-                    Op::Update(record, expected, draft, _) => {
-                        PostgresStore::update_in(&mut tx, record, *expected, draft.clone())
+                    Op::Update(record, expected, fence, draft, _) => {
+                        PostgresStore::update_in(&mut tx, record, *expected, *fence, draft.clone())
                             .await
                             .map(Reply::Updated)
                     }
                 };
                 let keep = matches!(
                     result,
-                    Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(true))
+                    Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(Cas::Done))
                 );
                 if !keep {
                     sqlx::query("ROLLBACK TO SAVEPOINT op")
@@ -186,24 +243,11 @@ async fn committer(pool: PgPool, mut rx: mpsc::Receiver<Op>) {
         let mut results = results.into_iter();
         for op in batch {
             let result = match (&failed, results.next()) {
-                (Some(e), _) => Err(batch_error(e)),
+                (Some(e), _) => Err(e.for_batch()),
                 (None, Some(r)) => r,
                 (None, None) => Err(StoreError::Commit("not run".into())),
             };
-            match op {
-                Op::Insert(.., reply) => {
-                    let _ = reply.send(result.and_then(|r| match r {
-                        Reply::Inserted(i) => Ok(i),
-                        Reply::Updated(_) => Err(StoreError::Commit("mismatched reply".into())),
-                    }));
-                }
-                Op::Update(.., reply) => {
-                    let _ = reply.send(result.and_then(|r| match r {
-                        Reply::Updated(u) => Ok(u),
-                        Reply::Inserted(_) => Err(StoreError::Commit("mismatched reply".into())),
-                    }));
-                }
-            }
+            op.answer(result);
         }
     }
 }
@@ -226,17 +270,36 @@ impl PostgresStore {
     /// nothing yet: a malformed URL fails here, an unreachable database on
     /// first use (as a transient error), see [`PostgresStore::ready`].
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("recourse-gate");
+        Self::new_with(url, DEFAULT_STORE_TIMEOUT)
+    }
+
+    /// [`PostgresStore::new`] with a store timeout: the longest wait for a
+    /// pooled connection and each session's `lock_timeout` (its
+    /// `statement_timeout` is twice it), so a table locked in another
+    /// session (or a statement that does not return) is a 503 within it,
+    /// not a request that waits forever. (The migrations run without them.)
+    pub fn new_with(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        // A lock wait gives up first (the cause is then named: a lock held
+        // elsewhere); any statement at twice that (a server too slow).
+        let lock_ms = timeout.as_millis().max(1).to_string();
+        let statement_ms = (timeout * 2).as_millis().max(1).to_string();
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("recourse-gate")
+            .options([
+                ("lock_timeout", lock_ms.as_str()),
+                ("statement_timeout", statement_ms.as_str()),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(timeout)
             .connect_lazy_with(options);
         let (commits, rx) = mpsc::channel(4096);
-        tokio::spawn(committer(pool.clone(), rx));
+        tokio::spawn(committer(pool.clone(), timeout, rx));
         Ok(Self {
             pool,
             migrated: Default::default(),
             commits,
+            timeout,
         })
     }
 
@@ -250,8 +313,19 @@ impl PostgresStore {
             .get_or_try_init(|| async move {
                 // Acquired here, so that "unreachable" is a pool error (a
                 // transient one), not a migration error.
-                drop(pool.acquire().await?);
-                MIGRATOR.run(&pool).await?;
+                // A connection of its own, closed after: a migration may
+                // rewrite a large table and is not held to the store
+                // timeout, and no pooled connection keeps its settings.
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::query("SET lock_timeout = 0")
+                    .execute(&mut conn)
+                    .await?;
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut conn)
+                    .await?;
+                let migrated = MIGRATOR.run_direct(&mut conn).await;
+                let _ = conn.close().await;
+                migrated?;
                 Ok::<(), StoreError>(())
             })
             .await
@@ -313,6 +387,13 @@ impl PostgresStore {
                 return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
             }
         }
+        // A write that begins executing at once does not, once a freeze
+        // is acknowledged (read here, in the insert's transaction).
+        if record.status == WriteStatus::Executing
+            && frozen(Self::state_in(&mut *tx, "freeze").await?.as_deref())
+        {
+            return Err(StoreError::Frozen);
+        }
         let body = to_json(record)?;
         let bytes = body.len() as u64;
         if let Some(max) = quota {
@@ -341,15 +422,33 @@ impl PostgresStore {
         Ok(Inserted::New)
     }
 
+    /// A gate-wide setting's raw value, read inside the caller's
+    /// transaction (which holds the audit lock, so it stays as read).
+    async fn state_in(tx: &mut PgConnection, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM state WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     async fn update_in(
         tx: &mut PgConnection,
         record: &WriteRecord,
         expected: i64,
+        fence: Option<i64>,
         audit: AuditDraft,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Cas, StoreError> {
         let body = to_json(record)?;
         let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
-        let done = sqlx::query("UPDATE writes SET status = $1, version = version + 1, updated_at = $2, record = $3, summary = $4, bytes = $7 WHERE id = $5 AND version = $6")
+        // Only a move into `executing` can begin an execution: the freeze is
+        // read (under the audit lock every freeze takes, so it holds until
+        // this commits) only then.
+        let frozen_now = record.status == WriteStatus::Executing
+            && frozen(Self::state_in(&mut *tx, "freeze").await?.as_deref());
+        // A claim lives only while the write is in flight (see the memory
+        // store's `update_write`); the fencing token stays.
+        let done = sqlx::query("UPDATE writes SET status = $1, version = version + 1, updated_at = $2, record = $3, summary = $4, bytes = $7, claim_owner = CASE WHEN $8 THEN claim_owner END, claim_until = CASE WHEN $8 THEN claim_until END WHERE id = $5 AND version = $6 AND ($9::BIGINT IS NULL OR fence = $9) AND NOT (status = 'approved' AND $10)")
             .bind(record.status.as_str())
             .bind(record.updated_at)
             .bind(body)
@@ -357,14 +456,35 @@ impl PostgresStore {
             .bind(&record.id)
             .bind(expected)
             .bind(bytes)
+            .bind(record.status.in_flight())
+            .bind(fence)
+            .bind(frozen_now)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         if done != 1 {
-            return Ok(false);
+            let row = sqlx::query("SELECT version, fence, status FROM writes WHERE id = $1")
+                .bind(&record.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| {
+                    Ok::<_, StoreError>((
+                        r.try_get::<i64, _>(0)?,
+                        r.try_get::<i64, _>(1)?,
+                        WriteStatus::parse(&r.try_get::<String, _>(2)?),
+                    ))
+                })
+                .transpose()?;
+            return Ok(why_not_stored(
+                row,
+                expected,
+                fence,
+                frozen_now,
+                record.status,
+            ));
         }
         Self::append_in(tx, audit).await?;
-        Ok(true)
+        Ok(Cas::Done)
     }
 
     /// The agent's pending bytes, through the partial index (its condition,
@@ -434,11 +554,29 @@ impl PostgresStore {
         self.ready().await?;
         let (tx, rx) = oneshot::channel();
         self.commits
-            .send(op(tx))
+            .send(Queued {
+                op: op(tx),
+                at: Instant::now(),
+            })
             .await
             .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
+        // A backstop: the committer answers within a few store timeouts
+        // (`lock_timeout`, `statement_timeout`); a server that stops
+        // answering at all (a network that drops packets) does not hold
+        // the request longer than this.
+        let limit = self.timeout * 4;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(answer) => {
+                answer.map_err(|_| StoreError::Commit("the committer stopped".into()))?
+            }
+            Err(_) => Err(StoreError::Unavailable(
+                StoreFault::Timeout,
+                format!(
+                    "no answer from the group commit within {} ms (whether this change was recorded shows in the record)",
+                    limit.as_millis()
+                ),
+            )),
+        }
     }
 }
 
@@ -702,14 +840,15 @@ impl WriteStore for PostgresStore {
         rows.iter().map(Self::record_row).collect()
     }
 
-    async fn update_write(
+    async fn update_write_under(
         &self,
         record: &WriteRecord,
         expected: i64,
+        fence: Option<i64>,
         audit: AuditDraft,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Cas, StoreError> {
         let record = Box::new(record.clone());
-        self.commit_op(|tx| Op::Update(record, expected, audit, tx))
+        self.commit_op(|tx| Op::Update(record, expected, fence, audit, tx))
             .await
     }
 
@@ -734,18 +873,61 @@ impl WriteStore for PostgresStore {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Claimed, StoreError> {
         self.ready().await?;
-        // Of two gates updating the row at once, the second waits for the
-        // first to commit and then re-checks this condition on the row the
-        // first left (READ COMMITTED's re-check): it finds the claim taken.
-        let done = sqlx::query(&format!(
-            "UPDATE writes SET claim_owner = $1, claim_until = $2 WHERE id = $3 AND status IN {IN_FLIGHT} AND (claim_owner = $1 OR claim_until IS NULL OR claim_until < $4)"
+        // Under the audit lock, which every freeze takes too: the freeze
+        // read here cannot change before this claim commits. Of two gates
+        // claiming at once, the second runs after the first committed and
+        // finds the claim taken.
+        let mut tx = begin_appending(&self.pool).await?;
+        let frozen_now = frozen(Self::state_in(&mut tx, "freeze").await?.as_deref());
+        let taken = sqlx::query(&format!(
+            "UPDATE writes SET claim_owner = $1, claim_until = $2, fence = fence + 1 WHERE id = $3 AND status IN {IN_FLIGHT} AND (claim_until IS NULL OR claim_until < $4) AND NOT (status = 'approved' AND $5) RETURNING fence"
         ))
         .bind(owner)
         .bind(until)
         .bind(id)
         .bind(now)
+        .bind(frozen_now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let claimed = match taken {
+            Some(row) => Claimed::Taken(row.try_get(0)?),
+            None if frozen_now => {
+                let stopped = sqlx::query(
+                    "SELECT 1 FROM writes WHERE id = $1 AND status = 'approved' AND (claim_until IS NULL OR claim_until < $2)",
+                )
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if stopped.is_some() {
+                    Claimed::Frozen
+                } else {
+                    Claimed::Refused
+                }
+            }
+            None => Claimed::Refused,
+        };
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn renew(
+        &self,
+        id: &str,
+        owner: &str,
+        token: i64,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.ready().await?;
+        let done = sqlx::query(&format!(
+            "UPDATE writes SET claim_until = $1 WHERE id = $2 AND claim_owner = $3 AND fence = $4 AND status IN {IN_FLIGHT}"
+        ))
+        .bind(until)
+        .bind(id)
+        .bind(owner)
+        .bind(token)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -756,15 +938,17 @@ impl WriteStore for PostgresStore {
         &self,
         id: &str,
         owner: &str,
+        token: i64,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         self.ready().await?;
         sqlx::query(
-            "UPDATE writes SET claim_owner = NULL, claim_until = $1 WHERE id = $2 AND claim_owner = $3",
+            "UPDATE writes SET claim_owner = NULL, claim_until = $1 WHERE id = $2 AND claim_owner = $3 AND fence = $4",
         )
         .bind(retry_at)
         .bind(id)
         .bind(owner)
+        .bind(token)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -772,13 +956,17 @@ impl WriteStore for PostgresStore {
 
     async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError> {
         self.ready().await?;
+        // While frozen, approved writes cannot be claimed: left out, so
+        // they never fill the batch ahead of writes that can be settled.
+        let frozen_now = frozen(self.state_value("freeze").await?.as_deref());
         // A row another gate is changing right now (its claim, its move) is
         // skipped, not waited for: that gate is working on it.
         let rows = sqlx::query(&format!(
-            "SELECT id FROM writes WHERE status IN {IN_FLIGHT} AND (claim_until IS NULL OR claim_until < $1) ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+            "SELECT id FROM writes WHERE status IN {IN_FLIGHT} AND (claim_until IS NULL OR claim_until < $1) AND NOT (status = 'approved' AND $3) ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
         ))
         .bind(now)
         .bind(pg_limit(Some(limit)))
+        .bind(frozen_now)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -918,5 +1106,9 @@ impl GateStateStore for PostgresStore {
 
     async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError> {
         self.set_state("mode", to_json(state)?, audit).await
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 }

@@ -1,24 +1,30 @@
 //! The embedded store: one SQLite file in the data directory.
 
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use recourse_client::{
     AuditEntry, FreezeState, ModeState, Role, WriteRecord, WriteStatus, WriteSummary,
 };
+use recourse_connector::crash;
 use recourse_core::{Catalog, Edge, Resource};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    decode_freeze, decode_mode, AuditStore, CatalogStore, CatalogUpsert, GateStateStore, Inserted,
-    StoreError, TokenRow, TokenStore, WriteFilter, WriteStore,
+    decode_freeze, decode_mode, frozen, why_not_stored, AuditStore, Cas, CatalogStore,
+    CatalogUpsert, Claimed, GateStateStore, Inserted, StoreError, StoreFault, TokenRow, TokenStore,
+    WriteFilter, WriteStore, DEFAULT_STORE_TIMEOUT,
 };
 use crate::audit::{self, AuditDraft};
+use crate::crash_points;
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -48,7 +54,246 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Group commit for the hot path (new writes and their transitions):
     /// see [`committer`].
-    commits: mpsc::Sender<Op>,
+    commits: mpsc::Sender<Queued>,
+    /// The files this store opened, checked before every commit.
+    identity: Arc<Identity>,
+    /// The store timeout (see [`super::DEFAULT_STORE_TIMEOUT`]).
+    timeout: Duration,
+}
+
+/// The files the store opened (the database, its write-ahead log and its
+/// shared-memory index), by device and inode. SQLite holds them open: a
+/// file deleted under the running gate stays writable through those
+/// handles, and a file moved over the path is never looked at, so without
+/// this check the gate would go on "recording" into an inode nobody will
+/// read again (and lose it all at the next start). The log and the index
+/// stay in place while any connection is open (the reader pool keeps its
+/// connections for the store's lifetime), so any change to them is
+/// someone else's.
+#[derive(Debug)]
+struct Identity {
+    files: Vec<(PathBuf, u64, u64)>,
+}
+
+impl Identity {
+    /// The files as they are now; the log and the index only if present.
+    fn record(db: &Path) -> Result<Self, StoreError> {
+        let mut files = Vec::new();
+        for path in [db.to_path_buf(), sibling(db, "-wal"), sibling(db, "-shm")] {
+            match std::fs::metadata(&path) {
+                Ok(md) => files.push((path, md.dev(), md.ino())),
+                Err(e) if files.is_empty() => {
+                    return Err(StoreError::Unavailable(
+                        StoreFault::Replaced,
+                        format!("{}: {e}", path.display()),
+                    ))
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(Self { files })
+    }
+
+    /// Refuses unless each file at its path is the one recorded: two
+    /// `stat`s and a comparison, cheap enough for every commit.
+    fn check(&self) -> Result<(), StoreError> {
+        for (path, dev, ino) in &self.files {
+            let problem = match std::fs::metadata(path) {
+                Ok(md) if md.dev() == *dev && md.ino() == *ino => continue,
+                Ok(md) => format!(
+                    "{} is now inode {} on device {}, not inode {ino} on device {dev} that the gate opened",
+                    path.display(),
+                    md.ino(),
+                    md.dev()
+                ),
+                Err(e) => format!("{}: {e}", path.display()),
+            };
+            return Err(StoreError::Unavailable(StoreFault::Replaced, problem));
+        }
+        Ok(())
+    }
+
+    /// An I/O error, told apart: a write-ahead log that cannot be opened
+    /// for writing (an immutable file, a read-only mount) makes a
+    /// read-only store, which is what the 503 should say. Only the log is
+    /// probed: SQLite holds no POSIX lock on it, so opening and closing it
+    /// here cannot drop one of SQLite's (closing any descriptor of the
+    /// database file or its index in this process would).
+    fn diagnose(&self, e: StoreError) -> StoreError {
+        if e.fault() != Some(StoreFault::Io) {
+            return e;
+        }
+        let Some((wal, ..)) = self
+            .files
+            .iter()
+            .find(|(p, ..)| p.as_os_str().to_string_lossy().ends_with("-wal"))
+        else {
+            return e;
+        };
+        match std::fs::OpenOptions::new().append(true).open(wal) {
+            Err(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                StoreError::Unavailable(
+                    StoreFault::ReadOnly,
+                    format!("{}: {io} ({e})", wal.display()),
+                )
+            }
+            _ => e,
+        }
+    }
+}
+
+/// The exit status of a gate stopped by a failed fsync of its store
+/// (`EX_IOERR` in sysexits.h).
+pub const EXIT_STORE_FSYNC: i32 = 74;
+
+/// Stops the process: the store's fsync failed. Never retried and carried
+/// on from (PostgreSQL's "fsyncgate"): after a failed fsync the kernel may
+/// have dropped the dirty pages and cleared the error, so a later fsync
+/// would succeed over writes that never reached the disk, and an audit
+/// entry or a capture the gate went on to rely on could be gone. Nothing
+/// is answered to the waiting requests (none of their changes was
+/// acknowledged); the restart reads the store as the disk has it and
+/// settles every write in flight from it and from the connectors' own
+/// evidence, as after a crash. PostgreSQL does the same for its own files
+/// (`data_sync_retry = off`, a PANIC).
+pub fn stop_after_failed_fsync(e: &StoreError) -> ! {
+    let msg = format!(
+        "recourse: the store's fsync failed ({e}); stopping with status {EXIT_STORE_FSYNC} \
+         (a failed fsync is never retried: writes the disk may have dropped would be taken \
+         for durable). Check the disk, then start the gate again: the start settles every \
+         write that was in flight."
+    );
+    tracing::error!("{msg}");
+    eprintln!("{msg}");
+    std::process::exit(EXIT_STORE_FSYNC);
+}
+
+/// `recourse.db` -> `recourse.db-wal`.
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// A write transaction on the one writer connection.
+///
+/// - `BEGIN IMMEDIATE`: the write lock is taken first, so a store another
+///   process holds is found before anything is done, within the busy
+///   timeout, instead of after reads whose snapshot then cannot be
+///   upgraded.
+/// - [`WriteTx::finish`] checks the store's [`Identity`] right before
+///   `COMMIT`, so nothing commits into a deleted or replaced file.
+/// - Plain SQL, not sqlx's `Transaction`: after SQLITE_FULL or an I/O
+///   error SQLite may roll the transaction back by itself; sqlx's rollback
+///   then fails and its count of open transactions stays one too high, so
+///   it would send `SAVEPOINT` for every later `BEGIN` and `RELEASE` for
+///   every later `COMMIT`, and after the next failure leave the connection
+///   inside a transaction that never commits: writes answered "done" and
+///   lost at the next start.
+/// - A failure ends in `ROLLBACK`; when that fails too, or the transaction
+///   is dropped unfinished (a cancelled request), the connection is closed
+///   rather than returned to the pool (SQLite rolls back as it closes) and
+///   the pool opens a fresh one.
+struct WriteTx {
+    conn: PoolConnection<Sqlite>,
+    open: bool,
+}
+
+impl WriteTx {
+    async fn begin(writer: &SqlitePool, identity: &Identity) -> Result<WriteTx, StoreError> {
+        identity.check()?;
+        let mut conn = writer.acquire().await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            let e = StoreError::from(e);
+            if spoils_connection(&e) {
+                // A connection opened while the file could not be written
+                // (SQLite then opens it read-only, for good) fails here.
+                conn.close_on_drop();
+            }
+            return Err(identity.diagnose(e));
+        }
+        Ok(WriteTx { conn, open: true })
+    }
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
+    /// Commits when `result` is `Ok` and the store is still in place,
+    /// else rolls back; hands `result` on (or the commit's error).
+    async fn finish<T>(
+        mut self,
+        identity: &Identity,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let committed = match result {
+            Ok(v) => match identity.check() {
+                Ok(()) => sqlx::query("COMMIT")
+                    .execute(&mut *self.conn)
+                    .await
+                    .map(|_| v)
+                    .map_err(StoreError::from),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(v) => {
+                self.open = false;
+                Ok(v)
+            }
+            Err(e) => {
+                if e.is_failed_fsync() {
+                    stop_after_failed_fsync(&e);
+                }
+                self.rollback().await;
+                let e = identity.diagnose(e);
+                if spoils_connection(&e) {
+                    self.conn.close_on_drop();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn rollback(&mut self) {
+        if sqlx::query("ROLLBACK")
+            .execute(&mut *self.conn)
+            .await
+            .is_ok()
+        {
+            self.open = false;
+        }
+        // Else SQLite rolled back already (SQLITE_FULL, an I/O error) or
+        // the connection is in a state nobody can tell: `open` stays set
+        // and the drop closes it.
+    }
+}
+
+/// Whether the writer connection is not to be used again after `e`: one
+/// opened while the file could not be written stays read-only (SQLite
+/// falls back to opening it read-only, and keeps it so), and one that saw
+/// an I/O error may hold a stale view. The pool opens a fresh one for the
+/// next change, which works as soon as the fault is gone. (A busy store
+/// leaves the connection as it was.)
+fn spoils_connection(e: &StoreError) -> bool {
+    matches!(
+        e.fault(),
+        Some(StoreFault::ReadOnly | StoreFault::Io | StoreFault::Full | StoreFault::Replaced)
+    )
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// A write-path operation waiting for the next group commit.
@@ -60,11 +305,13 @@ enum Op {
         Option<u64>,
         oneshot::Sender<Result<Inserted, StoreError>>,
     ),
+    /// With the fencing token of the claim it was made under, if any.
     Update(
         Box<WriteRecord>,
         i64,
+        Option<i64>,
         AuditDraft,
-        oneshot::Sender<Result<bool, StoreError>>,
+        oneshot::Sender<Result<Cas, StoreError>>,
     ),
 }
 
@@ -72,14 +319,48 @@ impl std::fmt::Debug for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Op::Insert(r, ..) => write!(f, "Insert({})", r.id),
-            Op::Update(r, v, ..) => write!(f, "Update({}, {v})", r.id),
+            Op::Update(r, v, fence, ..) => write!(f, "Update({}, {v}, {fence:?})", r.id),
         }
     }
 }
 
+impl Op {
+    /// Whether the caller stopped waiting (its request ended): its
+    /// operation is not run.
+    fn abandoned(&self) -> bool {
+        match self {
+            Op::Insert(.., reply) => reply.is_closed(),
+            Op::Update(.., reply) => reply.is_closed(),
+        }
+    }
+
+    fn answer(self, result: Result<Reply, StoreError>) {
+        match self {
+            Op::Insert(.., reply) => {
+                let _ = reply.send(result.and_then(|r| match r {
+                    Reply::Inserted(i) => Ok(i),
+                    Reply::Updated(_) => Err(StoreError::Commit("mismatched reply".into())),
+                }));
+            }
+            Op::Update(.., reply) => {
+                let _ = reply.send(result.and_then(|r| match r {
+                    Reply::Updated(u) => Ok(u),
+                    Reply::Inserted(_) => Err(StoreError::Commit("mismatched reply".into())),
+                }));
+            }
+        }
+    }
+}
+
+/// An operation and when it was queued.
+struct Queued {
+    op: Op,
+    at: Instant,
+}
+
 enum Reply {
     Inserted(Inserted),
-    Updated(bool),
+    Updated(Cas),
 }
 
 /// How many operations one commit may carry.
@@ -91,102 +372,224 @@ const GROUP_MAX: usize = 128;
 /// commit that holds its record (synchronous=FULL) has returned: batching
 /// gives up nothing of durability, and costs one fsync per batch instead of
 /// one per record.
-async fn committer(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
+///
+/// Bounded: an operation that waited longer than the store timeout behind
+/// a batch that could not commit (the store locked by another process) is
+/// answered at once with [`StoreFault::Timeout`] and never run, so a
+/// request waits for at most the batch ahead of it and its own, each
+/// bounded by the busy timeout, not for every batch queued before it.
+async fn committer(
+    writer: SqlitePool,
+    identity: Arc<Identity>,
+    timeout: Duration,
+    mut rx: mpsc::Receiver<Queued>,
+) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_MAX {
+        let mut waiting = vec![first];
+        while waiting.len() < GROUP_MAX {
             match rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(q) => waiting.push(q),
                 Err(_) => break,
             }
         }
+        let mut batch = Vec::with_capacity(waiting.len());
+        for q in waiting {
+            if q.op.abandoned() {
+                continue;
+            }
+            if q.at.elapsed() > timeout {
+                q.op.answer(Err(StoreError::Unavailable(
+                    StoreFault::Timeout,
+                    format!(
+                        "queued {} ms behind a commit that did not go through",
+                        q.at.elapsed().as_millis()
+                    ),
+                )));
+                continue;
+            }
+            batch.push(q.op);
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let mut results = Vec::with_capacity(batch.len());
         let outcome: Result<(), StoreError> = async {
-            let mut tx = pool.begin().await?;
-            for op in &batch {
-                sqlx::query("SAVEPOINT op").execute(&mut *tx).await?;
-                let result = match op {
-                    Op::Insert(record, draft, quota, _) => {
-                        SqliteStore::insert_in(&mut tx, record, draft.clone(), *quota)
-                            .await
-                            .map(Reply::Inserted)
+            let mut tx = WriteTx::begin(&writer, &identity).await?;
+            let run = async {
+                for op in &batch {
+                    sqlx::query("SAVEPOINT op").execute(tx.conn()).await?;
+                    let result = match op {
+                        Op::Insert(record, draft, quota, _) => {
+                            SqliteStore::insert_in(tx.conn(), record, draft.clone(), *quota)
+                                .await
+                                .map(Reply::Inserted)
+                        }
+                        Op::Update(record, expected, fence, draft, _) => SqliteStore::update_in(
+                            tx.conn(),
+                            record,
+                            *expected,
+                            *fence,
+                            draft.clone(),
+                        )
+                        .await
+                        .map(Reply::Updated),
+                    };
+                    let keep = matches!(
+                        result,
+                        Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(Cas::Done))
+                    );
+                    if !keep {
+                        if let Err(e) = sqlx::query("ROLLBACK TO op").execute(tx.conn()).await {
+                            // SQLite ended the whole transaction itself (it
+                            // does after SQLITE_FULL and some I/O errors):
+                            // the batch fails with the cause, not with "no
+                            // such savepoint".
+                            return Err(match result {
+                                Err(cause) if cause.fault().is_some() => cause,
+                                _ => e.into(),
+                            });
+                        }
                     }
-                    Op::Update(record, expected, draft, _) => {
-                        SqliteStore::update_in(&mut tx, record, *expected, draft.clone())
-                            .await
-                            .map(Reply::Updated)
-                    }
-                };
-                let keep = matches!(
-                    result,
-                    Ok(Reply::Inserted(Inserted::New)) | Ok(Reply::Updated(true))
-                );
-                if !keep {
-                    sqlx::query("ROLLBACK TO op").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE op").execute(tx.conn()).await?;
+                    results.push(result);
                 }
-                sqlx::query("RELEASE op").execute(&mut *tx).await?;
-                results.push(result);
+                Ok(())
             }
-            tx.commit().await?;
-            Ok(())
+            .await;
+            crash::pause_point(crash_points::STORE_COMMIT_BEFORE);
+            let done = tx.finish(&identity, run).await;
+            if done.is_ok() {
+                crash::pause_point(crash_points::STORE_COMMIT_AFTER);
+            }
+            done
         }
         .await;
-        let failed = outcome.err().map(|e| e.to_string());
-        for (op, result) in batch.into_iter().zip(
-            results
-                .into_iter()
-                .map(Some)
-                .chain(std::iter::repeat_with(|| None)),
-        ) {
-            let result = match (&failed, result) {
-                (Some(e), _) => Err(StoreError::Commit(e.clone())),
+        let failed = outcome.err().map(|e| e.for_batch());
+        let mut results = results.into_iter();
+        for op in batch {
+            let result = match (&failed, results.next()) {
+                (Some(e), _) => Err(e.for_batch()),
                 (None, Some(r)) => r,
                 (None, None) => Err(StoreError::Commit("not run".into())),
             };
-            match op {
-                Op::Insert(.., reply) => {
-                    let _ = reply.send(result.and_then(|r| match r {
-                        Reply::Inserted(i) => Ok(i),
-                        Reply::Updated(_) => Err(StoreError::Commit("mismatched reply".into())),
-                    }));
-                }
-                Op::Update(.., reply) => {
-                    let _ = reply.send(result.and_then(|r| match r {
-                        Reply::Updated(u) => Ok(u),
-                        Reply::Inserted(_) => Err(StoreError::Commit("mismatched reply".into())),
-                    }));
-                }
-            }
+            op.answer(result.map_err(|e| identity.diagnose(e)));
         }
     }
 }
 
 impl SqliteStore {
+    /// The store in `data_dir` (created if missing), with the default store
+    /// timeout.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, DEFAULT_STORE_TIMEOUT).await
+    }
+
+    /// The store in `data_dir`, waiting at most `timeout` for its lock (the
+    /// busy timeout) and for its connection: past it, a request is refused
+    /// with [`StoreFault::Busy`] or [`StoreFault::Timeout`] (a 503), never
+    /// left waiting on a store that does not answer.
+    pub async fn open_with(data_dir: &Path, timeout: Duration) -> Result<Self, StoreError> {
         let path = data_dir.join("recourse.db");
+        let wal = sibling(&path, "-wal");
+        // A log without its database: the file was deleted (under a
+        // running gate, say). Creating an empty database here would replay
+        // the old log's pages onto it, a store that is neither.
+        if !path.exists() && wal.exists() {
+            return Err(StoreError::Missing(path));
+        }
         let opts = SqliteConnectOptions::from_str("sqlite:")?
             .filename(&path)
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(timeout);
+        // The file is created once, here. The pools never create it: a
+        // connection reopened after the file was deleted fails instead of
+        // starting an empty store at the path.
+        SqliteConnection::connect_with(&opts.clone().create_if_missing(true))
+            .await?
+            .close()
+            .await?;
+        // Connections are kept for the store's lifetime (no idle timeout,
+        // no maximum age): the write-ahead log stays the one file while a
+        // connection is open, which the identity check relies on.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .min_connections(1)
+            .acquire_timeout(timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(opts.read_only(true))
             .await?;
+        // A read maps the log and its index, now, on a connection the pool
+        // keeps: they exist from here on, and are recorded.
+        sqlx::query("SELECT COUNT(*) FROM state")
+            .fetch_one(&reader)
+            .await?;
+        let identity = Arc::new(Identity::record(&path)?);
         let (commits, rx) = mpsc::channel(4096);
-        tokio::spawn(committer(writer.clone(), rx));
+        tokio::spawn(committer(writer.clone(), identity.clone(), timeout, rx));
         Ok(Self {
             writer,
             reader,
             commits,
+            identity,
+            timeout,
         })
+    }
+
+    /// Runs `sql` on the writer connection and reads one integer (a
+    /// `PRAGMA`, for the tests that fill the store).
+    #[cfg(test)]
+    pub(crate) async fn writer_value(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_optional(&self.writer)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// A transaction on the writer, for the paths outside the group commit.
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        WriteTx::begin(&self.writer, &self.identity).await
+    }
+
+    /// Queues `op` for the group commit and waits for its answer: at most
+    /// a few store timeouts (see [`committer`]), a backstop in case a
+    /// commit itself hangs (a disk that does not answer).
+    async fn queue<T>(
+        &self,
+        op: Op,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.commits
+            .send(Queued {
+                op,
+                at: Instant::now(),
+            })
+            .await
+            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
+        match tokio::time::timeout(self.timeout * 4, rx).await {
+            Ok(answer) => {
+                answer.map_err(|_| StoreError::Commit("the committer stopped".into()))?
+            }
+            Err(_) => Err(StoreError::Unavailable(
+                StoreFault::Timeout,
+                format!(
+                    "no answer from the group commit within {} ms (whether this change was recorded shows in the record)",
+                    (self.timeout * 4).as_millis()
+                ),
+            )),
+        }
     }
 
     async fn append_in(
@@ -232,6 +635,13 @@ impl SqliteStore {
                 return Ok(Inserted::Existing(Box::new(Self::record_row(&row)?)));
             }
         }
+        // A write that begins executing at once does not, once a freeze
+        // is acknowledged (read here, in the insert's transaction).
+        if record.status == WriteStatus::Executing
+            && frozen(Self::state_in(&mut *tx, "freeze").await?.as_deref())
+        {
+            return Err(StoreError::Frozen);
+        }
         let body = to_json(record)?;
         let bytes = body.len() as u64;
         if let Some(max) = quota {
@@ -258,15 +668,40 @@ impl SqliteStore {
         Ok(Inserted::New)
     }
 
+    /// The stored freeze state as is.
+    async fn freeze_raw(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM state WHERE key = 'freeze'")
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// A gate-wide setting's raw value, read inside the caller's
+    /// transaction.
+    async fn state_in(tx: &mut SqliteConnection, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM state WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     async fn update_in(
         tx: &mut sqlx::SqliteConnection,
         record: &WriteRecord,
         expected: i64,
+        fence: Option<i64>,
         audit: AuditDraft,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Cas, StoreError> {
         let body = to_json(record)?;
         let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
-        let done = sqlx::query("UPDATE writes SET status = ?, version = version + 1, updated_at = ?, record = ?, summary = ?, bytes = ? WHERE id = ? AND version = ?")
+        // Only a move into `executing` can begin an execution: the freeze is
+        // read (inside this transaction, behind the one writer) only then.
+        let frozen_now = record.status == WriteStatus::Executing
+            && frozen(Self::state_in(&mut *tx, "freeze").await?.as_deref());
+        // A claim lives only while the write is in flight (see the memory
+        // store's `update_write`); the fencing token stays.
+        let done = sqlx::query("UPDATE writes SET status = ?1, version = version + 1, updated_at = ?2, record = ?3, summary = ?4, bytes = ?5, claim_owner = CASE WHEN ?8 THEN claim_owner END, claim_until = CASE WHEN ?8 THEN claim_until END WHERE id = ?6 AND version = ?7 AND (?9 IS NULL OR fence = ?9) AND NOT (status = 'approved' AND ?10)")
             .bind(record.status.as_str())
             .bind(ts(record.updated_at))
             .bind(body)
@@ -274,14 +709,35 @@ impl SqliteStore {
             .bind(bytes)
             .bind(&record.id)
             .bind(expected)
+            .bind(record.status.in_flight())
+            .bind(fence)
+            .bind(frozen_now)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         if done != 1 {
-            return Ok(false);
+            let row = sqlx::query("SELECT version, fence, status FROM writes WHERE id = ?")
+                .bind(&record.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| {
+                    Ok::<_, StoreError>((
+                        r.try_get::<i64, _>(0)?,
+                        r.try_get::<i64, _>(1)?,
+                        WriteStatus::parse(&r.try_get::<String, _>(2)?),
+                    ))
+                })
+                .transpose()?;
+            return Ok(why_not_stored(
+                row,
+                expected,
+                fence,
+                frozen_now,
+                record.status,
+            ));
         }
         Self::append_in(tx, audit).await?;
-        Ok(true)
+        Ok(Cas::Done)
     }
 
     /// The agent's pending bytes. The `IN` list is the partial index's own
@@ -324,29 +780,9 @@ impl SqliteStore {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn create_token(&self, row: &TokenRow, audit: AuditDraft) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM tokens WHERE name = ?")
-            .bind(&row.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(StoreError::DuplicateToken(row.name.clone()));
-        }
-        sqlx::query(
-            "INSERT INTO tokens (name, role, hash, created_at, expires_at, scope, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&row.name)
-        .bind(row.role.as_str())
-        .bind(&row.hash)
-        .bind(ts(Utc::now()))
-        .bind(row.expires_at.map(ts))
-        .bind(row.scope.as_ref().map(to_json).transpose()?)
-        .bind(row.revoked_at.map(ts))
-        .execute(&mut *tx)
-        .await?;
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin_write().await?;
+        let done = Self::create_token_in(tx.conn(), row, audit).await;
+        tx.finish(&self.identity, done).await
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
@@ -374,20 +810,24 @@ impl TokenStore for SqliteStore {
         at: DateTime<Utc>,
         audit: AuditDraft,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let done =
-            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
-                .bind(ts(at))
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if done != 1 {
-            return Ok(false);
+        let mut tx = self.begin_write().await?;
+        let done = async {
+            let n = sqlx::query(
+                "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            )
+            .bind(ts(at))
+            .bind(name)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Ok(false);
+            }
+            Self::append_in(tx.conn(), audit).await?;
+            Ok(true)
         }
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        .await;
+        tx.finish(&self.identity, done).await
     }
 }
 
@@ -438,8 +878,20 @@ impl CatalogStore for SqliteStore {
         replace: bool,
         audit: Option<AuditDraft>,
     ) -> Result<CatalogUpsert, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let before = Self::version_in(&mut tx).await?;
+        let mut tx = self.begin_write().await?;
+        let done = Self::upsert_catalog_in(tx.conn(), add, replace, audit).await;
+        tx.finish(&self.identity, done).await
+    }
+}
+
+impl SqliteStore {
+    async fn upsert_catalog_in(
+        tx: &mut SqliteConnection,
+        add: &Catalog,
+        replace: bool,
+        audit: Option<AuditDraft>,
+    ) -> Result<CatalogUpsert, StoreError> {
+        let before = Self::version_in(&mut *tx).await?;
         let mut applied = Catalog::default();
         let res_sql = if replace {
             "INSERT INTO resources (id, body) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body"
@@ -480,13 +932,12 @@ impl CatalogStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             if let Some(a) = audit {
-                Self::append_in(&mut tx, a).await?;
+                Self::append_in(&mut *tx, a).await?;
             }
-            Self::version_in(&mut tx).await?
+            Self::version_in(&mut *tx).await?
         } else {
             before
         };
-        tx.commit().await?;
         Ok(CatalogUpsert {
             before,
             after,
@@ -570,19 +1021,19 @@ impl WriteStore for SqliteStore {
         rows.iter().map(Self::record_row).collect()
     }
 
-    async fn update_write(
+    async fn update_write_under(
         &self,
         record: &WriteRecord,
         expected: i64,
+        fence: Option<i64>,
         audit: AuditDraft,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Cas, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.commits
-            .send(Op::Update(Box::new(record.clone()), expected, audit, tx))
-            .await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
+        self.queue(
+            Op::Update(Box::new(record.clone()), expected, fence, audit, tx),
+            rx,
+        )
+        .await
     }
 
     async fn counts(&self) -> Result<Vec<(WriteStatus, i64)>, StoreError> {
@@ -605,43 +1056,98 @@ impl WriteStore for SqliteStore {
         owner: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError> {
+        // One writer: the freeze read here holds until the commit.
+        let mut tx = self.begin_write().await?;
+        let done = async {
+            let frozen_now = frozen(Self::state_in(tx.conn(), "freeze").await?.as_deref());
+            let taken = sqlx::query(
+                "UPDATE writes SET claim_owner = ?1, claim_until = ?2, fence = fence + 1 WHERE id = ?3 AND status IN ('approved', 'executing', 'rolling_back') AND (claim_until IS NULL OR claim_until < ?4) AND NOT (status = 'approved' AND ?5) RETURNING fence",
+            )
+            .bind(owner)
+            .bind(ts(until))
+            .bind(id)
+            .bind(ts(now))
+            .bind(frozen_now)
+            .fetch_optional(tx.conn())
+            .await?;
+            if let Some(row) = taken {
+                return Ok(Claimed::Taken(row.try_get(0)?));
+            }
+            if !frozen_now {
+                return Ok(Claimed::Refused);
+            }
+            let stopped = sqlx::query(
+                "SELECT 1 FROM writes WHERE id = ?1 AND status = 'approved' AND (claim_until IS NULL OR claim_until < ?2)",
+            )
+            .bind(id)
+            .bind(ts(now))
+            .fetch_optional(tx.conn())
+            .await?;
+            Ok(if stopped.is_some() {
+                Claimed::Frozen
+            } else {
+                Claimed::Refused
+            })
+        }
+        .await;
+        tx.finish(&self.identity, done).await
+    }
+
+    async fn renew(
+        &self,
+        id: &str,
+        owner: &str,
+        token: i64,
+        until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE writes SET claim_owner = ?1, claim_until = ?2 WHERE id = ?3 AND status IN ('approved', 'executing', 'rolling_back') AND (claim_owner = ?1 OR claim_until IS NULL OR claim_until < ?4)",
+            "UPDATE writes SET claim_until = ?1 WHERE id = ?2 AND claim_owner = ?3 AND fence = ?4 AND status IN ('approved', 'executing', 'rolling_back')",
         )
-        .bind(owner)
         .bind(ts(until))
         .bind(id)
-        .bind(ts(now))
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        .bind(owner)
+        .bind(token)
+        .execute(tx.conn())
+        .await
+        .map(|r| r.rows_affected() == 1)
+        .map_err(StoreError::from);
+        tx.finish(&self.identity, done).await
     }
 
     async fn release(
         &self,
         id: &str,
         owner: &str,
+        token: i64,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE writes SET claim_owner = NULL, claim_until = ?1 WHERE id = ?2 AND claim_owner = ?3",
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE writes SET claim_owner = NULL, claim_until = ?1 WHERE id = ?2 AND claim_owner = ?3 AND fence = ?4",
         )
         .bind(retry_at.map(ts))
         .bind(id)
         .bind(owner)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        .bind(token)
+        .execute(tx.conn())
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from);
+        tx.finish(&self.identity, done).await
     }
 
     async fn claimable(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, StoreError> {
+        // While frozen, approved writes cannot be claimed: left out, so
+        // they never fill the batch ahead of writes that can be settled.
+        let frozen_now = frozen(self.freeze_raw().await?.as_deref());
         let rows = sqlx::query(
-            "SELECT id FROM writes WHERE status IN ('approved', 'executing', 'rolling_back') AND (claim_until IS NULL OR claim_until < ?1) ORDER BY updated_at LIMIT ?2",
+            "SELECT id FROM writes WHERE status IN ('approved', 'executing', 'rolling_back') AND (claim_until IS NULL OR claim_until < ?1) AND NOT (status = 'approved' AND ?3) ORDER BY updated_at LIMIT ?2",
         )
         .bind(ts(now))
         .bind(limit)
+        .bind(frozen_now)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
@@ -653,10 +1159,10 @@ impl WriteStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, audit: AuditDraft) -> Result<AuditEntry, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let entry = Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(entry)
+        let mut tx = self.begin_write().await?;
+        let entry = Self::append_in(tx.conn(), audit).await;
+        crash::pause_point(crash_points::STORE_AUDIT_BEFORE_COMMIT);
+        tx.finish(&self.identity, entry).await
     }
 
     async fn audit(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
@@ -698,22 +1204,14 @@ impl AuditStore for SqliteStore {
 #[async_trait]
 impl GateStateStore for SqliteStore {
     async fn freeze(&self) -> Result<FreezeState, StoreError> {
-        let row = sqlx::query("SELECT value FROM state WHERE key = 'freeze'")
-            .fetch_optional(&self.reader)
-            .await?;
-        let raw: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
-        decode_freeze(raw.as_deref())
+        decode_freeze(self.freeze_raw().await?.as_deref())
     }
 
     async fn set_freeze(&self, state: &FreezeState, audit: AuditDraft) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO state (key, value) VALUES ('freeze', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(to_json(state)?)
-            .execute(&mut *tx)
-            .await?;
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        let value = to_json(state)?;
+        let mut tx = self.begin_write().await?;
+        let done = Self::set_state_in(tx.conn(), "freeze", &value, audit).await;
+        tx.finish(&self.identity, done).await
     }
 
     async fn mode(&self) -> Result<ModeState, StoreError> {
@@ -725,14 +1223,18 @@ impl GateStateStore for SqliteStore {
     }
 
     async fn set_mode(&self, state: &ModeState, audit: AuditDraft) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO state (key, value) VALUES ('mode', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(to_json(state)?)
-            .execute(&mut *tx)
-            .await?;
-        Self::append_in(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        let value = to_json(state)?;
+        let mut tx = self.begin_write().await?;
+        let done = Self::set_state_in(tx.conn(), "mode", &value, audit).await;
+        tx.finish(&self.identity, done).await
+    }
+
+    async fn in_place(&self) -> Result<(), StoreError> {
+        self.identity.check()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 
@@ -747,12 +1249,52 @@ impl SqliteStore {
         quota: Option<u64>,
     ) -> Result<Inserted, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.commits
-            .send(Op::Insert(Box::new(record.clone()), audit, quota, tx))
+        self.queue(Op::Insert(Box::new(record.clone()), audit, quota, tx), rx)
             .await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Commit("the committer stopped".into()))?
+    }
+
+    async fn create_token_in(
+        tx: &mut SqliteConnection,
+        row: &TokenRow,
+        audit: AuditDraft,
+    ) -> Result<(), StoreError> {
+        let exists = sqlx::query("SELECT 1 FROM tokens WHERE name = ?")
+            .bind(&row.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::DuplicateToken(row.name.clone()));
+        }
+        sqlx::query(
+            "INSERT INTO tokens (name, role, hash, created_at, expires_at, scope, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.name)
+        .bind(row.role.as_str())
+        .bind(&row.hash)
+        .bind(ts(Utc::now()))
+        .bind(row.expires_at.map(ts))
+        .bind(row.scope.as_ref().map(to_json).transpose()?)
+        .bind(row.revoked_at.map(ts))
+        .execute(&mut *tx)
+        .await?;
+        Self::append_in(tx, audit).await?;
+        Ok(())
+    }
+
+    /// A gate-wide setting (`freeze`, `mode`) and its audit entry.
+    async fn set_state_in(
+        tx: &mut SqliteConnection,
+        key: &str,
+        value: &str,
+        audit: AuditDraft,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(tx, audit).await?;
+        Ok(())
     }
 
     async fn version_in(tx: &mut sqlx::SqliteConnection) -> Result<i64, StoreError> {

@@ -14,8 +14,8 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::{
-    stored_bytes, Inserted, MemoryStore, PostgresStore, SqliteStore, Store, StoreError, TokenRow,
-    WriteFilter, WriteStore,
+    stored_bytes, Cas, Claimed, Inserted, MemoryStore, PostgresStore, SqliteStore, Store,
+    StoreError, TokenRow, WriteFilter, WriteStore,
 };
 use crate::audit::{self, AuditDraft};
 
@@ -199,7 +199,10 @@ on_every_store!(
     lost_cas_writes_no_audit_entry,
     listing_filters_orders_and_limits,
     claim_renew_release_and_backoff,
+    a_stale_fencing_token_records_nothing,
+    a_freeze_stops_the_claim_and_the_start_of_an_approved_write,
     claimable_lists_free_in_flight_writes_oldest_first,
+    a_move_out_of_flight_drops_the_claim,
     catalog_upsert_reports_before_after_and_applied,
     freeze_round_trips,
     freeze_fails_closed_on_a_corrupt_value,
@@ -447,6 +450,68 @@ async fn listing_filters_orders_and_limits(b: &Backend) {
     assert_eq!(counts, [(WriteStatus::Approved, 1), (WriteStatus::Held, 2)]);
 }
 
+/// A gate that died between a move out of flight and its release left a
+/// claim on a settled write; the next claim (a rollback's, by another gate
+/// or the restarted one) must not wait for that lease.
+async fn a_move_out_of_flight_drops_the_claim(b: &Backend) {
+    let store = b.store();
+    let s = Duration::seconds;
+    let now = t0();
+    insert(
+        store,
+        &record("w1", "bot", None, WriteStatus::Executing, now),
+    )
+    .await;
+    taken(
+        store
+            .claim("w1", "dead-gate", now + s(30), now)
+            .await
+            .expect("claim"),
+    );
+    let (mut rec, v) = store.write("w1").await.expect("read").expect("stored");
+    rec.status = WriteStatus::Executed;
+    assert!(store
+        .update_write(&rec, v, draft("write.executed", Some("w1")))
+        .await
+        .expect("update"));
+    rec.status = WriteStatus::RollingBack;
+    assert!(store
+        .update_write(&rec, v + 1, draft("write.rolling_back", Some("w1")))
+        .await
+        .expect("update"));
+    assert!(
+        matches!(
+            store
+                .claim("w1", "next-gate", now + s(30), now + s(1))
+                .await
+                .expect("claim"),
+            Claimed::Taken(_)
+        ),
+        "the dead gate's lease does not outlive its move out of flight"
+    );
+    // In flight, a claim stays with its moves.
+    rec.status = WriteStatus::RollingBack;
+    assert!(store
+        .update_write(&rec, v + 2, draft("write.waiting", Some("w1")))
+        .await
+        .expect("update"));
+    assert_eq!(
+        store
+            .claim("w1", "third-gate", now + s(30), now + s(2))
+            .await
+            .expect("claim"),
+        Claimed::Refused
+    );
+}
+
+/// The fencing token a claim was taken with; panics when it was not taken.
+fn taken(c: Claimed) -> i64 {
+    match c {
+        Claimed::Taken(token) => token,
+        other => panic!("the claim was not taken: {other:?}"),
+    }
+}
+
 async fn claim_renew_release_and_backoff(b: &Backend) {
     let store = b.store();
     let s = Duration::seconds;
@@ -454,14 +519,20 @@ async fn claim_renew_release_and_backoff(b: &Backend) {
     insert(store, &record("w1", "bot", None, WriteStatus::Held, now)).await;
 
     // Only an in-flight write can be claimed.
-    assert!(!store
-        .claim("w1", "a", now + s(30), now)
-        .await
-        .expect("claim"));
-    assert!(!store
-        .claim("nope", "a", now + s(30), now)
-        .await
-        .expect("claim"));
+    assert_eq!(
+        store
+            .claim("w1", "a", now + s(30), now)
+            .await
+            .expect("claim"),
+        Claimed::Refused
+    );
+    assert_eq!(
+        store
+            .claim("nope", "a", now + s(30), now)
+            .await
+            .expect("claim"),
+        Claimed::Refused
+    );
     let (held, v) = store.write("w1").await.expect("read").expect("stored");
     let mut approved = held;
     approved.status = WriteStatus::Approved;
@@ -470,73 +541,106 @@ async fn claim_renew_release_and_backoff(b: &Backend) {
         .await
         .expect("update"));
 
-    assert!(store
-        .claim("w1", "a", now + s(30), now)
-        .await
-        .expect("claim"));
-    // Held by `a`: nobody else takes it before the lease lapses.
-    assert!(!store
-        .claim("w1", "b", now + s(30), now)
-        .await
-        .expect("claim"));
-    assert!(!store
-        .claim("w1", "b", now + s(40), now + s(29))
-        .await
-        .expect("claim"));
+    let a = taken(
+        store
+            .claim("w1", "a", now + s(30), now)
+            .await
+            .expect("claim"),
+    );
+    // Held by `a`: nobody else takes it before the lease lapses, and a
+    // second claim by `a` itself is refused too (a claim is renewed under
+    // its token, never taken twice).
+    for (who, at) in [("b", 0), ("b", 29), ("a", 10)] {
+        assert_eq!(
+            store
+                .claim("w1", who, now + s(40), now + s(at))
+                .await
+                .expect("claim"),
+            Claimed::Refused,
+            "{who} at +{at}"
+        );
+    }
     assert!(store
         .claimable(now + s(29), 10)
         .await
         .expect("claimable")
         .is_empty());
 
-    // The owner renews; renewing is not a change of the write.
+    // The owner renews under its token; renewing is not a change of the
+    // write. Another owner, or another token, renews nothing.
     let (_, before_renew) = store.write("w1").await.expect("read").expect("stored");
-    assert!(store
-        .claim("w1", "a", now + s(60), now + s(20))
+    assert!(!store.renew("w1", "b", a, now + s(60)).await.expect("renew"));
+    assert!(!store
+        .renew("w1", "a", a + 1, now + s(60))
         .await
         .expect("renew"));
+    assert!(store.renew("w1", "a", a, now + s(60)).await.expect("renew"));
     let (current, after_renew) = store.write("w1").await.expect("read").expect("stored");
     assert_eq!(
         before_renew, after_renew,
         "a claim is not part of the version"
     );
-    assert!(!store
-        .claim("w1", "b", now + s(90), now + s(45))
-        .await
-        .expect("claim"));
+    assert_eq!(
+        store
+            .claim("w1", "b", now + s(90), now + s(45))
+            .await
+            .expect("claim"),
+        Claimed::Refused
+    );
 
-    // The worker's next compare-and-set is not failed by its renewal.
+    // The worker's next compare-and-set, fenced with its token, is not
+    // failed by its renewal.
     let mut executing = current;
     executing.status = WriteStatus::Executing;
-    assert!(store
-        .update_write(
-            &executing,
-            after_renew,
-            draft("write.executing", Some("w1"))
-        )
-        .await
-        .expect("update"));
+    assert_eq!(
+        store
+            .update_write_under(
+                &executing,
+                after_renew,
+                Some(a),
+                draft("write.executing", Some("w1"))
+            )
+            .await
+            .expect("update"),
+        Cas::Done
+    );
 
-    // After the lease lapses, someone else can.
-    assert!(store
-        .claim("w1", "b", now + s(120), now + s(61))
-        .await
-        .expect("claim"));
+    // After the lease lapses, someone else can, with a greater token; the
+    // old owner can no longer renew.
+    let b_token = taken(
+        store
+            .claim("w1", "b", now + s(120), now + s(61))
+            .await
+            .expect("claim"),
+    );
+    assert!(b_token > a, "tokens grow: {a} then {b_token}");
     assert!(!store
-        .claim("w1", "a", now + s(120), now + s(62))
+        .renew("w1", "a", a, now + s(200))
         .await
-        .expect("claim"));
+        .expect("renew"));
+    assert_eq!(
+        store
+            .claim("w1", "a", now + s(120), now + s(62))
+            .await
+            .expect("claim"),
+        Claimed::Refused
+    );
 
-    // Only the owner can release: `a`'s release changes nothing.
-    store.release("w1", "a", None).await.expect("release");
-    assert!(!store
-        .claim("w1", "c", now + s(120), now + s(63))
-        .await
-        .expect("claim"));
+    // Only the owner, under its token, can release: `a`'s release changes
+    // nothing, nor does `b`'s under an old token.
+    store.release("w1", "a", a, None).await.expect("release");
+    store.release("w1", "b", a, None).await.expect("release");
+    assert_eq!(
+        store
+            .claim("w1", "c", now + s(120), now + s(63))
+            .await
+            .expect("claim"),
+        Claimed::Refused
+    );
 
     // `b` backs off until +200: nobody takes it up before then.
     store
-        .release("w1", "b", Some(now + s(200)))
+        .release("w1", "b", b_token, Some(now + s(200)))
         .await
         .expect("release");
     assert!(store
@@ -544,35 +648,42 @@ async fn claim_renew_release_and_backoff(b: &Backend) {
         .await
         .expect("claimable")
         .is_empty());
-    assert!(!store
-        .claim("w1", "b", now + s(300), now + s(199))
-        .await
-        .expect("claim"));
-    assert!(!store
-        .claim("w1", "c", now + s(300), now + s(199))
-        .await
-        .expect("claim"));
+    for who in ["b", "c"] {
+        assert_eq!(
+            store
+                .claim("w1", who, now + s(300), now + s(199))
+                .await
+                .expect("claim"),
+            Claimed::Refused
+        );
+    }
     assert_eq!(
         store.claimable(now + s(201), 10).await.expect("claimable"),
         ["w1"]
     );
-    assert!(store
-        .claim("w1", "c", now + s(300), now + s(201))
-        .await
-        .expect("claim"));
+    let c = taken(
+        store
+            .claim("w1", "c", now + s(300), now + s(201))
+            .await
+            .expect("claim"),
+    );
+    assert!(c > b_token);
 
     // A release without a backoff frees it at once.
-    store.release("w1", "c", None).await.expect("release");
+    store.release("w1", "c", c, None).await.expect("release");
     assert_eq!(
         store.claimable(now + s(202), 10).await.expect("claimable"),
         ["w1"]
     );
-    assert!(store
-        .claim("w1", "d", now + s(300), now + s(202))
-        .await
-        .expect("claim"));
+    let d = taken(
+        store
+            .claim("w1", "d", now + s(300), now + s(202))
+            .await
+            .expect("claim"),
+    );
 
-    // A write that leaves flight cannot be claimed, even by its owner.
+    // A write that leaves flight cannot be claimed, even by its owner, nor
+    // its claim renewed.
     let (cur, v) = store.write("w1").await.expect("read").expect("stored");
     let mut executed = cur;
     executed.status = WriteStatus::Executed;
@@ -580,15 +691,301 @@ async fn claim_renew_release_and_backoff(b: &Backend) {
         .update_write(&executed, v, draft("write.executed", Some("w1")))
         .await
         .expect("update"));
+    assert_eq!(
+        store
+            .claim("w1", "d", now + s(300), now + s(203))
+            .await
+            .expect("claim"),
+        Claimed::Refused
+    );
     assert!(!store
-        .claim("w1", "d", now + s(300), now + s(203))
+        .renew("w1", "d", d, now + s(300))
         .await
-        .expect("claim"));
+        .expect("renew"));
     assert!(store
         .claimable(now + s(400), 10)
         .await
         .expect("claimable")
         .is_empty());
+}
+
+/// Gate A's lease lapses mid-execution and gate B claims the write: A's
+/// record (fenced with its old token) is refused and stores nothing, not
+/// even an audit entry; B settles the write, once; a record with no fence
+/// (a move not made under a claim) is not affected by the token.
+async fn a_stale_fencing_token_records_nothing(b: &Backend) {
+    let store = b.store();
+    let s = Duration::seconds;
+    let now = t0();
+    insert(
+        store,
+        &record("w1", "bot", None, WriteStatus::Executing, now),
+    )
+    .await;
+    let a = taken(
+        store
+            .claim("w1", "gate-a", now + s(30), now)
+            .await
+            .expect("claim"),
+    );
+    let (rec, v) = store.write("w1").await.expect("read").expect("stored");
+    // A records its capture under its claim.
+    let mut captured = rec.clone();
+    captured.capture = Some(json!({"by": "a"}));
+    assert_eq!(
+        store
+            .update_write_under(&captured, v, Some(a), draft("write.captured", Some("w1")))
+            .await
+            .expect("update"),
+        Cas::Done
+    );
+    // A stalls past its lease; B takes the write up.
+    let b_token = taken(
+        store
+            .claim("w1", "gate-b", now + s(90), now + s(31))
+            .await
+            .expect("claim"),
+    );
+    assert!(b_token > a);
+    let entries = audit_len(store).await;
+    // A comes back and records its result: refused, though the version it
+    // read is still the write's.
+    let mut by_a = captured.clone();
+    by_a.status = WriteStatus::Executed;
+    by_a.outcome = Some(json!({"by": "a"}));
+    assert_eq!(
+        store
+            .update_write_under(&by_a, v + 1, Some(a), draft("write.executed", Some("w1")))
+            .await
+            .expect("update"),
+        Cas::Fenced
+    );
+    assert_eq!(
+        audit_len(store).await,
+        entries,
+        "a refused record audits nothing"
+    );
+    let (now_stored, v_now) = store.write("w1").await.expect("read").expect("stored");
+    assert_eq!(now_stored.status, WriteStatus::Executing);
+    assert_eq!(v_now, v + 1);
+    // B settles it, once.
+    let mut by_b = now_stored;
+    by_b.status = WriteStatus::Executed;
+    by_b.outcome = Some(json!({"by": "b"}));
+    assert_eq!(
+        store
+            .update_write_under(
+                &by_b,
+                v_now,
+                Some(b_token),
+                draft("write.executed", Some("w1"))
+            )
+            .await
+            .expect("update"),
+        Cas::Done
+    );
+    // A tries again on the new version: still fenced off (the token is
+    // checked before the version).
+    assert_eq!(
+        store
+            .update_write_under(
+                &by_a,
+                v_now + 1,
+                Some(a),
+                draft("write.executed", Some("w1"))
+            )
+            .await
+            .expect("update"),
+        Cas::Fenced
+    );
+    let (done, _) = store.write("w1").await.expect("read").expect("stored");
+    assert_eq!(done.outcome, Some(json!({"by": "b"})), "settled once, by b");
+    let executed = store
+        .audit(0, -1)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "write.executed")
+        .count();
+    assert_eq!(executed, 1);
+    // A stale version with the right token is a plain lost race.
+    let mut rolling = done.clone();
+    rolling.status = WriteStatus::RollingBack;
+    assert_eq!(
+        store
+            .update_write_under(
+                &rolling,
+                v_now,
+                None,
+                draft("write.rolling_back", Some("w1"))
+            )
+            .await
+            .expect("update"),
+        Cas::Moved
+    );
+}
+
+/// A freeze acknowledged between a write's approval and its claim: the
+/// claim refuses (in its own transaction), and so does the move into
+/// `executing` of a write claimed before the freeze; a resume lets both
+/// through. Moves that begin nothing go on while frozen.
+async fn a_freeze_stops_the_claim_and_the_start_of_an_approved_write(b: &Backend) {
+    let store = b.store();
+    let s = Duration::seconds;
+    let now = t0();
+    insert(
+        store,
+        &record("w1", "bot", None, WriteStatus::Approved, now),
+    )
+    .await;
+    insert(
+        store,
+        &record("w2", "bot", None, WriteStatus::Approved, now),
+    )
+    .await;
+    insert(
+        store,
+        &record("w3", "bot", None, WriteStatus::Executing, now),
+    )
+    .await;
+    // w2 is claimed before the freeze.
+    let w2 = taken(
+        store
+            .claim("w2", "g", now + s(30), now)
+            .await
+            .expect("claim"),
+    );
+    let frozen = FreezeState {
+        frozen: true,
+        by: Some("lead".into()),
+        at: Some(now),
+        reason: Some("incident".into()),
+    };
+    store
+        .set_freeze(&frozen, draft("gate.frozen", None))
+        .await
+        .expect("freeze");
+    assert_eq!(
+        store
+            .claim("w1", "g", now + s(30), now)
+            .await
+            .expect("claim"),
+        Claimed::Frozen
+    );
+    // Nor is it listed for the sweep (w2 is claimed, w3 is executing), so
+    // approved writes waiting out a freeze never crowd out writes that can
+    // be settled.
+    assert_eq!(
+        store.claimable(now + s(60), 10).await.expect("claimable"),
+        ["w3"]
+    );
+    // Not approved: a write already executing (begun before the freeze) is
+    // claimed to be settled; so is one being rolled back.
+    let w3 = taken(
+        store
+            .claim("w3", "g", now + s(30), now)
+            .await
+            .expect("claim"),
+    );
+    let (rec2, v2) = store.write("w2").await.expect("read").expect("stored");
+    let mut start = rec2.clone();
+    start.status = WriteStatus::Executing;
+    let entries = audit_len(store).await;
+    assert_eq!(
+        store
+            .update_write_under(&start, v2, Some(w2), draft("write.executing", Some("w2")))
+            .await
+            .expect("update"),
+        Cas::Frozen
+    );
+    // Unfenced, the same.
+    assert!(!store
+        .update_write(&start, v2, draft("write.executing", Some("w2")))
+        .await
+        .expect("update"));
+    assert_eq!(audit_len(store).await, entries);
+    assert_eq!(
+        store
+            .write("w2")
+            .await
+            .expect("read")
+            .expect("stored")
+            .0
+            .status,
+        WriteStatus::Approved
+    );
+    // Waiting (approved -> approved) and moves of an executing write go on.
+    let mut waiting = rec2;
+    waiting.waiting = Some("frozen".into());
+    assert_eq!(
+        store
+            .update_write_under(&waiting, v2, Some(w2), draft("write.waiting", Some("w2")))
+            .await
+            .expect("update"),
+        Cas::Done
+    );
+    let (rec3, v3) = store.write("w3").await.expect("read").expect("stored");
+    let mut captured = rec3;
+    captured.capture = Some(json!({}));
+    assert_eq!(
+        store
+            .update_write_under(&captured, v3, Some(w3), draft("write.captured", Some("w3")))
+            .await
+            .expect("update"),
+        Cas::Done
+    );
+    // A new write that would begin executing at once is not stored; a held
+    // one is.
+    let entries = audit_len(store).await;
+    match store
+        .insert_write(
+            &record("w4", "bot", None, WriteStatus::Executing, now),
+            draft("write.submitted", Some("w4")),
+        )
+        .await
+    {
+        Err(StoreError::Frozen) => {}
+        other => panic!("expected a refusal for the freeze, got {other:?}"),
+    }
+    assert!(store.write("w4").await.expect("read").is_none());
+    assert_eq!(audit_len(store).await, entries);
+    insert(store, &record("w5", "bot", None, WriteStatus::Held, now)).await;
+    // A freeze state that does not decode stops them too (fails closed).
+    b.plant_raw_freeze("{not json").await;
+    assert_eq!(
+        store
+            .claim("w1", "g", now + s(30), now)
+            .await
+            .expect("claim"),
+        Claimed::Frozen
+    );
+    // Resumed: the claim and the start go through.
+    let resumed = FreezeState {
+        frozen: false,
+        by: Some("lead".into()),
+        at: Some(now),
+        reason: None,
+    };
+    store
+        .set_freeze(&resumed, draft("gate.resumed", None))
+        .await
+        .expect("resume");
+    taken(
+        store
+            .claim("w1", "g", now + s(30), now)
+            .await
+            .expect("claim"),
+    );
+    let (rec2, v2) = store.write("w2").await.expect("read").expect("stored");
+    let mut start = rec2;
+    start.status = WriteStatus::Executing;
+    assert_eq!(
+        store
+            .update_write_under(&start, v2, Some(w2), draft("write.executing", Some("w2")))
+            .await
+            .expect("update"),
+        Cas::Done
+    );
 }
 
 async fn claimable_lists_free_in_flight_writes_oldest_first(b: &Backend) {
@@ -611,10 +1008,12 @@ async fn claimable_lists_free_in_flight_writes_oldest_first(b: &Backend) {
     for w in &writes {
         insert(store, w).await;
     }
-    assert!(store
-        .claim("taken", "x", now + s(60), now)
-        .await
-        .expect("claim"));
+    taken(
+        store
+            .claim("taken", "x", now + s(60), now)
+            .await
+            .expect("claim"),
+    );
 
     assert_eq!(
         store.claimable(now, 10).await.expect("claimable"),
@@ -1228,10 +1627,12 @@ mod memory_helpers {
             Some(r.clone())
         );
 
-        assert!(store
-            .claim("w1", "a", t0() + Duration::seconds(30), t0())
-            .await
-            .expect("claim"));
+        let token = taken(
+            store
+                .claim("w1", "a", t0() + Duration::seconds(30), t0())
+                .await
+                .expect("claim"),
+        );
         let mut planted = r;
         planted.status = WriteStatus::Executing;
         store.put_write_raw(planted.clone());
@@ -1241,6 +1642,7 @@ mod memory_helpers {
             Some((Some("a".to_string()), Some(t0() + Duration::seconds(30)))),
             "the claim survives"
         );
+        assert_eq!(store.fence_of("w1"), Some(token), "and its token");
         assert_eq!(audit_len(&store).await, 0);
     }
 
@@ -1248,13 +1650,15 @@ mod memory_helpers {
     async fn release_with_a_backoff_is_visible() {
         let store = MemoryStore::new();
         store.put_write_raw(record("w1", "bot", None, WriteStatus::Approved, t0()));
-        assert!(store
-            .claim("w1", "a", t0() + Duration::seconds(30), t0())
-            .await
-            .expect("claim"));
+        let token = taken(
+            store
+                .claim("w1", "a", t0() + Duration::seconds(30), t0())
+                .await
+                .expect("claim"),
+        );
         let retry = t0() + Duration::seconds(90);
         store
-            .release("w1", "a", Some(retry))
+            .release("w1", "a", token, Some(retry))
             .await
             .expect("release");
         assert_eq!(store.claim_of("w1"), Some((None, Some(retry))));
@@ -1308,22 +1712,120 @@ mod shared_postgres {
             let mut winners = Vec::new();
             for t in tasks {
                 let (owner, won) = t.await.expect("task");
-                if won {
-                    winners.push(owner);
+                if let Claimed::Taken(token) = won {
+                    winners.push((owner, token));
                 }
             }
             assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+            // Each round's winner holds the next token.
+            assert_eq!(winners[0].1, round + 1, "round {round}");
             // Nobody else takes it while the lease holds, from either gate.
-            assert!(!a
-                .claim("w1", "late", now + s(60), now + s(29))
-                .await
-                .expect("claim"));
+            assert_eq!(
+                a.claim("w1", "late", now + s(60), now + s(29))
+                    .await
+                    .expect("claim"),
+                Claimed::Refused
+            );
             assert!(b
                 .claimable(now + s(29), 10)
                 .await
                 .expect("claimable")
                 .is_empty());
         }
+    }
+
+    /// A freeze set through one gate while the other starts approved writes
+    /// it claimed before: every start is either before the freeze in the
+    /// audit lock's order or refused; no write moves into `executing` once
+    /// the freeze returned.
+    #[tokio::test]
+    async fn a_freeze_on_one_gate_stops_the_claims_and_starts_of_the_other() {
+        let Some((a, b, _db)) = two_gates().await else {
+            return;
+        };
+        let s = Duration::seconds;
+        let now = t0();
+        const N: usize = 200;
+        for i in 0..N {
+            insert(
+                &*a,
+                &record(&format!("w{i}"), "bot", None, WriteStatus::Approved, now),
+            )
+            .await;
+        }
+        // Gate b claims every write first (before the freeze), then starts
+        // them one by one while gate a freezes: only the start's own
+        // transaction can stop those after the freeze.
+        let mut tokens = Vec::new();
+        for i in 0..N {
+            let id = format!("w{i}");
+            let token = match b
+                .claim(&id, "gate-b", now + s(30), now)
+                .await
+                .expect("claim")
+            {
+                Claimed::Taken(token) => token,
+                other => panic!("{id}: {other:?}"),
+            };
+            tokens.push((id, token));
+        }
+        let starts = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let mut started = Vec::new();
+                for (id, token) in tokens {
+                    let (rec, v) = b.write(&id).await.expect("read").expect("stored");
+                    let mut start = rec;
+                    start.status = WriteStatus::Executing;
+                    let cas = b
+                        .update_write_under(
+                            &start,
+                            v,
+                            Some(token),
+                            draft("write.executing", Some(&id)),
+                        )
+                        .await
+                        .expect("start");
+                    if cas == Cas::Done {
+                        started.push(id);
+                    }
+                }
+                started
+            })
+        };
+        // Once the other gate has begun starting writes.
+        let filter = WriteFilter {
+            status: Some(WriteStatus::Executing),
+            ..Default::default()
+        };
+        let executing = || a.writes(&filter);
+        while executing().await.expect("list").is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let frozen = FreezeState {
+            frozen: true,
+            by: Some("lead".into()),
+            at: Some(now),
+            reason: Some("incident".into()),
+        };
+        a.set_freeze(&frozen, draft("gate.frozen", None))
+            .await
+            .expect("freeze");
+        // The freeze is acknowledged: from here on, nothing starts.
+        let started = starts.await.expect("task");
+        let trail = a.audit(0, -1).await.expect("audit");
+        let freeze_seq = trail
+            .iter()
+            .find(|e| e.action == "gate.frozen")
+            .expect("frozen entry")
+            .seq;
+        let late: Vec<_> = trail
+            .iter()
+            .filter(|e| e.action == "write.executing" && e.seq > freeze_seq)
+            .collect();
+        assert!(late.is_empty(), "started after the freeze: {late:?}");
+        assert_eq!(executing().await.expect("list").len(), started.len());
+        assert!(started.len() < N, "the freeze came before the end");
     }
 
     #[tokio::test]
@@ -1473,5 +1975,290 @@ mod shared_postgres {
         assert!(matches!(e, StoreError::UnsupportedUrl(_)), "{e:?}");
         assert!(!e.to_string().contains("s3cret"), "{e}");
         assert!(e.to_string().contains("`mysql:`"), "{e}");
+    }
+}
+
+/// The embedded store when its files or its lock are taken from under it
+/// (see `StoreFault`): each fault is refused with its cause, bounded in
+/// time, and the store records again once the fault is gone.
+mod faults {
+    use std::time::{Duration as StdDuration, Instant};
+
+    use super::*;
+    use crate::store::{AuditStore, CatalogStore, GateStateStore, StoreFault, TokenStore};
+
+    const SHORT: StdDuration = StdDuration::from_millis(300);
+
+    async fn open(dir: &TempDir) -> SqliteStore {
+        SqliteStore::open_with(dir.path(), SHORT)
+            .await
+            .expect("open sqlite")
+    }
+
+    fn fault_of(e: &StoreError) -> Option<StoreFault> {
+        e.fault()
+    }
+
+    async fn try_insert(store: &SqliteStore, id: &str) -> Result<Inserted, StoreError> {
+        store
+            .insert_write(
+                &record(id, "bot", None, WriteStatus::Held, t0()),
+                draft("write.submitted", Some(id)),
+            )
+            .await
+    }
+
+    /// Every way of changing the store, each expected to fail with
+    /// `fault`. (Reads are not asked here: after a deletion SQLite fails
+    /// them too, which is as it should be.)
+    async fn assert_every_change_refused(store: &SqliteStore, fault: StoreFault) {
+        let e = try_insert(store, "refused").await.expect_err("insert");
+        assert_eq!(fault_of(&e), Some(fault), "insert: {e}");
+        let e = store
+            .set_freeze(
+                &FreezeState {
+                    frozen: true,
+                    by: Some("lead".into()),
+                    at: Some(t0()),
+                    reason: Some("r".into()),
+                },
+                draft("gate.frozen", None),
+            )
+            .await
+            .expect_err("freeze");
+        assert_eq!(fault_of(&e), Some(fault), "freeze: {e}");
+        let e = store
+            .append_audit(draft("write.out_of_scope", None))
+            .await
+            .expect_err("append");
+        assert_eq!(fault_of(&e), Some(fault), "append: {e}");
+        let e = store
+            .upsert_catalog(
+                &Catalog {
+                    resources: vec![
+                        serde_json::from_value(json!({"id": "res:new"})).expect("resource")
+                    ],
+                    edges: Vec::new(),
+                },
+                true,
+                Some(draft("catalog.upserted", None)),
+            )
+            .await
+            .expect_err("catalog");
+        assert_eq!(fault_of(&e), Some(fault), "catalog: {e}");
+    }
+
+    #[test]
+    fn error_codes_name_their_fault() {
+        use StoreFault::*;
+        for (code, want) in [
+            (5, Some(Busy)),
+            (517, Some(Busy)),
+            (6, Some(Busy)),
+            (8, Some(ReadOnly)),
+            (264, Some(ReadOnly)),
+            (1032, Some(Replaced)),
+            (13, Some(Full)),
+            (10, Some(Io)),
+            (778, Some(Io)),
+            (522, Some(Io)),
+            (14, Some(Io)),
+            (1, None),
+            (19, None),
+            (2067, None),
+        ] {
+            assert_eq!(StoreFault::of_sqlite(code), want, "SQLite code {code}");
+        }
+        for (code, want) in [
+            ("55P03", Some(Busy)),
+            ("57014", Some(Timeout)),
+            ("53100", Some(Full)),
+            ("25006", Some(ReadOnly)),
+            ("08006", Some(Unreachable)),
+            ("57P01", Some(Unreachable)),
+            ("23505", None),
+            ("42P01", None),
+        ] {
+            assert_eq!(StoreFault::of_sqlstate(code), want, "SQLSTATE {code}");
+        }
+        let e = StoreError::Unavailable(Full, "x".into());
+        assert!(e.is_transient());
+        assert!(!StoreError::Corrupt("x".into()).is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_store_file_refuses_every_change_and_health_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir).await;
+        insert(&store, &record("w1", "bot", None, WriteStatus::Held, t0())).await;
+        store.in_place().await.expect("in place");
+        std::fs::remove_file(dir.path().join("recourse.db")).expect("rm");
+        assert_every_change_refused(&store, StoreFault::Replaced).await;
+        let e = store.in_place().await.expect_err("not in place");
+        assert_eq!(fault_of(&e), Some(StoreFault::Replaced), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_replaced_store_file_refuses_until_the_original_is_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir).await;
+        insert(&store, &record("w1", "bot", None, WriteStatus::Held, t0())).await;
+        let db = dir.path().join("recourse.db");
+        let aside = dir.path().join("aside.db");
+        std::fs::rename(&db, &aside).expect("move aside");
+        // The same bytes under another inode: what a restore from a copy
+        // (or an attacker's edited copy) puts at the path.
+        std::fs::copy(&aside, &db).expect("copy");
+        assert_every_change_refused(&store, StoreFault::Replaced).await;
+        std::fs::rename(&aside, &db).expect("move back");
+        store.in_place().await.expect("in place again");
+        assert_eq!(audit_len(&store).await, 1, "nothing was appended");
+        assert_eq!(store.write("refused").await.expect("read"), None);
+        insert(&store, &record("w2", "bot", None, WriteStatus::Held, t0())).await;
+        let v = audit::verify(&store.audit(0, -1).await.expect("audit"));
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.entries, 2);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_write_ahead_log_refuses_every_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir).await;
+        insert(&store, &record("w1", "bot", None, WriteStatus::Held, t0())).await;
+        std::fs::remove_file(dir.path().join("recourse.db-wal")).expect("rm wal");
+        assert_every_change_refused(&store, StoreFault::Replaced).await;
+    }
+
+    #[tokio::test]
+    async fn a_store_file_missing_beside_its_log_is_not_opened_as_an_empty_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir).await;
+        insert(&store, &record("w1", "bot", None, WriteStatus::Held, t0())).await;
+        std::fs::remove_file(dir.path().join("recourse.db")).expect("rm");
+        let e = SqliteStore::open_with(dir.path(), SHORT)
+            .await
+            .expect_err("refused");
+        assert!(matches!(e, StoreError::Missing(_)), "{e:?}");
+        assert!(!dir.path().join("recourse.db").exists(), "nothing created");
+        drop(store);
+    }
+
+    #[tokio::test]
+    async fn a_store_locked_by_another_connection_refuses_every_request_within_its_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir).await;
+        insert(&store, &record("w0", "bot", None, WriteStatus::Held, t0())).await;
+        let opts =
+            sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("recourse.db"));
+        let mut other = sqlx::SqliteConnection::connect_with(&opts)
+            .await
+            .expect("connect");
+        use sqlx::Connection as _;
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut other)
+            .await
+            .expect("lock");
+        // Many at once: each is answered within a few timeouts, not one
+        // timeout per request queued before it.
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let r = try_insert(&s, &format!("w{}", i + 1)).await;
+                (r, t.elapsed())
+            }));
+        }
+        for t in tasks {
+            let (r, took) = t.await.expect("task");
+            let e = r.expect_err("refused while locked");
+            assert!(
+                matches!(fault_of(&e), Some(StoreFault::Busy | StoreFault::Timeout)),
+                "{e}"
+            );
+            assert!(took < SHORT * 4, "answered in {took:?}");
+        }
+        assert!(started.elapsed() < SHORT * 5, "{:?}", started.elapsed());
+        // The reads go on (WAL: a writer's lock does not stop readers).
+        assert_eq!(audit_len(&store).await, 1);
+        sqlx::query("ROLLBACK")
+            .execute(&mut other)
+            .await
+            .expect("unlock");
+        other.close().await.expect("close");
+        insert(&store, &record("w99", "bot", None, WriteStatus::Held, t0())).await;
+        let v = audit::verify(&store.audit(0, -1).await.expect("audit"));
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.entries, 2, "the refused ones left nothing");
+    }
+
+    #[tokio::test]
+    async fn after_the_store_was_full_a_commit_is_a_real_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir).await;
+        insert(&store, &record("w0", "bot", None, WriteStatus::Held, t0())).await;
+        // No room for one more page on the writer's connection: SQLITE_FULL.
+        let pages: i64 = store.writer_value("PRAGMA page_count").await;
+        let _: i64 = store
+            .writer_value(&format!("PRAGMA max_page_count = {pages}"))
+            .await;
+        let mut big = record("big", "bot", None, WriteStatus::Held, t0());
+        big.proposal.intent = "x".repeat(64 * 1024);
+        let e = store
+            .insert_write(&big, draft("write.submitted", Some("big")))
+            .await
+            .expect_err("full");
+        assert_eq!(fault_of(&e), Some(StoreFault::Full), "{e}");
+        // Room again (the limit is the connection's; a reopened connection
+        // has none either way).
+        let _: i64 = store
+            .writer_value("PRAGMA max_page_count = 1073741823")
+            .await;
+        // A transaction that fails of its own (a duplicate name) after
+        // SQLite rolled one back by itself: with sqlx's own transactions
+        // this is where the connection was left inside a transaction that
+        // never commits, and every later "commit" was lost.
+        let token = |name: &str| TokenRow {
+            name: name.into(),
+            role: Role::Agent,
+            hash: format!("h-{name}"),
+            expires_at: None,
+            scope: None,
+            revoked_at: None,
+        };
+        store
+            .create_token(&token("t1"), draft("token.created", None))
+            .await
+            .expect("token");
+        let e = store
+            .create_token(&token("t1"), draft("token.created", None))
+            .await
+            .expect_err("a duplicate");
+        assert!(matches!(e, StoreError::DuplicateToken(_)), "{e:?}");
+        insert(&store, &big).await;
+        store
+            .set_freeze(
+                &FreezeState {
+                    frozen: true,
+                    by: Some("lead".into()),
+                    at: Some(t0()),
+                    reason: Some("r".into()),
+                },
+                draft("gate.frozen", None),
+            )
+            .await
+            .expect("freeze");
+        // Committed for real: a store opened afresh on the same files (as
+        // the next start would) sees both.
+        let again = SqliteStore::open_with(dir.path(), SHORT)
+            .await
+            .expect("reopen");
+        assert!(again.write("big").await.expect("read").is_some());
+        assert!(again.freeze().await.expect("freeze").frozen);
+        assert_eq!(again.tokens().await.expect("tokens").len(), 1);
+        let v = audit::verify(&again.audit(0, -1).await.expect("audit"));
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.entries, 4);
     }
 }
