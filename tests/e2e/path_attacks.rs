@@ -679,6 +679,28 @@ async fn path_attacks_a_symlink_swapped_in_after_submission_is_refused_when_the_
     assert_eq!(rec["status"], "executed", "{rec}");
     assert!(target.symlink_metadata().is_err());
     assert_eq!(a.outside_state(), outside);
+
+    // (d) The final component of a held delete is swapped for a link
+    // between the hold and the approval: the reviewer approved removing a
+    // file, and what would run removes a link. The approval is bound to
+    // what the connector found (a file): re-verification finds a link, and
+    // the write is held again, naming the change; nothing is removed.
+    std::fs::rename(customer.join("history.orig"), &target).unwrap();
+    let id = a.held("held delete of customer/history.csv", &del(s(&target))).await;
+    std::fs::rename(&target, customer.join("history.orig")).unwrap();
+    symlink(a.outside.join("secret"), &target).unwrap();
+    let rec = a.approve("delete whose file became a link", &id).await;
+    assert_eq!(rec["status"], "held", "target swapped while held: {rec}");
+    let note = last_note(&rec);
+    assert!(note.contains("was fs.file, now fs.symlink"), "{note}");
+    assert!(rec["capture"].is_null(), "nothing captured: {rec}");
+    assert_eq!(
+        std::fs::read_link(&target).unwrap(),
+        a.outside.join("secret"),
+        "the link is left as it was"
+    );
+    assert!(customer.join("history.orig").is_file());
+    assert_eq!(a.outside_state(), outside);
     a.still_serves().await;
 }
 

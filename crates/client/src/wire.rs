@@ -152,6 +152,7 @@ pub struct ResolveRequest {
     /// back). False: it did not (it becomes `failed`).
     pub executed: bool,
     /// What the person checked, for the audit trail.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub reason: String,
 }
 
@@ -292,6 +293,16 @@ pub struct WriteRecord {
     /// person: what enforcement would have stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_hold: Option<ObservedHold>,
+    /// What the connector found at each resource the write touches when
+    /// it was decided (a kind: `fs.file`, `fs.dir`, `fs.symlink`,
+    /// `fs.absent`, …). Approvals bind to it with the decision, and
+    /// re-verification plans the write again and compares: a target
+    /// replaced while the write was held (a file swapped for a link, a
+    /// file created where none was) holds it again, since what a reviewer
+    /// approved is no longer what would run. Empty for connectors that
+    /// describe nothing, and for writes decided before it was kept.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub targets: std::collections::BTreeMap<String, String>,
     /// What the caller may do to it now (role, status, separation of
     /// duties). Filled per caller by the gate when it answers; empty in
     /// what the store keeps.
@@ -427,6 +438,8 @@ pub struct ApproveRequest {
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
+    /// Why, for the audit trail: required, and not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub reason: String,
 }
 
@@ -435,6 +448,8 @@ pub struct RejectRequest {
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
+    /// Why, for the audit trail: required, and not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub reason: String,
     /// Overwrite a target that changed after the write.
     #[serde(default)]
@@ -446,6 +461,8 @@ pub struct RollbackRequest {
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct FreezeRequest {
+    /// Why, for the audit trail: required, and not blank.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub reason: String,
 }
 
@@ -517,6 +534,7 @@ pub struct ModeState {
 pub struct ModeRequest {
     pub mode: GateMode,
     /// Why: kept in the audit trail.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub reason: String,
 }
 

@@ -45,6 +45,9 @@ pub(crate) struct Fake {
     /// capture runs: a freeze that lands between a write's claim and its
     /// execution.
     pub freeze_during_capture: Mutex<Option<std::sync::Arc<crate::store::MemoryStore>>>,
+    /// What its plan finds at the target, as a kind (`fs.file`): none
+    /// describes nothing, as an HTTP connector does.
+    pub found: Mutex<Option<String>>,
 }
 
 impl Fake {
@@ -83,9 +86,11 @@ impl Connector for Fake {
             .and_then(Value::as_str)
             .ok_or_else(|| ConnectorError::invalid("action.target", "required"))?;
         let id = format!("fake:{target}");
+        let mut described = resource(&id, "institution");
+        described.kind = self.found.lock().ok().and_then(|f| f.clone());
         Ok(Plan {
             touches: vec![id.clone()],
-            resources: vec![resource(&id, "institution")],
+            resources: vec![described],
             edges: Vec::new(),
             step: Some(PlanStep {
                 restores: vec![id],

@@ -2,7 +2,7 @@
 //! into a write, with everything that follows from it.
 
 use recourse_client::WriteRecord;
-use recourse_connector::Connector;
+use recourse_connector::{Connector, Plan};
 use recourse_core::{
     decide_with, CatalogGraph, Decision, Evidence, EvidenceKind, Observations, Proposal, Reason,
     ReasonCode, Step, Verdict,
@@ -33,6 +33,50 @@ pub fn decision_hash(d: &Decision<'_>) -> String {
         .map(|b| (b.resource.as_ref(), b.covered))
         .collect();
     sha256_json(&(d.decision, reasons, evidence, radius))
+}
+
+/// What approvals bind to and re-verification compares: the decision's
+/// hash, and what the connector found at the write's targets
+/// ([`WriteRecord::targets`]). With no targets kept (a connector that
+/// describes nothing, a write decided before they were kept) it is the
+/// decision's hash alone, so such writes bind as they always did.
+pub fn binding_hash(d: &Decision<'_>, targets: &BTreeMap<String, String>) -> String {
+    let decided = decision_hash(d);
+    if targets.is_empty() {
+        decided
+    } else {
+        sha256_json(&(decided, targets))
+    }
+}
+
+/// What a connector's plan found at each resource the write touches (see
+/// [`WriteRecord::targets`]): the kind it describes each as.
+pub(crate) fn targets_found(plan: &Plan) -> BTreeMap<String, String> {
+    plan.resources
+        .iter()
+        .filter(|r| plan.touches.contains(&r.id))
+        .filter_map(|r| r.kind.clone().map(|kind| (r.id.clone(), kind)))
+        .collect()
+}
+
+/// The targets that differ between two findings, as a sentence part:
+/// "`fs:/a` was fs.file, now fs.symlink".
+pub(crate) fn targets_changed(
+    before: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> Option<String> {
+    let ids: std::collections::BTreeSet<&String> = before.keys().chain(now.keys()).collect();
+    let changed: Vec<String> = ids
+        .into_iter()
+        .filter(|id| before.get(*id) != now.get(*id))
+        .map(|id| {
+            let kind = |m: &BTreeMap<String, String>| {
+                m.get(id).cloned().unwrap_or_else(|| "not described".into())
+            };
+            format!("`{id}` was {}, now {}", kind(before), kind(now))
+        })
+        .collect();
+    (!changed.is_empty()).then(|| changed.join("; "))
 }
 
 /// Whether the gate may probe `item`'s `check` (section 10): the catalog
@@ -218,7 +262,8 @@ impl Gate {
     }
 
     /// Makes `decision` the write's decision, and recomputes everything that
-    /// follows from it: its hash (what approvals bind to), the approvals it
+    /// follows from it: its hash (what approvals bind to, with the targets
+    /// the record holds: set them first), the approvals it
     /// calls for, whether an approval needs a reason, and the expiry of a
     /// hold. The only place any of these is
     /// set, at submit and whenever re-verification adopts a new decision.
@@ -230,7 +275,7 @@ impl Gate {
     /// always expires; a `hold` that observe mode runs does not wait.
     pub(crate) fn adopt(&self, rec: &mut WriteRecord, decision: Decision<'static>, held: bool) {
         let now = self.now();
-        rec.decision_hash = decision_hash(&decision);
+        rec.decision_hash = binding_hash(&decision, &rec.targets);
         rec.required_approvals = self.required_approvals(&decision);
         rec.approval_needs_reason =
             recourse_client::approval_needs_reason(&rec.connector, &decision);

@@ -43,7 +43,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use evaluate::decision_hash;
+pub use evaluate::{binding_hash, decision_hash};
 pub use machine::Step;
 pub use seal::{ActionKey, SealError};
 pub use submit::read_proposal;

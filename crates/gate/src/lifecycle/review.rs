@@ -2,9 +2,12 @@
 //! proposal and decision it was given for), re-verification before an
 //! approved write runs, rejection, expiry.
 
+use std::collections::BTreeMap;
+
 use recourse_client::{Approval, Permission, WriteRecord, WriteStatus};
 use serde_json::json;
 
+use super::evaluate::{targets_changed, targets_found};
 use super::{Gate, Move, Step, CAS_RETRIES};
 use crate::audit::AuditDraft;
 use crate::auth::Caller;
@@ -156,21 +159,45 @@ impl Gate {
             let why = self.missing_connector(&rec.connector);
             return self.wait(rec, version, actor, why).await;
         };
+        // What stands at the targets now, the connector planning the write
+        // again: a target replaced while the write was held (a file swapped
+        // for a link, a row newly matched) is not what was approved. A
+        // write whose targets were not kept binds to its decision alone. A
+        // plan that fails now (a parent swapped for a link, the target
+        // gone) is left to the run, which refuses it with the connector's
+        // own reason before anything changes.
+        let targets = if rec.targets.is_empty() {
+            BTreeMap::new()
+        } else {
+            match connector.plan(&rec.id, &raw.action).await {
+                Ok(plan) => targets_found(&plan),
+                Err(_) => rec.targets.clone(),
+            }
+        };
         self.refresh_catalog().await?;
         let (decision, _) = self
             .evaluate(None, &rec.id, &raw, connector.as_ref())
             .await?;
-        let hash = super::decision_hash(&decision);
+        let hash = super::binding_hash(&decision, &targets);
         if hash != rec.decision_hash {
             let mut rec = rec;
             let previous = std::mem::take(&mut rec.decision_hash);
+            let changed = targets_changed(&rec.targets, &targets);
+            rec.targets = targets;
             // Held again whatever the new verdict: it waits, and expires.
             self.adopt(&mut rec, decision, true);
             let body = json!({"decision": rec.decision, "previous_decision_hash": previous,
                               "decision_hash": rec.decision_hash,
-                              "required_approvals": rec.required_approvals});
+                              "required_approvals": rec.required_approvals,
+                              "targets": rec.targets});
+            let what = match &changed {
+                Some(targets) => format!(
+                    "a target changed since the decision ({targets}): held again, so that a person approves what would run now"
+                ),
+                None => "the context changed: held again with the new reasons".to_string(),
+            };
             let note = format!(
-                "re-verification found the context changed: held again with the new reasons ({} approval{} needed)",
+                "re-verification found {what} ({} approval{} needed)",
                 rec.required_approvals,
                 if rec.required_approvals == 1 { "" } else { "s" }
             );

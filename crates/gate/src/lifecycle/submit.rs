@@ -1,7 +1,7 @@
 //! Submission: a proposal is planned by its connector, decided, and then
 //! run at once (capture first), held for a person, or refused and recorded.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +14,7 @@ use recourse_core::{
 };
 use serde_json::{json, Value};
 
+use super::evaluate::targets_found;
 use super::{machine, random_id, sha256_json, Gate};
 use crate::audit::AuditDraft;
 use crate::auth::Caller;
@@ -60,6 +61,8 @@ enum Planned {
         connector: Arc<dyn Connector>,
         proposal: Proposal,
         additions: Catalog,
+        /// What the connector found at each touched resource.
+        targets: BTreeMap<String, String>,
     },
     Refused {
         name: String,
@@ -93,15 +96,16 @@ impl Gate {
         }
         let id = random_id("w");
         let started = Instant::now();
-        let (name, connector, proposal, additions) = match self.plan_write(&id, proposal).await? {
+        let (name, connector, proposal, additions, targets) = match self.plan_write(&id, proposal).await? {
             Planned::Ready {
                 name,
                 connector,
                 proposal,
                 additions,
+                targets,
             } => {
                 self.admit_scope(caller, &id, &name, &proposal).await?;
-                (name, connector, proposal, additions)
+                (name, connector, proposal, additions, targets)
             }
             Planned::Refused {
                 name,
@@ -152,7 +156,7 @@ impl Gate {
                 name.clone(),
                 proposal.clone(),
                 submitted_hash.clone(),
-                decision,
+                (decision, targets.clone()),
                 note,
                 mode,
             )?;
@@ -215,6 +219,7 @@ impl Gate {
                 connector,
                 proposal,
                 additions,
+                ..
             } => {
                 self.explain_scope(caller, &name, &proposal)?;
                 // The additions are simulated on a copy of the graph
@@ -296,6 +301,7 @@ impl Gate {
             }
             Err(e) => return Err(e.into()),
         };
+        let targets = targets_found(&plan);
         for t in plan.touches {
             if !proposal.touches.contains(&t) {
                 proposal.touches.push(t);
@@ -342,6 +348,7 @@ impl Gate {
             connector,
             proposal,
             additions,
+            targets,
         })
     }
 
@@ -420,7 +427,7 @@ impl Gate {
         connector: String,
         proposal: Proposal,
         submitted_hash: String,
-        decision: Decision<'static>,
+        (decision, targets): (Decision<'static>, BTreeMap<String, String>),
         note: Option<String>,
         mode: GateMode,
     ) -> Result<WriteRecord, GateError> {
@@ -491,6 +498,7 @@ impl Gate {
             waiting: None,
             vault_gate: None,
             observed_hold: None,
+            targets,
             actions: Vec::new(),
             sealed_proposal: None,
         };

@@ -444,6 +444,50 @@ async fn a_rehold_needs_the_approvals_its_new_decision_calls_for() {
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
 }
 
+/// Found by the path attacks (issue 14): a held delete whose file was
+/// swapped for a link before the approval ran, removing the link: not what
+/// the reviewer approved. What the connector finds at the target now binds
+/// the approval with the decision: re-verification plans the write again,
+/// holds it when a target changed, and the approval given for the file
+/// does not count for the link.
+#[tokio::test]
+async fn a_target_replaced_while_held_holds_the_write_again() {
+    let w = world();
+    w.catalog(&[("fake:acct", "customer")], &[]).await;
+    *w.fake.found.lock().unwrap() = Some("fs.file".into());
+    let rec = w.submit("acct").await;
+    assert_eq!(rec.status, WriteStatus::Held);
+    assert_eq!(rec.targets.get("fake:acct").map(String::as_str), Some("fs.file"));
+
+    *w.fake.found.lock().unwrap() = Some("fs.symlink".into());
+    let rec = w.gate.approve(&reviewer(1), &rec.id, why()).await.unwrap();
+    assert_eq!(rec.status, WriteStatus::Held, "a target changed: {rec:?}");
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
+    let note = rec.history.last().and_then(|t| t.note.clone()).unwrap_or_default();
+    assert!(
+        note.contains("`fake:acct` was fs.file, now fs.symlink"),
+        "the note names the change: {note}"
+    );
+    assert_eq!(rec.targets.get("fake:acct").map(String::as_str), Some("fs.symlink"));
+
+    // Approved again, for what stands there now: it runs.
+    let rec = w.gate.approve(&reviewer(2), &rec.id, why()).await.unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed, "{rec:?}");
+    assert_eq!(w.fake.executions.load(Ordering::SeqCst), 1);
+}
+
+/// A target as it was when the write was decided runs on the first
+/// approval (the binding is not a re-hold on every approval).
+#[tokio::test]
+async fn an_unchanged_target_runs_on_its_approval() {
+    let w = world();
+    w.catalog(&[("fake:acct", "customer")], &[]).await;
+    *w.fake.found.lock().unwrap() = Some("fs.file".into());
+    let rec = w.submit("acct").await;
+    let rec = w.gate.approve(&reviewer(1), &rec.id, why()).await.unwrap();
+    assert_eq!(rec.status, WriteStatus::Executed, "{rec:?}");
+}
+
 /// Found in the audit of issue 10: a write held only because the gate was
 /// frozen, approved after the resume, is re-verified, and its new decision
 /// (`proceed`, the freeze gone) differs, so it is held again. The expiry of
