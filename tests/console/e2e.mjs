@@ -365,6 +365,8 @@ try {
     await shot("08-rollback-verified");
     const verdict = await (await browser.$(tid("rollback-verdict"))).getText();
     if (/NOT/.test(verdict)) throw new Error(verdict);
+    // The report lists what was restored and verified, by item.
+    await (await browser.$(tid("rollback-restored"))).waitForExist({ timeout: 5000 });
     await click(tid("rollback-close"));
     const missing = JSON.parse(env("E2E_RESTORED")).filter((p) => !fs.existsSync(p));
     if (missing.length) throw new Error(`not back on disk: ${missing.join(", ")}`);

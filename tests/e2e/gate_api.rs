@@ -221,6 +221,12 @@ async fn rewind_previews_then_undoes_newest_first() {
     for name in ["a", "b", "c"] {
         assert!(!gate.root.join(name).exists(), "preview undoes nothing");
     }
+    // Each item says what comes back (the deleted file, which the vault's
+    // snapshot restores) and that nothing stays beyond its rollback.
+    for item in &preview.items {
+        assert_eq!(item.comes_back, item.write.touches, "{item:?}");
+        assert!(item.stays.is_empty(), "{item:?}");
+    }
     let done = lead.rewind(&req(false)).await.unwrap();
     assert!(
         done.items

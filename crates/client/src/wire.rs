@@ -576,6 +576,43 @@ pub struct RewindItem {
     pub rollback: Option<RollbackReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What its rollback puts back: the resources of its blast radius that
+    /// an available step restores (the first [`REWIND_LISTED`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comes_back: Vec<String>,
+    /// What no rollback puts back: the resources of its blast radius that
+    /// are external or that no available step restores (the first
+    /// [`REWIND_LISTED`]), so a preview says what a rewind leaves as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stays: Vec<String>,
+}
+
+/// How many resources a rewind item names in `comes_back` and in `stays`.
+pub const REWIND_LISTED: usize = 100;
+
+impl RewindItem {
+    /// An item for `rec`, with what its rollback puts back and what it
+    /// cannot, read off its decision's blast radius.
+    pub fn of(rec: &WriteRecord, rollback: Option<RollbackReport>, error: Option<String>) -> Self {
+        let (mut comes_back, mut stays) = (Vec::new(), Vec::new());
+        for e in &rec.decision.blast_radius {
+            let list = if e.covered && e.reach != recourse_core::Reach::External {
+                &mut comes_back
+            } else {
+                &mut stays
+            };
+            if list.len() < REWIND_LISTED {
+                list.push(e.resource.to_string());
+            }
+        }
+        RewindItem {
+            write: rec.summary(),
+            rollback,
+            error,
+            comes_back,
+            stays,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -752,4 +789,34 @@ pub struct ErrorDetail {
 pub struct Explained {
     pub proposal: Proposal,
     pub decision: Decision<'static>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rewind item names what its rollback puts back and what it leaves:
+    /// the external resource and the uncovered one stay, the covered one
+    /// comes back.
+    #[test]
+    fn a_rewind_item_says_what_comes_back_and_what_stays() {
+        let rec: WriteRecord = serde_json::from_value(serde_json::json!({
+            "id": "w-1", "agent": "bot", "status": "executed", "connector": "fs",
+            "proposal": {"agent": "bot", "intent": "close", "action": {"connector": "fs", "op": "delete", "path": "/srv/a"},
+                         "touches": ["fs:/srv/a"]},
+            "decision": {"decision": "hold", "reasons": [], "bearers": ["customer"], "evidence": [],
+                "blast_radius": [
+                    {"resource": "fs:/srv/a", "depth": 0, "reach": "controlled", "bearer": "institution", "covered": true},
+                    {"resource": "licenses:4411", "depth": 1, "reach": "external", "bearer": "customer", "covered": false},
+                    {"resource": "report:m", "depth": 1, "reach": "observed", "bearer": "institution", "covered": false}
+                ]},
+            "proposal_hash": "p", "decision_hash": "d", "submitted_hash": "s",
+            "created_at": "2026-12-01T00:00:00Z", "updated_at": "2026-12-01T00:00:00Z",
+            "required_approvals": 1
+        }))
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let item = RewindItem::of(&rec, None, None);
+        assert_eq!(item.comes_back, vec!["fs:/srv/a"]);
+        assert_eq!(item.stays, vec!["licenses:4411", "report:m"]);
+    }
 }

@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { call, commands } from "../api";
 import type { ConsoleError, RewindReport } from "../api";
+import type { RewindItem } from "../bindings";
 import { describeError, STATUS_TEXT } from "../logic/text";
 
 /** Rewind: preview what would be undone since a time (optionally one
@@ -80,10 +81,31 @@ export function IncidentView(props: { onError: (e: ConsoleError) => void; onChan
                 {i.write.intent || i.write.id} — {i.write.agent} · {STATUS_TEXT[i.write.status]}
                 {i.rollback ? ` · ${i.rollback.verified ? "verified" : "NOT verified"}` : ""}
                 {i.error ? <span className="warn"> · {i.error}</span> : null}
+                <RewindAccount item={i} />
               </li>
             ))}
           </ol>
         </div>
+      )}
+    </div>
+  );
+}
+
+/** Per write of a rewind: what comes back, and what stays as the write left
+ * it (external, or no available step restores it). */
+function RewindAccount(props: { item: RewindItem }) {
+  const back = props.item.comes_back ?? [];
+  const stays = props.item.stays ?? [];
+  const few = (xs: string[]) => xs.slice(0, 3).join(", ") + (xs.length > 3 ? ` and ${xs.length - 3} more` : "");
+  return (
+    <div className="small" data-testid="rewind-account">
+      {back.length > 0 && <div>Comes back: {few(back)}</div>}
+      {stays.length > 0 ? (
+        <div className="warn" data-testid="rewind-stays">
+          Stays as the write left it (no rollback reaches it): {few(stays)}
+        </div>
+      ) : (
+        <div>Nothing in its blast radius lies beyond its rollback.</div>
       )}
     </div>
   );

@@ -3,7 +3,9 @@ import { call, commands } from "../api";
 import type { ConsoleError, WriteRecord } from "../api";
 import type { StepView } from "../logic/graph";
 import { describeError, STATUS_TEXT } from "../logic/text";
+import { rollbackAccount, rollbackVerdict } from "../logic/rollback";
 import { Dialog } from "./Dialog";
+import { RollbackAccountView } from "./RollbackReport";
 
 /** Shows the plan, asks for a reason and a confirmation, then shows what the
  * gate verified: restored only where the check against the capture passed. */
@@ -35,24 +37,15 @@ export function RollbackDialog(props: {
 
   if (result) {
     const rep = result.rollback;
+    const account = rollbackAccount(result);
     return (
       <Dialog title="Rollback result" onClose={() => props.onDone(result)} testid="rollback-result">
         <div className={rep?.verified ? "banner ok" : "banner error"} data-testid="rollback-verdict">
-          {rep
-            ? rep.verified
-              ? "Rolled back and verified: every item matches what was captured before the write."
-              : "The rollback did NOT verify. See the items below."
+          {rep && account
+            ? rollbackVerdict(rep.verified, account)
             : `The gate answered without a report. Status: ${STATUS_TEXT[result.status]}.`}
         </div>
-        {rep && (
-          <ul className="small" data-testid="rollback-items">
-            {rep.items.map((i) => (
-              <li key={i.resource}>
-                {i.resource}: <strong>{i.status}</strong> {i.detail ?? ""}
-              </li>
-            ))}
-          </ul>
-        )}
+        <RollbackAccountView write={result} />
         <p className="small">Status now: {STATUS_TEXT[result.status]}</p>
         <div className="row end">
           <button className="primary" onClick={() => props.onDone(result)} data-testid="rollback-close">

@@ -4,12 +4,14 @@ import type { ConsoleError, Role, WriteRecord } from "../api";
 import { coverageOf, pathTo, planSteps, whoPays } from "../logic/graph";
 import { moveSelection, relative } from "../logic/queue";
 import { approveWithheld, buttonsFor } from "../logic/roles";
+import { rollbackAccount, rollbackVerdict } from "../logic/rollback";
 import { cannotUndo, sentText } from "../logic/stakes";
-import { describeError, EVIDENCE_TEXT, heldForText, REASON_TITLE, RESTORE_TEXT, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
+import { describeError, EVIDENCE_TEXT, heldForText, REASON_TITLE, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
 import { BlastGraph, Legend } from "./BlastGraph";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
 import { ResolveDialog } from "./ResolveDialog";
 import { RollbackDialog } from "./RollbackDialog";
+import { RollbackAccountView } from "./RollbackReport";
 
 function fmt(iso: string | null | undefined): string {
   if (!iso) return "";
@@ -347,17 +349,8 @@ export function WriteView(props: {
       {w.rollback && (
         <section className={w.rollback.verified ? "card okcard" : "card badcard"} data-testid="rollback-report">
           <h3>Rollback {w.rollback.verified ? "verified" : "NOT verified"}{w.rollback.forced ? " (forced)" : ""}</h3>
-          <ul className="small">
-            {w.rollback.items.map((i) => (
-              <li key={i.resource}>
-                {i.resource}:{" "}
-                <strong data-testid="restore-status" data-status={i.status}>
-                  {RESTORE_TEXT[i.status] ?? i.status}
-                </strong>{" "}
-                {i.detail ?? ""}
-              </li>
-            ))}
-          </ul>
+          {rollbackAccount(w) && <p data-testid="rollback-report-verdict">{rollbackVerdict(w.rollback.verified, rollbackAccount(w)!)}</p>}
+          <RollbackAccountView write={w} />
         </section>
       )}
 

@@ -86,27 +86,18 @@ impl Gate {
         let mut items = Vec::new();
         for (_, rec) in due {
             if req.preview {
-                items.push(RewindItem {
-                    write: rec.summary(),
-                    rollback: None,
-                    error: None,
-                });
+                items.push(RewindItem::of(&rec, None, None));
                 continue;
             }
             match self
                 .rollback(caller, &rec.id, req.reason.clone(), req.force)
                 .await
             {
-                Ok(after) => items.push(RewindItem {
-                    write: after.summary(),
-                    rollback: after.rollback,
-                    error: None,
-                }),
-                Err(e) => items.push(RewindItem {
-                    write: rec.summary(),
-                    rollback: None,
-                    error: Some(e.public_message()),
-                }),
+                Ok(after) => {
+                    let report = after.rollback.clone();
+                    items.push(RewindItem::of(&after, report, None))
+                }
+                Err(e) => items.push(RewindItem::of(&rec, None, Some(e.public_message()))),
             }
             crash_point!(crash_points::REWIND_AFTER_ITEM);
         }
