@@ -308,6 +308,14 @@ pub struct WriteRecord {
     /// what the store keeps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<WriteAction>,
+    /// The catalog's titles of the resources its decision names (what it
+    /// touches and its blast radius, the first [`TITLES_LISTED`]), for a
+    /// caller who may read the catalog: "Fifteen years of purchase
+    /// history" is what makes a reviewer stop, not `history:seller-4411`.
+    /// Filled per caller when the gate answers; empty in what the store
+    /// keeps.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub titles: std::collections::BTreeMap<String, String>,
     /// The proposal as submitted (secrets in clear), encrypted with the
     /// gate's action key and bound to this write's id; `proposal` is the
     /// masked form. Kept only while a connector may still need it, and
@@ -586,6 +594,9 @@ pub struct RewindItem {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stays: Vec<String>,
 }
+
+/// How many resources of a write's decision the gate gives titles for.
+pub const TITLES_LISTED: usize = 1000;
 
 /// How many resources a rewind item names in `comes_back` and in `stays`.
 pub const REWIND_LISTED: usize = 100;

@@ -177,7 +177,7 @@ export function WriteView(props: {
           <ul className="small">
             {undo.map((u) => (
               <li key={u.resource}>
-                <strong>{u.resource}</strong>
+                <Named id={u.resource} titles={w.titles} strong />
                 {u.bearer !== "institution" ? <span className="badge bearer">⚑ {u.bearer} pays</span> : null} — {u.why}
               </li>
             ))}
@@ -202,7 +202,7 @@ export function WriteView(props: {
                   <div>{r.detail}</div>
                   {(r.resource || r.evidence || r.step != null) && (
                     <div className="muted small">
-                      about {r.resource ? <button className="link" onClick={() => setNode(r.resource ?? null)}>{r.resource}</button> : r.evidence ? `evidence ${r.evidence}` : `step ${(r.step ?? 0) + 1}`}
+                      about {r.resource ? <button className="link" onClick={() => setNode(r.resource ?? null)}><Named id={r.resource} titles={w.titles} /></button> : r.evidence ? `evidence ${r.evidence}` : `step ${(r.step ?? 0) + 1}`}
                       {r.path && r.path.length > 1 ? ` · via ${r.path.join(" → ")}` : ""}
                     </div>
                   )}
@@ -226,7 +226,12 @@ export function WriteView(props: {
               {pays.map((p) => (
                 <li key={p.bearer}>
                   <span className="badge bearer">⚑ {p.bearer}</span> bears {p.resources.length === 1 ? "" : `${p.resources.length} resources: `}
-                  {p.resources.join(", ")}
+                  {p.resources.map((id, i) => (
+                    <span key={id}>
+                      {i > 0 ? ", " : ""}
+                      <Named id={id} titles={w.titles} />
+                    </span>
+                  ))}
                 </li>
               ))}
             </ul>
@@ -255,8 +260,9 @@ export function WriteView(props: {
             {entry ? (
               <>
                 <h4 className="ellipsis" title={entry.resource}>
-                  {entry.resource}
+                  {w.titles?.[entry.resource] ?? entry.resource}
                 </h4>
+                {w.titles?.[entry.resource] ? <p className="muted small">{entry.resource}</p> : null}
                 <p className="small">
                   <span className={`cov c-${coverageOf(entry)}`}>{coverageOf(entry)}</span> · {entry.reach} · depth {entry.depth} ·{" "}
                   {entry.depth === 0 ? "touched" : "reached"} · borne by {entry.bearer}
@@ -416,3 +422,15 @@ export function WriteView(props: {
   );
 }
 
+
+/** A resource by its catalog title, with its id beside it; the id alone
+ * when the catalog gives it no title (or the caller may not read it). */
+function Named(props: { id: string; titles?: Partial<Record<string, string>>; strong?: boolean }) {
+  const title = props.titles?.[props.id];
+  if (!title) return props.strong ? <strong>{props.id}</strong> : <>{props.id}</>;
+  return (
+    <>
+      {props.strong ? <strong>{title}</strong> : title} <span className="muted small">({props.id})</span>
+    </>
+  );
+}

@@ -153,6 +153,39 @@ async fn each_caller_is_offered_what_the_gate_will_accept() {
     assert_eq!(rec.actions, vec![WriteAction::Rollback]);
 }
 
+/// A write is answered with the catalog's titles of what its decision
+/// names, to those who may read the catalog; an agent, which may not, gets
+/// none (the titles are the catalog's, not the write's).
+#[tokio::test]
+async fn titles_come_with_a_write_for_those_who_may_read_the_catalog() {
+    let api = api().await;
+    let mut titled = resource("fake:cust", "customer");
+    titled.title = Some("Fifteen years of purchase history".into());
+    let add = recourse_core::Catalog {
+        resources: vec![titled],
+        edges: vec![],
+    };
+    api.store.upsert_catalog(&add, true, None).await.unwrap();
+    let held = api.submit("cust").await;
+    assert!(held.titles.is_empty(), "an agent gets no titles: {:?}", held.titles);
+    for who in ["rev", "lead", "risk"] {
+        let (_, rec) = api
+            .call(who, "GET", &format!("/v1/writes/{}", held.id), None)
+            .await;
+        let rec: WriteRecord = serde_json::from_value(rec).unwrap();
+        assert_eq!(
+            rec.titles.get("fake:cust").map(String::as_str),
+            Some("Fifteen years of purchase history"),
+            "{who}"
+        );
+    }
+    let (_, rec) = api
+        .call("bot", "GET", &format!("/v1/writes/{}", held.id), None)
+        .await;
+    let rec: WriteRecord = serde_json::from_value(rec).unwrap();
+    assert!(rec.titles.is_empty());
+}
+
 /// Friction matches the stakes, at the gate: a customer bears this write,
 /// so an approval without a written reason is a 422 naming the field, and
 /// nothing is recorded; the write says so itself, in the list and alone.

@@ -51,8 +51,8 @@ async fn submit(
     Auth(caller): Auth,
     Body(body): Body<serde_json::Value>,
 ) -> Result<(StatusCode, Json<WriteRecord>), ApiError> {
-    let (mut record, created) = gate.submit(&caller, body).await?;
-    record.actions = gate.actions_for(&caller, &record).await;
+    let (record, created) = gate.submit(&caller, body).await?;
+    let record = gate.for_caller(&caller, record).await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -192,8 +192,8 @@ async fn approve(
     Path(id): Path<String>,
     Body(req): Body<ApproveRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    let mut rec = gate.approve(&caller, &id, req.comment).await?;
-    rec.actions = gate.actions_for(&caller, &rec).await;
+    let rec = gate.approve(&caller, &id, req.comment).await?;
+    let rec = gate.for_caller(&caller, rec).await;
     Ok(Json(rec))
 }
 
@@ -218,8 +218,8 @@ async fn reject(
     Path(id): Path<String>,
     Body(req): Body<RejectRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    let mut rec = gate.reject(&caller, &id, req.reason).await?;
-    rec.actions = gate.actions_for(&caller, &rec).await;
+    let rec = gate.reject(&caller, &id, req.reason).await?;
+    let rec = gate.for_caller(&caller, rec).await;
     Ok(Json(rec))
 }
 
@@ -245,8 +245,8 @@ async fn rollback(
     Path(id): Path<String>,
     Body(req): Body<RollbackRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    let mut rec = gate.rollback(&caller, &id, req.reason, req.force).await?;
-    rec.actions = gate.actions_for(&caller, &rec).await;
+    let rec = gate.rollback(&caller, &id, req.reason, req.force).await?;
+    let rec = gate.for_caller(&caller, rec).await;
     Ok(Json(rec))
 }
 
@@ -272,7 +272,7 @@ async fn resolve(
     Path(id): Path<String>,
     Body(req): Body<ResolveRequest>,
 ) -> Result<Json<WriteRecord>, ApiError> {
-    let mut rec = gate.resolve(&caller, &id, req.executed, req.reason).await?;
-    rec.actions = gate.actions_for(&caller, &rec).await;
+    let rec = gate.resolve(&caller, &id, req.executed, req.reason).await?;
+    let rec = gate.for_caller(&caller, rec).await;
     Ok(Json(rec))
 }

@@ -392,8 +392,39 @@ impl Gate {
         if !caller.role.may(Permission::ReadAllWrites) && rec.agent != caller.name {
             return Err(GateError::NotFound(format!("no write `{id}`")));
         }
+        Ok(self.shown(self.for_caller(caller, rec).await))
+    }
+
+    /// A write as `caller` is answered it: what they may do to it now, and
+    /// the catalog's titles of what its decision names if they may read
+    /// the catalog (an agent may not).
+    pub async fn for_caller(&self, caller: &Caller, mut rec: WriteRecord) -> WriteRecord {
         rec.actions = self.actions_for(caller, &rec).await;
-        Ok(self.shown(rec))
+        rec.titles = if caller.can(Permission::ReadCatalog) {
+            let ids: Vec<String> = rec
+                .proposal
+                .touches
+                .iter()
+                .cloned()
+                .chain(rec.decision.blast_radius.iter().map(|e| e.resource.to_string()))
+                .take(recourse_client::TITLES_LISTED)
+                .collect();
+            // Titles help; a catalog that cannot be read now leaves them out
+            // rather than failing the answer.
+            self.read_catalog(move |g| {
+                ids.into_iter()
+                    .filter_map(|id| {
+                        let title = g.get(&id)?.title.clone()?;
+                        Some((id, title))
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        rec
     }
 
     /// What `caller` may do to `rec` now: the role's permissions, the
