@@ -572,7 +572,18 @@ export type RestoreStatus = "restored" |
  * it is not sent twice. A person checks the target.
  */
 "sent"
-export type RewindItem = { write: WriteSummary; rollback?: RollbackReport | null; error?: string | null }
+export type RewindItem = { write: WriteSummary; rollback?: RollbackReport | null; error?: string | null; 
+/**
+ * What its rollback puts back: the resources of its blast radius that
+ * an available step restores (the first 100).
+ */
+comes_back: string[]; 
+/**
+ * What no rollback puts back: the resources of its blast radius that
+ * are external or that no available step restores (the first 100), so
+ * a preview says what a rewind leaves as it is.
+ */
+stays: string[] }
 export type RewindReport = { preview: boolean; 
 /**
  * Newest first: the order they are (or would be) undone in.
@@ -762,11 +773,31 @@ vault_gate?: string | null;
  */
 observed_hold?: ObservedHold | null; 
 /**
+ * What the connector found at each resource the write touches when
+ * it was decided (a kind: `fs.file`, `fs.dir`, `fs.symlink`,
+ * `fs.absent`, …). Approvals bind to it with the decision, and
+ * re-verification plans the write again and compares: a target
+ * replaced while the write was held (a file swapped for a link, a
+ * file created where none was) holds it again, since what a reviewer
+ * approved is no longer what would run. Empty for connectors that
+ * describe nothing, and for writes decided before it was kept.
+ */
+targets: Partial<{ [key in string]: string }>; 
+/**
  * What the caller may do to it now (role, status, separation of
  * duties). Filled per caller by the gate when it answers; empty in
  * what the store keeps.
  */
 actions: WriteAction[]; 
+/**
+ * The catalog's titles of the resources its decision names (what it
+ * touches and its blast radius, the first 1,000), for a
+ * caller who may read the catalog: "Fifteen years of purchase
+ * history" is what makes a reviewer stop, not `history:seller-4411`.
+ * Filled per caller when the gate answers; empty in what the store
+ * keeps.
+ */
+titles: Partial<{ [key in string]: string }>; 
 /**
  * The proposal as submitted (secrets in clear), encrypted with the
  * gate's action key and bound to this write's id; `proposal` is the

@@ -309,7 +309,7 @@ pub struct WriteRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<WriteAction>,
     /// The catalog's titles of the resources its decision names (what it
-    /// touches and its blast radius, the first [`TITLES_LISTED`]), for a
+    /// touches and its blast radius, the first 1,000), for a
     /// caller who may read the catalog: "Fifteen years of purchase
     /// history" is what makes a reviewer stop, not `history:seller-4411`.
     /// Filled per caller when the gate answers; empty in what the store
@@ -585,20 +585,22 @@ pub struct RewindItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// What its rollback puts back: the resources of its blast radius that
-    /// an available step restores (the first [`REWIND_LISTED`]).
+    /// an available step restores (the first 100).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comes_back: Vec<String>,
     /// What no rollback puts back: the resources of its blast radius that
-    /// are external or that no available step restores (the first
-    /// [`REWIND_LISTED`]), so a preview says what a rewind leaves as it is.
+    /// are external or that no available step restores (the first 100), so
+    /// a preview says what a rewind leaves as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stays: Vec<String>,
 }
 
-/// How many resources of a write's decision the gate gives titles for.
+/// How many resources of a write's decision the gate gives titles for (the
+/// field's doc says 1,000: keep them in step).
 pub const TITLES_LISTED: usize = 1000;
 
-/// How many resources a rewind item names in `comes_back` and in `stays`.
+/// How many resources a rewind item names in `comes_back` and in `stays`
+/// (its field docs say 100: keep them in step).
 pub const REWIND_LISTED: usize = 100;
 
 impl RewindItem {

@@ -388,7 +388,7 @@ impl Gate {
     /// A write, if the caller may see it (agents see their own), with the
     /// actions the caller may take on it now.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<WriteRecord, GateError> {
-        let (mut rec, _) = self.load(id).await?;
+        let (rec, _) = self.load(id).await?;
         if !caller.role.may(Permission::ReadAllWrites) && rec.agent != caller.name {
             return Err(GateError::NotFound(format!("no write `{id}`")));
         }

@@ -396,7 +396,7 @@ impl Gate {
             connector,
             proposal,
             submitted_hash,
-            decision,
+            (decision, BTreeMap::new()),
             None,
             GateMode::Enforce,
         )?;
@@ -500,6 +500,7 @@ impl Gate {
             observed_hold: None,
             targets,
             actions: Vec::new(),
+            titles: BTreeMap::new(),
             sealed_proposal: None,
         };
         self.adopt(&mut record, decision, status == WriteStatus::Held);
