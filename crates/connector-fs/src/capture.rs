@@ -202,7 +202,7 @@ impl Inner {
                     place.abs
                 ))
             }
-            Err(b) => ConnectorError::Unavailable(format!(
+            Err(b) => ConnectorError::Resumable(format!(
                 "{e}; `{}` is in the vault at `{}` and could not be put back ({b}): calling the capture again finishes it",
                 place.abs,
                 at.display()

@@ -393,11 +393,11 @@ fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Connect
 /// An error after the step changed the target (took its tree, left
 /// scratch beside it) and that calling the step again finishes: never
 /// `Io`, which says nothing changed and would let the gate settle the
-/// write as not run with the target half done; `Unavailable`, so the gate
-/// retries. A failed fsync stays a durability failure.
+/// write as not run with the target half done; `Resumable`, so the gate
+/// calls again. A failed fsync stays a durability failure.
 fn resumable(e: ConnectorError, note: &str) -> ConnectorError {
     match e {
-        ConnectorError::Io(m) => ConnectorError::Unavailable(format!("{m}; {note}")),
+        ConnectorError::Io(m) => ConnectorError::Resumable(format!("{m}; {note}")),
         other => other,
     }
 }

@@ -573,6 +573,7 @@ async fn judge_error(
             );
             "durability (the gate freezes)".into()
         }
+        ConnectorError::Resumable(_) => "resumable (the gate calls again)".into(),
         ConnectorError::Unavailable(_) => "unavailable (the gate retries)".into(),
         ConnectorError::Drift(_)
         | ConnectorError::Invalid { .. }
@@ -694,7 +695,7 @@ async fn run_once(
         .collect();
     if !scratch.is_empty() {
         assert!(
-            matches!(err, ConnectorError::Unavailable(_) | ConnectorError::Durability(_)),
+            matches!(err, ConnectorError::Resumable(_) | ConnectorError::Durability(_)),
             "{what}: {step} failed ({err:?}) and left {scratch:?} beside the target without saying to call again"
         );
         now.retain(|k, _| !scratch.iter().any(|s| under(k, s)));
@@ -718,8 +719,8 @@ async fn run_once(
             "{what}: {step} failed ({err}); nothing in the vault, so the target must be as before"
         ),
         Vault::CutRename => assert!(
-            matches!(err, ConnectorError::Unavailable(_) | ConnectorError::Durability(_)),
-            "{what}: a capture cut after its rename must say it is to be retried (or that durability failed): {err:?}"
+            matches!(err, ConnectorError::Resumable(_) | ConnectorError::Durability(_)),
+            "{what}: a capture cut after its rename must say it is to be called again (or that durability failed): {err:?}"
         ),
         Vault::Complete => {}
     }
@@ -880,6 +881,7 @@ async fn restore_once(
                     );
                     "io"
                 }
+                ConnectorError::Resumable(_) => "resumable",
                 ConnectorError::Unavailable(_) => "unavailable",
                 other => panic!("{what}: an I/O fault reported as {other:?}"),
             };

@@ -47,11 +47,15 @@ pub enum ConnectorError {
     /// The target could not be reached or was busy (connection refused, a
     /// pool timeout, a lock): nothing changed, and trying again later may
     /// work. The gate retries with backoff instead of failing the write.
-    /// Also a step cut short after it changed the target in a way that
-    /// calling it again finishes (the fs connector's capture, its tree in
-    /// the vault): "nothing ran" would be false, and the retry completes it.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A step cut short after it changed the target in a way that calling
+    /// it again finishes (the fs connector's capture, its tree already in
+    /// the vault; a vault record that could not be read, so "nothing
+    /// changed" cannot be said). "Nothing ran" would be false: the gate
+    /// calls again, with backoff, and never settles the write as not run.
+    #[error("cut short, to be called again: {0}")]
+    Resumable(String),
     /// The action may or may not have taken effect (a request sent whose
     /// answer never came). The gate asks `applied`, and a person decides
     /// when that cannot tell.

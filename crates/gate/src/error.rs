@@ -186,6 +186,7 @@ impl From<ConnectorError> for GateError {
             ConnectorError::Drift(m) => GateError::conflict("drift", m),
             e @ (ConnectorError::Io(_)
             | ConnectorError::Unavailable(_)
+            | ConnectorError::Resumable(_)
             | ConnectorError::Uncertain(_)
             | ConnectorError::Durability(_)) => GateError::Target(e.to_string()),
         }
@@ -195,7 +196,8 @@ impl From<ConnectorError> for GateError {
 /// What the lifecycle does about a connector's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Nothing changed and trying later may work: retry with backoff.
+    /// Nothing changed and trying later may work, or a step was cut short
+    /// and calling again finishes it: retry with backoff.
     Transient,
     /// The step may or may not have taken effect: ask the connector's
     /// evidence, and a person when that cannot tell.
@@ -209,7 +211,9 @@ pub enum ErrorClass {
 /// The one place connector errors are classified.
 pub fn classify(e: &ConnectorError) -> ErrorClass {
     match e {
-        ConnectorError::Unavailable(_) => ErrorClass::Transient,
+        // Both are called again: nothing changed yet, or what changed is
+        // finished by the next call.
+        ConnectorError::Unavailable(_) | ConnectorError::Resumable(_) => ErrorClass::Transient,
         ConnectorError::Uncertain(_) => ErrorClass::Uncertain,
         ConnectorError::Durability(_) => ErrorClass::Durability,
         ConnectorError::Io(_)
