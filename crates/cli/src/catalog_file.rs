@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use recourse_client::{CatalogPlan, CatalogReplacement, GateClient, Redecided};
 use recourse_core::catalog_diff::{self, CatalogDiff, FieldChange};
 use recourse_core::{Catalog, CatalogCase, CatalogGraph, Reason, Verdict};
-use recourse_gate::store::CatalogStore;
 
 use super::{open_store, Remote, StoreAtOptional};
 
