@@ -90,6 +90,7 @@ async fn export_edit_plan_apply_with_a_real_gate() {
         .contains("[[edges]]"));
 
     // The plan: the edge goes, and the held write would now proceed.
+    let (entries, catalog_before) = (gate.audit_len().await, risk.catalog().await.unwrap());
     let (code, out, err) = run(&[
         "catalog",
         "plan",
@@ -125,7 +126,8 @@ async fn export_edit_plan_apply_with_a_real_gate() {
     let version = plan.version.to_string();
 
     let before = risk.catalog().await.unwrap();
-    let entries = gate.audit_len().await;
+    assert_eq!(before, catalog_before, "a plan changes nothing");
+    assert_eq!(gate.audit_len().await, entries, "a plan audits nothing");
     // An agent may neither plan nor apply.
     for cmd in ["plan", "apply"] {
         let (code, _, err) = run(&[
