@@ -6,6 +6,7 @@
 
 mod audit_anchor;
 mod audit_fails_closed;
+mod catalog_file;
 mod crash_sweep;
 mod durability;
 mod events;

@@ -580,3 +580,50 @@ async fn an_fs_rollback_is_refused_by_a_gate_without_its_vault_and_names_the_gat
     assert_eq!(back.status, WriteStatus::RolledBack, "{:?}", back.rollback);
     assert!(!file.exists());
 }
+
+/// A catalog replaced through one gate is the catalog every gate decides
+/// with, removals included: gate B's cache held the customer-borne folder
+/// (its write there was held); gate A replaces the catalog without it, and
+/// B's next write there runs. B's plan, made before, said so.
+#[tokio::test]
+async fn a_catalog_replaced_on_one_gate_is_the_catalog_of_every_gate() {
+    let Some(db) = FreshDb::create() else { return };
+    let (a, b, dir, _vault) = two_gates(&db).await;
+    let held = b
+        .client(&b.tokens.agent)
+        .submit_json(&fs_write(&dir.join("a.txt"), "a"))
+        .await
+        .unwrap();
+    assert_eq!(held.status, WriteStatus::Held, "{:?}", codes(&held));
+    let mut file = a.client(&a.tokens.risk).catalog().await.unwrap();
+    let folder = format!("fs:{}", dir.display());
+    file.resources.retain(|r| r.id != folder);
+    let req = recourse_client::CatalogReplacement {
+        catalog: file.clone(),
+        expect_version: None,
+        recent: None,
+    };
+    let plan = b.client(&b.tokens.risk).plan_catalog(&req).await.unwrap();
+    assert_eq!(plan.diff.resources_removed.len(), 1);
+    assert_eq!(plan.writes.len(), 1, "{plan:?}");
+    assert_eq!(plan.writes[0].id, held.id);
+    assert_eq!(plan.writes[0].after, recourse_core::Verdict::Proceed);
+    let done = a
+        .client(&a.tokens.risk)
+        .replace_catalog(&recourse_client::CatalogReplacement {
+            expect_version: Some(plan.version),
+            ..req
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.version, plan.version + 1);
+    let ran = b
+        .client(&b.tokens.agent)
+        .submit_json(&fs_write(&dir.join("b.txt"), "b"))
+        .await
+        .unwrap();
+    assert_eq!(ran.status, WriteStatus::Executed, "{:?}", codes(&ran));
+    let seen = b.client(&b.tokens.risk).catalog().await.unwrap();
+    assert!(seen.resources.iter().all(|r| r.id != folder));
+    assert_chain_verifies_on(&[&a, &b], &db).await;
+}

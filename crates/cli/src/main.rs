@@ -1,5 +1,6 @@
 //! `recourse`: the command line (section 9 of the contract).
 
+mod catalog_file;
 mod demo;
 
 use std::path::{Path, PathBuf};
@@ -443,6 +444,10 @@ enum CatalogCommand {
         #[arg(long, env = "RECOURSE_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// The catalog as a file under version control: export, plan, apply,
+    /// test (docs/catalog.md).
+    #[command(flatten)]
+    File(catalog_file::FileCommand),
 }
 
 #[derive(Subcommand)]
@@ -586,6 +591,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             gate,
             token,
         }) => import_sql(&name, &url, gate, token).await,
+        Command::Catalog(CatalogCommand::File(cmd)) => catalog_file::run(cmd).await,
         Command::Mcp(r) => recourse_mcp::serve_stdio(&r.gate, r.token.as_deref().unwrap_or(""))
             .await
             .map(|()| ExitCode::SUCCESS)

@@ -222,6 +222,20 @@ impl GateClient {
         self.post("/v1/catalog", catalog).await
     }
 
+    /// What making the gate's catalog exactly `req.catalog` would change.
+    pub async fn plan_catalog(&self, req: &CatalogReplacement) -> Result<CatalogPlan, ClientError> {
+        self.post("/v1/catalog/plan", req).await
+    }
+
+    /// Makes the gate's catalog exactly `req.catalog` (removals included).
+    pub async fn replace_catalog(
+        &self,
+        req: &CatalogReplacement,
+    ) -> Result<CatalogReplaced, ClientError> {
+        self.send(self.http.put(self.url("/v1/catalog")).json(req))
+            .await
+    }
+
     pub async fn resource(&self, id: &str) -> Result<ResourceView, ClientError> {
         let enc: String = id
             .bytes()

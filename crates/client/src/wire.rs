@@ -804,6 +804,75 @@ pub struct Explained {
     pub decision: Decision<'static>,
 }
 
+/// `POST /v1/catalog/plan` and `PUT /v1/catalog`: a whole catalog to
+/// become the gate's, as a risk officer keeps it in a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CatalogReplacement {
+    pub catalog: recourse_core::Catalog,
+    /// Refuse with 409 `catalog_moved` unless the catalog's version is
+    /// still this one (the `version` a plan showed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_version: Option<i64>,
+    /// How many recent writes that are not held (newest first) a plan
+    /// decides again besides the held ones; default 50, at most 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent: Option<u32>,
+}
+
+/// A write that would be decided differently under a proposed catalog:
+/// both decisions are made now, with the same observations, so only the
+/// catalog differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Redecided {
+    pub id: String,
+    pub agent: String,
+    pub intent: String,
+    pub status: WriteStatus,
+    pub touches: Vec<String>,
+    /// Under the catalog the gate has.
+    pub before: Verdict,
+    /// Under the proposed catalog.
+    pub after: Verdict,
+    /// Reasons the proposed catalog adds (by code and subject).
+    pub reasons_added: Vec<recourse_core::Reason<'static>>,
+    /// Reasons it takes away.
+    pub reasons_removed: Vec<recourse_core::Reason<'static>>,
+}
+
+/// What `POST /v1/catalog/plan` answers: what applying the catalog would
+/// change, and which writes it would decide differently. Nothing is stored
+/// or audited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CatalogPlan {
+    /// The version of the catalog compared with (give it as
+    /// `expect_version` to apply only onto this one).
+    pub version: i64,
+    pub diff: recourse_core::catalog_diff::CatalogDiff,
+    /// Writes decided again: the held ones and the recent ones.
+    pub examined: u32,
+    /// Those whose verdict or reasons change.
+    pub writes: Vec<Redecided>,
+    /// Writes that could not be decided again, each with why (no such
+    /// connector on this gate, a proposal that does not open).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+/// What `PUT /v1/catalog` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CatalogReplaced {
+    /// The catalog's version before and after (the same when nothing
+    /// changed: then nothing was stored or audited).
+    pub version_before: i64,
+    pub version: i64,
+    pub diff: recourse_core::catalog_diff::CatalogDiff,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 
 pub mod blast_radius;
 pub mod catalog;
+pub mod catalog_diff;
 pub mod decision;
 pub mod error;
 pub mod evidence;
@@ -23,4 +24,4 @@ pub use decision::{
 pub use error::InputError;
 pub use evidence::{EvidenceKind, EvidenceStatus, Observation, Observations};
 pub use proposal::{Evidence, Proposal, Rollback, Step};
-pub use scenario::Scenario;
+pub use scenario::{CatalogCase, Scenario};

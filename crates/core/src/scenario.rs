@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, CatalogGraph};
-use crate::decision::{decide, Decision, Policy};
+use crate::decision::{decide, Decision, Policy, ReasonCode, Verdict};
 use crate::error::InputError;
 use crate::evidence::Observations;
 use crate::proposal::Proposal;
@@ -105,6 +105,127 @@ pub fn check_bytes(bytes: &[u8], clock: DateTime<Utc>) -> Result<String, InputEr
     serde_json::to_string_pretty(&decision).map_err(|e| InputError::new("decision", e.to_string()))
 }
 
+/// One case of `recourse catalog test`: a proposal (with what was observed
+/// and when) and the decision a catalog must give it. The catalog comes
+/// from the catalog file under test, so the case has none of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogCase {
+    /// Free text for people reading the file; ignored by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
+    pub proposal: Proposal,
+    #[serde(default)]
+    pub observations: Observations,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_margin_s: Option<i64>,
+    /// `proceed` or `hold`.
+    pub expect: Verdict,
+    /// When given, exactly these reason codes (in any order, each once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_reasons: Option<Vec<ReasonCode>>,
+}
+
+impl CatalogCase {
+    /// Parses any bytes, naming the field as [`Scenario::parse`] does.
+    pub fn parse(bytes: &[u8]) -> Result<Self, InputError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed: Result<CatalogCase, _> = serde_path_to_error::deserialize(&mut de);
+        let case = parsed.map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if path == "." || path.is_empty() || inner.is_syntax() || inner.is_eof() {
+                "case".to_string()
+            } else {
+                path
+            };
+            InputError::new(field, inner.to_string())
+        })?;
+        de.end()
+            .map_err(|e| InputError::new("case", e.to_string()))?;
+        if case.expect == Verdict::Refuse {
+            return Err(InputError::new(
+                "expect",
+                "must be `proceed` or `hold` (only a gate refuses)",
+            ));
+        }
+        Ok(case)
+    }
+
+    /// Decides the case under `catalog` (the file as the gate would hold
+    /// it) with the one engine; `Ok(None)` when the decision is the one
+    /// expected, else a sentence saying what came instead.
+    pub fn run(
+        &self,
+        catalog: &CatalogGraph,
+        clock: DateTime<Utc>,
+    ) -> Result<Option<String>, InputError> {
+        self.proposal.validate()?;
+        let policy = match self.window_margin_s {
+            Some(m) if m < 0 => {
+                return Err(InputError::new("window_margin_s", "must not be negative"))
+            }
+            Some(m) => Policy { window_margin_s: m },
+            None => Policy::default(),
+        };
+        let d = decide(
+            catalog,
+            &self.proposal,
+            &self.observations,
+            self.now.unwrap_or(clock),
+            &policy,
+        );
+        let mut got: Vec<ReasonCode> = d.reasons.iter().map(|r| r.code).collect();
+        got.sort();
+        got.dedup();
+        let codes = |c: &[ReasonCode]| {
+            let names: Vec<String> = c
+                .iter()
+                .map(|c| {
+                    serde_json::to_value(c)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
+                .collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        let verdict = |v: Verdict| match v {
+            Verdict::Proceed => "proceed",
+            Verdict::Hold => "hold",
+            Verdict::Refuse => "refuse",
+        };
+        if d.decision != self.expect {
+            return Ok(Some(format!(
+                "expected {}, got {} (reasons: {})",
+                verdict(self.expect),
+                verdict(d.decision),
+                codes(&got)
+            )));
+        }
+        if let Some(expected) = &self.expect_reasons {
+            let mut want = expected.clone();
+            want.sort();
+            want.dedup();
+            if want != got {
+                return Ok(Some(format!(
+                    "{} as expected, but with reasons {} instead of {}",
+                    verdict(d.decision),
+                    codes(&got),
+                    codes(&want)
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +298,55 @@ mod tests {
         assert_eq!(out["blast_radius"][0]["covered"], true);
         assert_eq!(out["bearers"], serde_json::json!(["customer"]));
         assert_eq!(out["evidence"][0]["status"], "verified");
+    }
+
+    #[test]
+    fn a_catalog_case_reports_an_unexpected_verdict_or_reason_set() {
+        let catalog = CatalogGraph::new(
+            serde_json::from_value(serde_json::json!({"resources": [
+                {"id": "acct:1", "bearer": "customer"}, {"id": "acct:2"}]}))
+            .unwrap(),
+        )
+        .unwrap();
+        let case = |touch: &str, expect: &str, reasons: serde_json::Value| {
+            CatalogCase::parse(
+                serde_json::json!({
+                    "proposal": {"agent": "a", "intent": "i", "action": {},
+                        "touches": [touch], "rollback": {"steps": []}},
+                    "expect": expect, "expect_reasons": reasons})
+                .to_string()
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let run = |c: CatalogCase| c.run(&catalog, clock()).unwrap();
+        assert_eq!(
+            run(case(
+                "acct:1",
+                "hold",
+                serde_json::json!(["third_party_bearer", "uncovered"])
+            )),
+            None
+        );
+        assert_eq!(
+            run(case("acct:1", "proceed", serde_json::Value::Null)).unwrap(),
+            "expected proceed, got hold (reasons: uncovered, third_party_bearer)"
+        );
+        assert_eq!(
+            run(case(
+                "acct:2",
+                "hold",
+                serde_json::json!(["third_party_bearer"])
+            ))
+            .unwrap(),
+            "hold as expected, but with reasons uncovered instead of third_party_bearer"
+        );
+        let err = CatalogCase::parse(br#"{"proposal": {}, "expect": "maybe"}"#).unwrap_err();
+        assert_eq!(err.field, "expect");
+        let err = CatalogCase::parse(br#"{"proposal": {}, "expect": "refuse"}"#).unwrap_err();
+        assert_eq!(err.field, "expect");
+        let err = CatalogCase::parse(br#"{"catalog": {}, "proposal": {}, "expect": "hold"}"#)
+            .unwrap_err();
+        assert!(err.message.contains("unknown field `catalog`"), "{err}");
     }
 }

@@ -3,7 +3,10 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use recourse_client::{ErrorBody, Neighbour, Permission, ResourceView};
+use recourse_client::{
+    CatalogPlan, CatalogReplaced, CatalogReplacement, ErrorBody, Neighbour, Permission,
+    ResourceView,
+};
 use recourse_core::catalog::Link;
 use recourse_core::{Catalog, CatalogGraph};
 use serde_json::json;
@@ -16,13 +19,15 @@ use crate::store::WriteFilter;
 pub(crate) fn routes(r: Routes) -> Routes {
     r.get("/v1/catalog", show)
         .post("/v1/catalog", upsert)
+        .put("/v1/catalog", replace)
+        .post("/v1/catalog/plan", plan)
         // A catch-all: resource ids contain `/` (`fs:/srv/a`, `sql:shop/t`).
         .get("/v1/catalog/resources/{*id}", resource)
 }
 
 /// The operations of this module in the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(show, upsert, resource))]
+#[openapi(paths(show, upsert, replace, plan, resource))]
 pub(crate) struct Api;
 
 /// The catalog: every resource and edge.
@@ -72,6 +77,59 @@ async fn upsert(
     );
     gate.store().upsert_catalog(&add, true, Some(draft)).await?;
     Ok(Json(gate.with_catalog(|g| g.catalog().clone()).await?))
+}
+
+/// Makes the catalog exactly the one sent: resources and edges it lacks
+/// are removed (discovered ones too), others added or changed. One audit
+/// entry, `catalog.replaced`, names every change. Nothing changes when the
+/// catalog is invalid (the error names the field) or, with
+/// `expect_version`, when the catalog moved since.
+#[utoipa::path(
+    put,
+    path = "/v1/catalog",
+    operation_id = "replace_catalog",
+    tag = "catalog",
+    request_body(content = CatalogReplacement, description = "The whole catalog to have, as `recourse catalog export` writes it."),
+    responses(
+        (status = 200, description = "What changed, and the catalog's version before and after.", body = CatalogReplaced),
+        (status = 400, description = "The catalog is invalid (duplicate ids or edges, an edge naming an unknown resource); `field` names where.", body = ErrorBody),
+        (status = 403, description = "Not a risk officer.", body = ErrorBody),
+        (status = 409, description = "`catalog_moved`: the catalog is not at `expect_version`.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn replace(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<CatalogReplacement>,
+) -> Result<Json<CatalogReplaced>, ApiError> {
+    Ok(Json(gate.replace_catalog(&caller, req).await?))
+}
+
+/// What `PUT /v1/catalog` with this catalog would change: resources and
+/// edges added, removed and changed (field by field), and the held and
+/// recent writes it would decide differently (each decided now under both
+/// catalogs by the same engine, with the same observations). Stores and
+/// audits nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/catalog/plan",
+    operation_id = "plan_catalog",
+    tag = "catalog",
+    request_body(content = CatalogReplacement, description = "The whole catalog to compare with the gate's."),
+    responses(
+        (status = 200, description = "The changes and the writes they would decide differently.", body = CatalogPlan),
+        (status = 400, description = "The catalog is invalid; `field` names where.", body = ErrorBody),
+        (status = 403, description = "Not a risk officer.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn plan(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Body(req): Body<CatalogReplacement>,
+) -> Result<Json<CatalogPlan>, ApiError> {
+    Ok(Json(gate.plan_catalog(&caller, req).await?))
 }
 
 /// What `POST /v1/catalog` checks before it stores anything: the batch

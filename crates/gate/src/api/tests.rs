@@ -653,3 +653,45 @@ async fn an_unknown_empty_key_is_a_400_naming_the_body() {
         .unwrap()
         .is_empty());
 }
+
+/// `PUT /v1/catalog` and `POST /v1/catalog/plan`: risk officers and admins
+/// only; a body that is not a whole catalog, or an invalid one, is a 400
+/// naming the field, and changes nothing.
+#[tokio::test]
+async fn replacing_and_planning_the_catalog_is_a_risk_officers_and_checked_whole() {
+    let api = api().await;
+    let whole = json!({"catalog": {"resources": [{"id": "fake:cust", "bearer": "customer"}, {"id": "a:1"}]}});
+    for who in ["bot", "rev", "lead"] {
+        for (method, path) in [("PUT", "/v1/catalog"), ("POST", "/v1/catalog/plan")] {
+            let (s, b) = api.call(who, method, path, Some(whole.clone())).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{who} {method} {path}: {b}");
+        }
+    }
+    let before = api.store.catalog().await.unwrap();
+    for (body, field) in [
+        (json!({"resources": []}), "resources"),
+        (
+            json!({"catalog": {"resources": [{"id": "a:1", "reach": "far"}]}}),
+            "catalog.resources[0].reach",
+        ),
+        (
+            json!({"catalog": {"resources": [{"id": "a:1"}], "edges": [{"from": "a:1", "to": "a:2"}]}}),
+            "edges[0].to",
+        ),
+    ] {
+        for (method, path) in [("PUT", "/v1/catalog"), ("POST", "/v1/catalog/plan")] {
+            let (s, b) = api.call("risk", method, path, Some(body.clone())).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{method} {path}: {b}");
+            assert_eq!(b["error"]["field"], field, "{b}");
+        }
+    }
+    assert_eq!(api.store.catalog().await.unwrap(), before);
+    let (s, b) = api
+        .call("risk", "POST", "/v1/catalog/plan", Some(whole.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["diff"]["resources_added"][0]["id"], "a:1");
+    let (s, b) = api.call("admin", "PUT", "/v1/catalog", Some(whole)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["version"], before.1 + 1);
+}

@@ -128,6 +128,22 @@ fn shown_url(url: &str) -> String {
     }
 }
 
+/// What the gate observed of a proposal's evidence: the observations, and
+/// who made each (for the reviewer).
+struct Seen {
+    observations: Observations,
+    observers: BTreeMap<String, String>,
+}
+
+/// Which of a proposal's evidence items the catalog clears for a probe.
+fn cleared(graph: &CatalogGraph, proposal: &Proposal) -> Vec<bool> {
+    proposal
+        .evidence()
+        .iter()
+        .map(|(item, _)| probe_cleared(graph, item))
+        .collect()
+}
+
 impl Gate {
     /// Observes the evidence now and decides, adding the gate's own reasons.
     /// Returns the decision and whether the gate is frozen. The decision is
@@ -140,25 +156,67 @@ impl Gate {
         proposal: &Proposal,
         connector: &dyn Connector,
     ) -> Result<(Decision<'static>, bool), GateError> {
-        // Section 10: observations come from the gate. Each connector sees
-        // the item with its `check` only when the catalog cleared it, so a
-        // probe runs only where a risk officer said evidence can be verified;
-        // otherwise only a connector's own capture (its own evidence ids)
-        // can observe it, and anything else stays `unverifiable`.
+        let clear = match graph {
+            Some(g) => cleared(g, proposal),
+            None => self.read_catalog(|g| cleared(g, proposal)).await?,
+        };
+        let seen = self.observe(id, proposal, connector, &clear).await;
+        let now = self.now();
+        let decision = match graph {
+            Some(g) => self.decide_on(g, proposal, connector, &seen, now),
+            None => {
+                self.read_catalog(|g| self.decide_on(g, proposal, connector, &seen, now))
+                    .await?
+            }
+        };
+        self.finish(decision, &seen).await
+    }
+
+    /// The decisions a proposal gets now under two catalogs, with the same
+    /// observations (made once, unless the two catalogs clear different
+    /// probes), so the two differ only by what the catalogs say: the
+    /// preview of a catalog edit ([`Gate::plan_catalog`]).
+    pub(crate) async fn evaluate_under(
+        &self,
+        before: &CatalogGraph,
+        after: &CatalogGraph,
+        id: &str,
+        proposal: &Proposal,
+        connector: &dyn Connector,
+    ) -> Result<(Decision<'static>, Decision<'static>), GateError> {
+        let (clear_before, clear_after) = (cleared(before, proposal), cleared(after, proposal));
+        let seen_before = self.observe(id, proposal, connector, &clear_before).await;
+        let seen_after = if clear_after == clear_before {
+            None
+        } else {
+            Some(self.observe(id, proposal, connector, &clear_after).await)
+        };
+        let seen_after = seen_after.as_ref().unwrap_or(&seen_before);
+        let now = self.now();
+        let b = self.decide_on(before, proposal, connector, &seen_before, now);
+        let a = self.decide_on(after, proposal, connector, seen_after, now);
+        let (b, _) = self.finish(b, &seen_before).await?;
+        let (a, _) = self.finish(a, seen_after).await?;
+        Ok((b, a))
+    }
+
+    /// Section 10: observations come from the gate. Each connector sees
+    /// the item with its `check` only when the catalog cleared it
+    /// (`cleared`, one per item), so a probe runs only where a risk officer
+    /// said evidence can be verified; otherwise only a connector's own
+    /// capture (its own evidence ids) can observe it, and anything else
+    /// stays `unverifiable`.
+    async fn observe(
+        &self,
+        id: &str,
+        proposal: &Proposal,
+        connector: &dyn Connector,
+        cleared: &[bool],
+    ) -> Seen {
         let mut observations = Observations::new();
         let mut observers: BTreeMap<String, String> = BTreeMap::new();
         let items = proposal.evidence();
-        let clear = |g: &CatalogGraph| -> Vec<bool> {
-            items
-                .iter()
-                .map(|(item, _)| probe_cleared(g, item))
-                .collect()
-        };
-        let cleared = match graph {
-            Some(g) => clear(g),
-            None => self.read_catalog(clear).await?,
-        };
-        for ((item, _), cleared) in items.iter().zip(cleared) {
+        for ((item, _), &cleared) in items.iter().zip(cleared) {
             let item: &Evidence = item;
             if item.kind == EvidenceKind::Window && !cleared {
                 continue;
@@ -192,6 +250,21 @@ impl Gate {
                 observations.insert(item.id.clone(), o);
             }
         }
+        Seen {
+            observations,
+            observers,
+        }
+    }
+
+    /// The one engine's decision under `graph`, with what the gate can run.
+    fn decide_on(
+        &self,
+        graph: &CatalogGraph,
+        proposal: &Proposal,
+        connector: &dyn Connector,
+        seen: &Seen,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Decision<'static> {
         // Rule 4: a step is available only if this gate can run it: its
         // `op` names a connector the gate has, which accepts the op. A
         // rollback runs the write's own connector's `restore` and nothing
@@ -206,24 +279,25 @@ impl Gate {
                 .and_then(|name| self.connectors.get(name))
                 .is_some_and(|c| c.accepts_step(&step.op))
         };
-        let now = self.now();
-        let decide = |g: &CatalogGraph| {
-            decide_with(
-                g,
-                proposal,
-                &observations,
-                now,
-                &self.config.policy,
-                &runnable,
-            )
-            .into_owned()
-        };
-        let mut decision = match graph {
-            Some(g) => decide(g),
-            None => self.read_catalog(decide).await?,
-        };
+        decide_with(
+            graph,
+            proposal,
+            &seen.observations,
+            now,
+            &self.config.policy,
+            &runnable,
+        )
+        .into_owned()
+    }
+
+    /// Who verified each item, and the gate's own hold while frozen.
+    async fn finish(
+        &self,
+        mut decision: Decision<'static>,
+        seen: &Seen,
+    ) -> Result<(Decision<'static>, bool), GateError> {
         for e in &mut decision.evidence {
-            e.verified_by = observers.get(e.id.as_ref()).cloned();
+            e.verified_by = seen.observers.get(e.id.as_ref()).cloned();
         }
         let freeze = self.freeze_state().await?;
         if freeze.frozen {

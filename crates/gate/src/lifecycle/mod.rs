@@ -11,6 +11,7 @@
 
 mod admission;
 mod catalog_cache;
+mod catalog_edit;
 pub mod clock;
 mod evaluate;
 mod execute;

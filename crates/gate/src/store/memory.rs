@@ -411,6 +411,30 @@ impl CatalogStore for MemoryStore {
             applied,
         })
     }
+
+    async fn replace_catalog(
+        &self,
+        catalog: &Catalog,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut inner = self.lock()?;
+        let inner = &mut *inner;
+        if inner.catalog_version != expected {
+            return Ok(None);
+        }
+        inner.resources = catalog.resources.clone();
+        inner.edges = catalog.edges.clone();
+        inner.resource_at = (inner.resources.iter().enumerate())
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        inner.edge_at = (inner.edges.iter().enumerate())
+            .map(|(i, e)| ((e.from.clone(), e.to.clone()), i))
+            .collect();
+        inner.catalog_version += 1;
+        inner.append(audit);
+        Ok(Some(inner.catalog_version))
+    }
 }
 
 #[async_trait]

@@ -418,6 +418,22 @@ pub trait CatalogStore: Send + Sync {
         replace: bool,
         audit: Option<AuditDraft>,
     ) -> Result<CatalogUpsert, StoreError>;
+    /// Makes the catalog exactly `catalog`, removals included, if its
+    /// version is still `expected` (a risk officer's `catalog apply`): in
+    /// one transaction with its audit entry, stored in `catalog`'s order,
+    /// the version moved by one. `None`: the version had moved, and nothing
+    /// was stored. The caller checked `catalog` as a whole
+    /// (`catalog_diff::check_document`).
+    ///
+    /// INVARIANT (cache): this never answers with a [`CatalogUpsert`], so no
+    /// gate extends its cached graph with it in place; every gate sees the
+    /// new version and reads the whole catalog afresh, removals included.
+    async fn replace_catalog(
+        &self,
+        catalog: &Catalog,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<Option<i64>, StoreError>;
 }
 
 #[async_trait]

@@ -882,9 +882,57 @@ impl CatalogStore for SqliteStore {
         let done = Self::upsert_catalog_in(tx.conn(), add, replace, audit).await;
         tx.finish(&self.identity, done).await
     }
+
+    async fn replace_catalog(
+        &self,
+        catalog: &Catalog,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = Self::replace_catalog_in(tx.conn(), catalog, expected, audit).await;
+        tx.finish(&self.identity, done).await
+    }
 }
 
 impl SqliteStore {
+    async fn replace_catalog_in(
+        tx: &mut SqliteConnection,
+        catalog: &Catalog,
+        expected: i64,
+        audit: AuditDraft,
+    ) -> Result<Option<i64>, StoreError> {
+        if Self::version_in(&mut *tx).await? != expected {
+            return Ok(None);
+        }
+        // Emptied tables give rowids from 1 again: the catalog reads back
+        // in `catalog`'s order.
+        sqlx::query("DELETE FROM edges").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM resources")
+            .execute(&mut *tx)
+            .await?;
+        for r in &catalog.resources {
+            sqlx::query("INSERT INTO resources (id, body) VALUES (?, ?)")
+                .bind(&r.id)
+                .bind(to_json(r)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for e in &catalog.edges {
+            sqlx::query("INSERT INTO edges (src, dst, body) VALUES (?, ?, ?)")
+                .bind(&e.from)
+                .bind(&e.to)
+                .bind(to_json(e)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE state SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'catalog_version'")
+            .execute(&mut *tx)
+            .await?;
+        Self::append_in(&mut *tx, audit).await?;
+        Self::version_in(&mut *tx).await.map(Some)
+    }
+
     async fn upsert_catalog_in(
         tx: &mut SqliteConnection,
         add: &Catalog,

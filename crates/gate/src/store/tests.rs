@@ -204,6 +204,7 @@ on_every_store!(
     claimable_lists_free_in_flight_writes_oldest_first,
     a_move_out_of_flight_drops_the_claim,
     catalog_upsert_reports_before_after_and_applied,
+    catalog_replace_removes_what_the_new_catalog_lacks,
     freeze_round_trips,
     freeze_fails_closed_on_a_corrupt_value,
     mode_round_trips_and_is_audited,
@@ -1133,6 +1134,97 @@ async fn catalog_upsert_reports_before_after_and_applied(b: &Backend) {
         .expect("upsert");
     assert_eq!((up.before, up.after), (3, 4));
     assert_eq!(audit_len(store).await, entries + 1);
+}
+
+async fn catalog_replace_removes_what_the_new_catalog_lacks(b: &Backend) {
+    let store = b.store();
+    let edge = |from: &str, to: &str| Edge {
+        from: from.into(),
+        to: to.into(),
+        why: None,
+    };
+    let first = Catalog {
+        resources: vec![
+            Resource::new("r1"),
+            Resource::new("r2"),
+            Resource::new("r3"),
+        ],
+        edges: vec![edge("r1", "r2"), edge("r2", "r3")],
+    };
+    let up = store
+        .upsert_catalog(&first, true, Some(draft("catalog.upserted", None)))
+        .await
+        .expect("upsert");
+    assert_eq!(up.after, 1);
+    let entries = audit_len(store).await;
+
+    // The file drops r3 and the edge to it, changes r1, adds r0 first.
+    let file = Catalog {
+        resources: vec![
+            Resource::new("r0"),
+            Resource {
+                title: Some("one".into()),
+                ..Resource::new("r1")
+            },
+            Resource::new("r2"),
+        ],
+        edges: vec![edge("r0", "r1"), edge("r1", "r2")],
+    };
+    // A stale expected version stores nothing and writes no entry.
+    assert_eq!(
+        store
+            .replace_catalog(&file, 0, draft("catalog.replaced", None))
+            .await
+            .expect("replace"),
+        None
+    );
+    assert_eq!(store.catalog().await.expect("catalog"), (first, 1));
+    assert_eq!(audit_len(store).await, entries);
+
+    assert_eq!(
+        store
+            .replace_catalog(&file, 1, draft("catalog.replaced", None))
+            .await
+            .expect("replace"),
+        Some(2)
+    );
+    assert_eq!(
+        store.catalog().await.expect("catalog"),
+        (file.clone(), 2),
+        "exactly the file, in its order"
+    );
+    assert_eq!(store.catalog_version().await.expect("version"), 2);
+    assert_eq!(audit_len(store).await, entries + 1, "one audit entry");
+
+    // What was removed can be added again, and appends after the rest.
+    let up = store
+        .upsert_catalog(
+            &Catalog {
+                resources: vec![Resource::new("r3")],
+                edges: vec![edge("r2", "r3")],
+            },
+            false,
+            None,
+        )
+        .await
+        .expect("upsert");
+    assert_eq!((up.before, up.after), (2, 3));
+    let (catalog, _) = store.catalog().await.expect("catalog");
+    assert_eq!(catalog.resources.last(), Some(&Resource::new("r3")));
+    assert_eq!(catalog.edges.len(), 3);
+
+    // Replacing with nothing empties the catalog.
+    assert_eq!(
+        store
+            .replace_catalog(&Catalog::default(), 3, draft("catalog.replaced", None))
+            .await
+            .expect("replace"),
+        Some(4)
+    );
+    assert_eq!(
+        store.catalog().await.expect("catalog"),
+        (Catalog::default(), 4)
+    );
 }
 
 fn second_only_existing() -> Catalog {
