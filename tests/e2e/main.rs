@@ -18,6 +18,7 @@ mod limits;
 mod multi_gate_soak;
 mod operate;
 mod path_attacks;
+mod report;
 mod postgres_store;
 mod scenarios;
 mod scopes;
