@@ -57,9 +57,9 @@ impl Demo {
         }
         // Written in one call, but read it until it parses.
         loop {
-            if let Ok(v) = serde_json::from_str::<Value>(
-                &std::fs::read_to_string(&info).unwrap_or_default(),
-            ) {
+            if let Ok(v) =
+                serde_json::from_str::<Value>(&std::fs::read_to_string(&info).unwrap_or_default())
+            {
                 demo.info = v;
                 break;
             }
@@ -187,7 +187,10 @@ async fn the_monday_audit_names_the_seed_cases() {
         .unwrap();
 
     let out = demo.dir.path().join("out");
-    let (r, html, csv) = report(&["--gate", &gate, "--token", &demo.token("risk-officer")], &out);
+    let (r, html, csv) = report(
+        &["--gate", &gate, "--token", &demo.token("risk-officer")],
+        &out,
+    );
 
     // Audit 3: the seller account closure is the customer's, reaches their
     // external licences, and always needs a person.

@@ -78,9 +78,7 @@ impl Permission {
             }
             Permission::ManageTokens => "admins manage tokens",
             Permission::SwitchMode => "admins switch the gate between enforce and observe mode",
-            Permission::ReadReport => {
-                "reviewers, risk officers and incident leads read the report"
-            }
+            Permission::ReadReport => "reviewers, risk officers and incident leads read the report",
         }
     }
 }
@@ -172,7 +170,12 @@ mod tests {
         assert!(Role::Admin.may(P::ManageTokens));
         // The report names every write's path and bearers: not for agents.
         assert!(!Role::Agent.may(P::ReadReport));
-        for role in [Role::Reviewer, Role::RiskOfficer, Role::IncidentLead, Role::Admin] {
+        for role in [
+            Role::Reviewer,
+            Role::RiskOfficer,
+            Role::IncidentLead,
+            Role::Admin,
+        ] {
             assert!(role.may(P::ReadReport), "{role:?}");
         }
         assert!(!Role::IncidentLead.may(P::ManageTokens));

@@ -26,8 +26,11 @@ const LINE_CAP: usize = 240;
 /// The report over `catalog` and `writes` (as stored: their proposals are
 /// the masked forms; the sealed one is never read).
 pub fn build(catalog: &Catalog, writes: &[WriteRecord], now: DateTime<Utc>) -> Report {
-    let by_id: HashMap<&str, &recourse_core::Resource> =
-        catalog.resources.iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_id: HashMap<&str, &recourse_core::Resource> = catalog
+        .resources
+        .iter()
+        .map(|r| (r.id.as_str(), r))
+        .collect();
     // Newest first, so a path's example and a kind's list show the latest.
     let mut ordered: Vec<&WriteRecord> = writes.iter().collect();
     ordered.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
@@ -37,7 +40,9 @@ pub fn build(catalog: &Catalog, writes: &[WriteRecord], now: DateTime<Utc>) -> R
     for rec in ordered {
         let key = KindKey::of(rec, &by_id);
         let label = key.label();
-        let acc = kinds.entry(label.clone()).or_insert_with(|| KindAcc::new(key));
+        let acc = kinds
+            .entry(label.clone())
+            .or_insert_with(|| KindAcc::new(key));
         let judged = judge(rec);
         acc.add(rec, judged);
         if judged.is_some() {
@@ -50,12 +55,18 @@ pub fn build(catalog: &Catalog, writes: &[WriteRecord], now: DateTime<Utc>) -> R
         .map(|(key, acc)| acc.finish(key))
         .collect();
     kinds.sort_by(|a, b| {
-        (a.rollback, a.needs_person, std::cmp::Reverse(a.counts.seen), &a.key).cmp(&(
-            b.rollback,
-            b.needs_person,
-            std::cmp::Reverse(b.counts.seen),
-            &b.key,
-        ))
+        (
+            a.rollback,
+            a.needs_person,
+            std::cmp::Reverse(a.counts.seen),
+            &a.key,
+        )
+            .cmp(&(
+                b.rollback,
+                b.needs_person,
+                std::cmp::Reverse(b.counts.seen),
+                &b.key,
+            ))
     });
 
     let mut audits: Vec<ResourceAudit> = catalog
@@ -436,7 +447,10 @@ impl KindAcc {
 
     fn add_path(&mut self, rec: &WriteRecord, verdict: PathVerdict) {
         let steps = &rec.proposal.rollback.steps;
-        let lines: Vec<String> = steps.iter().map(|s| template(&op_line(s), &rec.id)).collect();
+        let lines: Vec<String> = steps
+            .iter()
+            .map(|s| template(&op_line(s), &rec.id))
+            .collect();
         let shape: Vec<String> = steps
             .iter()
             .zip(&lines)
@@ -600,7 +614,9 @@ impl KindAcc {
             })
             .collect();
         // Stable: ties keep the order of first appearance (newest first).
-        paths.sort_by(|a, b| (a.verdict, std::cmp::Reverse(a.writes)).cmp(&(b.verdict, std::cmp::Reverse(b.writes))));
+        paths.sort_by(|a, b| {
+            (a.verdict, std::cmp::Reverse(a.writes)).cmp(&(b.verdict, std::cmp::Reverse(b.writes)))
+        });
         let aspirational = paths
             .iter()
             .flat_map(|p| &p.steps)
@@ -659,11 +675,7 @@ struct ResourceAcc {
 }
 
 /// What one judged write says about the catalog resources it reached.
-fn for_resources<'a>(
-    rec: &'a WriteRecord,
-    kind: &str,
-    out: &mut HashMap<&'a str, ResourceAcc>,
-) {
+fn for_resources<'a>(rec: &'a WriteRecord, kind: &str, out: &mut HashMap<&'a str, ResourceAcc>) {
     for t in &rec.proposal.touches {
         out.entry(t.as_str()).or_default().touched_by += 1;
     }

@@ -314,7 +314,11 @@ fn found(c: &ContextAudit) -> String {
         .iter()
         .map(|s| format!("{} {}", s.status.as_str(), s.writes))
         .collect();
-    let mut text = format!("{} <span class=\"muted\">({})</span>", parts.join(""), esc(&statuses.join(", ")));
+    let mut text = format!(
+        "{} <span class=\"muted\">({})</span>",
+        parts.join(""),
+        esc(&statuses.join(", "))
+    );
     if let Some(age) = c.max_age_at_submission_s {
         let _ = write!(text, "<br>oldest capture {age} s old at submission");
     }
@@ -330,11 +334,10 @@ fn context_row(h: &mut String, c: &ContextAudit) {
         "<tr><td>{} <code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
         c.kind.as_str(),
         esc(&c.id),
-        c.location
-            .as_deref()
-            .map_or("(a time window: bounds when, holds nothing)".to_string(), |l| {
-                format!("<code>{}</code>", esc(l))
-            }),
+        c.location.as_deref().map_or(
+            "(a time window: bounds when, holds nothing)".to_string(),
+            |l| { format!("<code>{}</code>", esc(l)) }
+        ),
         found(c),
         esc(&c.verified_by.join("; "))
     );
@@ -374,7 +377,9 @@ fn context_table(h: &mut String, report: &Report) {
         }
     }
     if !any {
-        h.push_str("<tr><td colspan=\"6\" class=\"muted\">No rollback depended on any context.</td></tr>");
+        h.push_str(
+            "<tr><td colspan=\"6\" class=\"muted\">No rollback depended on any context.</td></tr>",
+        );
     }
     h.push_str("</table>");
 }
@@ -400,9 +405,10 @@ fn resource_row(h: &mut String, r: &ResourceAudit) {
         "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td>\
          <td>{}</td><td>{}</td><td>{} ({})</td></tr>",
         esc(&r.id),
-        r.title
-            .as_deref()
-            .map_or(String::new(), |t| format!("<br><span class=\"muted\">{}</span>", esc(t))),
+        r.title.as_deref().map_or(String::new(), |t| format!(
+            "<br><span class=\"muted\">{}</span>",
+            esc(t)
+        )),
         esc(r.kind.as_deref().unwrap_or("")),
         r.reach.as_str(),
         esc(&bearer),

@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use recourse_client::{WriteRecord, WriteStatus};
-use recourse_core::{decide, Catalog, CatalogGraph, EvidenceStatus, Observations, Policy, Proposal};
+use recourse_core::{
+    decide, Catalog, CatalogGraph, EvidenceStatus, Observations, Policy, Proposal,
+};
 use serde_json::{json, Value};
 
 use super::*;
@@ -78,12 +80,12 @@ fn a_manual_step_is_flagged_not_reversible() {
         "w_1",
         &cat,
         json!({"intent": "renew", "touches": ["contract:acme"],
-               "action": {"connector": "http", "op": "request", "method": "post", "url": "https://p.internal/renew"},
-               "rollback": {"steps": [
-                   {"restores": ["contract:acme"], "op": {"connector": "http", "op": "request", "method": "POST", "url": "https://p.internal/cancel"},
-                    "requires": [{"id": "bi", "kind": "before_image", "location": "vault:p"}]},
-                   {"restores": ["msa:acme"], "op": {"kind": "manual", "note": "manual reconciliation by legal"}}
-               ]}}),
+        "action": {"connector": "http", "op": "request", "method": "post", "url": "https://p.internal/renew"},
+        "rollback": {"steps": [
+            {"restores": ["contract:acme"], "op": {"connector": "http", "op": "request", "method": "POST", "url": "https://p.internal/cancel"},
+             "requires": [{"id": "bi", "kind": "before_image", "location": "vault:p"}]},
+            {"restores": ["msa:acme"], "op": {"kind": "manual", "note": "manual reconciliation by legal"}}
+        ]}}),
         verified("bi"),
     );
     let r = build(&cat, &[w], now());
@@ -174,7 +176,11 @@ fn a_customer_bearer_makes_the_kind_always_need_a_person() {
             verified(&format!("snap-{id}")),
         )
     };
-    let r = build(&cat, &[close("w_1", "account:4411"), close("w_2", "account:qa")], now());
+    let r = build(
+        &cat,
+        &[close("w_1", "account:4411"), close("w_2", "account:qa")],
+        now(),
+    );
     assert_eq!(r.kinds.len(), 2);
     let customer = r
         .kinds
@@ -182,7 +188,10 @@ fn a_customer_bearer_makes_the_kind_always_need_a_person() {
         .find(|k| k.owners == [recourse_core::Bearer::Customer])
         .unwrap();
     assert_eq!(customer.needs_person, NeedsPerson::Always);
-    assert_eq!(customer.key, "http request POST → marketplace.account (customer)");
+    assert_eq!(
+        customer.key,
+        "http request POST → marketplace.account (customer)"
+    );
     assert_eq!(customer.unrestored[0].resource, "licenses:4411");
     assert_eq!(customer.unrestored[0].why, "external");
     assert_eq!(customer.counts.held, 1);
@@ -197,7 +206,11 @@ fn a_customer_bearer_makes_the_kind_always_need_a_person() {
     assert_eq!(r.summary.kinds_always_need_a_person, 1);
     // The least recoverable kind comes first.
     assert_eq!(r.kinds[0].key, customer.key);
-    let lic = r.resources.iter().find(|r| r.id == "licenses:4411").unwrap();
+    let lic = r
+        .resources
+        .iter()
+        .find(|r| r.id == "licenses:4411")
+        .unwrap();
     assert!(lic.needs_person);
     assert_eq!(lic.verdict, ResourceVerdict::External);
 }
@@ -243,7 +256,10 @@ fn connector_steps_group_by_template_and_are_told_from_agent_steps() {
     assert_eq!(s.modelled_by.as_deref(), Some("fs"));
     assert_eq!(s.available_in, 2);
     assert_eq!(s.context.len(), 1);
-    assert_eq!(s.context[0].location.as_deref(), Some("fs:/var/vault/{write}"));
+    assert_eq!(
+        s.context[0].location.as_deref(),
+        Some("fs:/var/vault/{write}")
+    );
     assert_eq!(s.context[0].verified, 2);
     assert_eq!(k.rollback, PathVerdict::Real);
     assert_eq!(k.counts.seen, 2);
