@@ -222,12 +222,13 @@ fn clip(s: &str) -> String {
 }
 
 /// The write's own id as `{write}`, so that the connectors' per-write
-/// locations (a vault directory named after the write) group together.
+/// locations (a vault directory named after the write) group together;
+/// masked, as everything the report takes from a proposal.
 fn template(s: &str, write_id: &str) -> String {
     if write_id.is_empty() {
-        s.to_string()
+        mask(s)
     } else {
-        s.replace(write_id, "{write}")
+        mask(&s.replace(write_id, "{write}"))
     }
 }
 
