@@ -20,6 +20,7 @@ mod multi_gate_soak;
 mod operate;
 mod path_attacks;
 mod postgres_store;
+mod report;
 mod scenarios;
 mod scopes;
 mod secrets;

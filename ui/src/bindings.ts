@@ -218,7 +218,7 @@ linkChanged: "link-changed"
 
 /** user-defined constants **/
 
-export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens","switch_mode"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit"]} as const;
+export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens","switch_mode","read_report"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit","read_report"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit","read_report"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit","read_report"]} as const;
 
 /** user-defined types **/
 
@@ -460,7 +460,12 @@ export type Permission =
 /**
  * Switch the gate between enforce and observe mode.
  */
-"switch_mode"
+"switch_mode" | 
+/**
+ * Read the Monday audit (`GET /v1/report`): every kind of write's
+ * rollback path, its context and its bearers.
+ */
+"read_report"
 export type Proposal = { agent?: string; intent?: string; idempotency_key?: string | null; 
 /**
  * What the connector runs; opaque to the engine.

@@ -2,6 +2,7 @@
 
 mod catalog_file;
 mod demo;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,10 @@ enum Command {
     Catalog(CatalogCommand),
     /// An MCP server on stdio, acting as the agent whose token it holds.
     Mcp(McpArgs),
+    /// The seed's Monday audit: every kind of write's rollback path, the
+    /// context it depends on and who bears the cost, as report.html,
+    /// report.csv and report.json.
+    Report(report::ReportArgs),
     /// Start a demo gate with the seed's seven cases as live writes (the
     /// README's first command runs this, then opens the console).
     Demo {
@@ -596,6 +601,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::Report(args) => report::run(args).await,
         Command::Audit(AuditCommand::ExportHead { store }) => export_head(&store).await,
         Command::Audit(AuditCommand::Verify {
             store,

@@ -285,6 +285,13 @@ impl GateClient {
         self.get("/v1/audit/verify").await
     }
 
+    /// `GET /v1/report`. Generic because the report's type lives in
+    /// `recourse-report`, which builds on this crate: callers ask for
+    /// `recourse_report::Report` (or a `serde_json::Value`).
+    pub async fn report<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        self.get("/v1/report").await
+    }
+
     pub async fn freeze_state(&self) -> Result<FreezeState, ClientError> {
         self.get("/v1/freeze").await
     }

@@ -33,10 +33,13 @@ pub enum Permission {
     ManageTokens,
     /// Switch the gate between enforce and observe mode.
     SwitchMode,
+    /// Read the Monday audit (`GET /v1/report`): every kind of write's
+    /// rollback path, its context and its bearers.
+    ReadReport,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::SubmitWrites,
         Permission::Explain,
         Permission::ReadAllWrites,
@@ -49,6 +52,7 @@ impl Permission {
         Permission::ReadAudit,
         Permission::ManageTokens,
         Permission::SwitchMode,
+        Permission::ReadReport,
     ];
 
     /// How a refusal names who may: "only reviewers approve writes".
@@ -74,6 +78,7 @@ impl Permission {
             }
             Permission::ManageTokens => "admins manage tokens",
             Permission::SwitchMode => "admins switch the gate between enforce and observe mode",
+            Permission::ReadReport => "reviewers, risk officers and incident leads read the report",
         }
     }
 }
@@ -93,6 +98,7 @@ pub const MATRIX: &[(Role, &[Permission])] = &[
             P::RejectWrites,
             P::ReadCatalog,
             P::ReadAudit,
+            P::ReadReport,
         ],
     ),
     (
@@ -103,6 +109,7 @@ pub const MATRIX: &[(Role, &[Permission])] = &[
             P::ReadCatalog,
             P::EditCatalog,
             P::ReadAudit,
+            P::ReadReport,
         ],
     ),
     (
@@ -114,6 +121,7 @@ pub const MATRIX: &[(Role, &[Permission])] = &[
             P::Freeze,
             P::ReadCatalog,
             P::ReadAudit,
+            P::ReadReport,
         ],
     ),
     (Role::Admin, &Permission::ALL),
@@ -160,6 +168,16 @@ mod tests {
         assert!(!Role::IncidentLead.may(P::ApproveWrites));
         assert!(!Role::RiskOfficer.may(P::ApproveWrites));
         assert!(Role::Admin.may(P::ManageTokens));
+        // The report names every write's path and bearers: not for agents.
+        assert!(!Role::Agent.may(P::ReadReport));
+        for role in [
+            Role::Reviewer,
+            Role::RiskOfficer,
+            Role::IncidentLead,
+            Role::Admin,
+        ] {
+            assert!(role.may(P::ReadReport), "{role:?}");
+        }
         assert!(!Role::IncidentLead.may(P::ManageTokens));
         // Observe mode lets held writes run without a person: only admins.
         for role in Role::ALL {

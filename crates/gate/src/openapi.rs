@@ -191,6 +191,7 @@ pub fn document() -> OpenApi {
         .merge_from(api::writes::Api::openapi())
         .merge_from(api::catalog::Api::openapi())
         .merge_from(api::audit::Api::openapi())
+        .merge_from(api::report::Api::openapi())
         .merge_from(api::gate::Api::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     for (path, item) in doc.paths.paths.iter_mut() {

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod catalog;
 mod error;
 pub(crate) mod gate;
+pub(crate) mod report;
 pub(crate) mod writes;
 
 #[cfg(test)]
@@ -44,6 +45,7 @@ fn routes() -> Routes {
     let r = writes::routes(r);
     let r = catalog::routes(r);
     let r = audit::routes(r);
+    let r = report::routes(r);
     gate::routes(r)
 }
 

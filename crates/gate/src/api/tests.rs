@@ -695,3 +695,25 @@ async fn replacing_and_planning_the_catalog_is_a_risk_officers_and_checked_whole
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["version"], before.1 + 1);
 }
+
+/// The Monday audit is read by the roles the matrix grants it to, never by
+/// agents; it names the held customer-borne write's kind as needing a
+/// person.
+#[tokio::test]
+async fn the_report_is_for_reviewers_risk_officers_incident_leads_and_admins() {
+    let api = api().await;
+    let held = api.submit("cust").await;
+    let (s, body) = api.call("bot", "GET", "/v1/report", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    for who in ["rev", "risk", "lead", "admin"] {
+        let (s, body) = api.call(who, "GET", "/v1/report", None).await;
+        assert_eq!(s, StatusCode::OK, "{who}: {body}");
+        let report: recourse_report::Report = serde_json::from_value(body).unwrap();
+        assert_eq!(report.summary.writes, 1);
+        let kind = &report.kinds[0];
+        assert_eq!(kind.writes[0].id, held.id);
+        assert_eq!(kind.needs_person, recourse_report::NeedsPerson::Always);
+        assert!(report.resources.iter().any(|r| r.id == "fake:cust"));
+    }
+}
