@@ -55,7 +55,9 @@ fn write(id: &str, catalog: &Catalog, proposal: Value, observations: Value) -> W
         waiting: None,
         vault_gate: None,
         observed_hold: None,
+        targets: Default::default(),
         actions: vec![],
+        titles: Default::default(),
         sealed_proposal: None,
     }
 }
