@@ -686,7 +686,9 @@ async fn path_attacks_a_symlink_swapped_in_after_submission_is_refused_when_the_
     // what the connector found (a file): re-verification finds a link, and
     // the write is held again, naming the change; nothing is removed.
     std::fs::rename(customer.join("history.orig"), &target).unwrap();
-    let id = a.held("held delete of customer/history.csv", &del(s(&target))).await;
+    let id = a
+        .held("held delete of customer/history.csv", &del(s(&target)))
+        .await;
     std::fs::rename(&target, customer.join("history.orig")).unwrap();
     symlink(a.outside.join("secret"), &target).unwrap();
     let rec = a.approve("delete whose file became a link", &id).await;

@@ -167,7 +167,11 @@ async fn titles_come_with_a_write_for_those_who_may_read_the_catalog() {
     };
     api.store.upsert_catalog(&add, true, None).await.unwrap();
     let held = api.submit("cust").await;
-    assert!(held.titles.is_empty(), "an agent gets no titles: {:?}", held.titles);
+    assert!(
+        held.titles.is_empty(),
+        "an agent gets no titles: {:?}",
+        held.titles
+    );
     for who in ["rev", "lead", "risk"] {
         let (_, rec) = api
             .call(who, "GET", &format!("/v1/writes/{}", held.id), None)

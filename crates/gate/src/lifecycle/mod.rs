@@ -407,7 +407,12 @@ impl Gate {
                 .touches
                 .iter()
                 .cloned()
-                .chain(rec.decision.blast_radius.iter().map(|e| e.resource.to_string()))
+                .chain(
+                    rec.decision
+                        .blast_radius
+                        .iter()
+                        .map(|e| e.resource.to_string()),
+                )
                 .take(recourse_client::TITLES_LISTED)
                 .collect();
             // Titles help; a catalog that cannot be read now leaves them out

@@ -96,27 +96,28 @@ impl Gate {
         }
         let id = random_id("w");
         let started = Instant::now();
-        let (name, connector, proposal, additions, targets) = match self.plan_write(&id, proposal).await? {
-            Planned::Ready {
-                name,
-                connector,
-                proposal,
-                additions,
-                targets,
-            } => {
-                self.admit_scope(caller, &id, &name, &proposal).await?;
-                (name, connector, proposal, additions, targets)
-            }
-            Planned::Refused {
-                name,
-                proposal,
-                reason,
-            } => {
-                return self
-                    .record_refusal(caller, id, name, proposal, submitted_hash, reason)
-                    .await;
-            }
-        };
+        let (name, connector, proposal, additions, targets) =
+            match self.plan_write(&id, proposal).await? {
+                Planned::Ready {
+                    name,
+                    connector,
+                    proposal,
+                    additions,
+                    targets,
+                } => {
+                    self.admit_scope(caller, &id, &name, &proposal).await?;
+                    (name, connector, proposal, additions, targets)
+                }
+                Planned::Refused {
+                    name,
+                    proposal,
+                    reason,
+                } => {
+                    return self
+                        .record_refusal(caller, id, name, proposal, submitted_hash, reason)
+                        .await;
+                }
+            };
         // What the connector knows and the catalog lacks joins it (the
         // store, then the cached graph, in place).
         if !(additions.resources.is_empty() && additions.edges.is_empty()) {

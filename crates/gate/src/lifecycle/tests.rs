@@ -457,18 +457,28 @@ async fn a_target_replaced_while_held_holds_the_write_again() {
     *w.fake.found.lock().unwrap() = Some("fs.file".into());
     let rec = w.submit("acct").await;
     assert_eq!(rec.status, WriteStatus::Held);
-    assert_eq!(rec.targets.get("fake:acct").map(String::as_str), Some("fs.file"));
+    assert_eq!(
+        rec.targets.get("fake:acct").map(String::as_str),
+        Some("fs.file")
+    );
 
     *w.fake.found.lock().unwrap() = Some("fs.symlink".into());
     let rec = w.gate.approve(&reviewer(1), &rec.id, why()).await.unwrap();
     assert_eq!(rec.status, WriteStatus::Held, "a target changed: {rec:?}");
     assert_eq!(w.fake.executions.load(Ordering::SeqCst), 0);
-    let note = rec.history.last().and_then(|t| t.note.clone()).unwrap_or_default();
+    let note = rec
+        .history
+        .last()
+        .and_then(|t| t.note.clone())
+        .unwrap_or_default();
     assert!(
         note.contains("`fake:acct` was fs.file, now fs.symlink"),
         "the note names the change: {note}"
     );
-    assert_eq!(rec.targets.get("fake:acct").map(String::as_str), Some("fs.symlink"));
+    assert_eq!(
+        rec.targets.get("fake:acct").map(String::as_str),
+        Some("fs.symlink")
+    );
 
     // Approved again, for what stands there now: it runs.
     let rec = w.gate.approve(&reviewer(2), &rec.id, why()).await.unwrap();
