@@ -773,6 +773,11 @@ async fn exact_entries(g: TestGate) {
     std::fs::write(root.join("old.txt"), "old").unwrap();
     let catalog =
         json!({"resources": [{"id": format!("fs:{}", customer.display()), "bearer": "customer"}]});
+    // The whole catalog as a risk officer's file would have it: the
+    // customer folder and one resource more.
+    let whole = json!({"catalog": {"resources": [
+        {"id": format!("fs:{}", customer.display()), "bearer": "customer"},
+        {"id": "letters:sent", "reach": "external", "bearer": "customer"}]}});
 
     // The writes the sequence refers to, found as it goes.
     let mut ids: std::collections::HashMap<&str, String> = Default::default();
@@ -804,6 +809,16 @@ async fn exact_entries(g: TestGate) {
             200,
             "catalog.upserted",
             vec!["catalog.upserted"],
+        ),
+        (
+            "catalog replaced",
+            Method::PUT,
+            "/v1/catalog".into(),
+            t.risk.clone(),
+            Some(whole.clone()),
+            200,
+            "catalog.replaced",
+            vec!["catalog.replaced"],
         ),
         (
             "submit, runs",
@@ -1077,6 +1092,24 @@ async fn exact_entries(g: TestGate) {
             200,
         ),
         (
+            "catalog plan (a preview)",
+            "",
+            Method::POST,
+            "/v1/catalog/plan".into(),
+            t.risk.clone(),
+            Some(whole),
+            200,
+        ),
+        (
+            "report",
+            "",
+            Method::GET,
+            "/v1/report".into(),
+            t.admin.clone(),
+            None,
+            200,
+        ),
+        (
             "explain (a dry run)",
             "",
             Method::POST,
@@ -1212,9 +1245,9 @@ async fn exact_entries(g: TestGate) {
         expected_total,
         "every entry is one a change made"
     );
-    assert_eq!(expected_total, 26);
-    assert_eq!(reads_done, 262);
-    assert_eq!(requests, 16);
+    assert_eq!(expected_total, 27);
+    assert_eq!(reads_done, 309);
+    assert_eq!(requests, 17);
     assert_eq!(request_entries, requests, "one request entry per change");
     let v = g.client(&t.admin).verify_audit().await.unwrap();
     assert!(v.ok, "{v:?}");
