@@ -22,6 +22,7 @@ const COMMANDS: &[&str] = &[
     "rewind",
     "catalog",
     "resource",
+    "report",
     "audit",
     "verify_audit",
 ];

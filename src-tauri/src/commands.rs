@@ -164,6 +164,13 @@ pub async fn catalog(console: State<'_, Console>) -> ConsoleResult<Catalog> {
     console.catalog().await
 }
 
+/// The Monday audit: rollback paths, their context, who bears the cost.
+#[tauri::command]
+#[specta::specta]
+pub async fn report(console: State<'_, Console>) -> ConsoleResult<recourse_report::Report> {
+    console.report().await
+}
+
 #[tauri::command]
 #[specta::specta]
 pub async fn resource(console: State<'_, Console>, id: String) -> ConsoleResult<ResourceView> {

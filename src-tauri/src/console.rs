@@ -290,6 +290,11 @@ impl Console {
         Ok(self.client().await?.catalog().await?)
     }
 
+    /// The seed's three Monday audits, as the gate computes them.
+    pub async fn report(&self) -> ConsoleResult<recourse_report::Report> {
+        Ok(self.client().await?.report().await?)
+    }
+
     pub async fn resource(&self, id: &str) -> ConsoleResult<ResourceView> {
         Ok(self.client().await?.resource(id).await?)
     }

@@ -53,6 +53,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::rewind,
             commands::catalog,
             commands::resource,
+            commands::report,
             commands::audit,
             commands::verify_audit,
         ])

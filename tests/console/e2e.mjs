@@ -454,6 +454,17 @@ try {
     await shot("12-catalog-risk-officer");
   });
 
+  await step("risk officer reads the Monday audit: a customer-borne kind always needs a person, with its path", async () => {
+    await click(tid("nav-report"));
+    await waitText(tid("report-summary"), /kinds resolve to a manual step or to nothing/);
+    const kind = await browser.$(`${tid("report-kind")}[data-needs="always"] button.link`);
+    await kind.waitForExist({ timeout: 15000 });
+    await kind.click();
+    await waitText(tid("report-kind-detail"), /Path 1/);
+    await browser.pause(300);
+    await shot("12b-report");
+  });
+
   await step("dark theme, audit chain verification", async () => {
     await click(tid("theme"));
     await click(tid("nav-audit"));
@@ -530,10 +541,10 @@ try {
   }
 
   if (process.env.E2E_AGENT_TOKEN) {
-    await step("an agent sees its queue only: no catalog, audit or rewind tab", async () => {
+    await step("an agent sees its queue only: no catalog, report, audit or rewind tab", async () => {
       await connectAs(env("E2E_AGENT_TOKEN"), /Agent/);
       await (await browser.$(tid("nav-queue"))).waitForExist();
-      for (const t of ["nav-catalog", "nav-audit", "nav-incident", "freeze-switch", "mode-switch"]) {
+      for (const t of ["nav-catalog", "nav-report", "nav-audit", "nav-incident", "freeze-switch", "mode-switch"]) {
         if (await (await browser.$(tid(t))).isExisting()) throw new Error(`${t} offered to an agent`);
       }
       await shot("14b-agent");

@@ -8,6 +8,7 @@ import { ConnectView } from "./views/ConnectView";
 import { QueueView, type StatusTab } from "./views/QueueView";
 import { WriteView } from "./views/WriteView";
 import { CatalogView } from "./views/CatalogView";
+import { ReportView } from "./views/ReportView";
 import { AuditView } from "./views/AuditView";
 import { IncidentView } from "./views/IncidentView";
 import { FreezeSwitch } from "./views/FreezeSwitch";
@@ -17,6 +18,7 @@ export type Page =
   | { page: "queue" }
   | { page: "write"; id: string }
   | { page: "catalog"; id?: string }
+  | { page: "report" }
   | { page: "audit" }
   | { page: "incident" };
 
@@ -28,7 +30,7 @@ function initialTheme(): Theme {
   return window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light";
 }
 
-const TAB_TEXT: Record<Tab, string> = { queue: "Queue", catalog: "Catalog", audit: "Audit", incident: "Rewind" };
+const TAB_TEXT: Record<Tab, string> = { queue: "Queue", catalog: "Catalog", report: "Report", audit: "Audit", incident: "Rewind" };
 
 export function storeText(c: Connected): string {
   switch (c.store.kind) {
@@ -270,6 +272,7 @@ export function App() {
         {page.page === "catalog" && can.catalog && (
           <CatalogView initial={page.id} onOpenWrite={(id) => setPage({ page: "write", id })} onError={noteError} />
         )}
+        {page.page === "report" && can.report && <ReportView onError={noteError} onOpenWrite={(id) => setPage({ page: "write", id })} />}
         {page.page === "audit" && can.audit && <AuditView tick={tick} onError={noteError} onOpenWrite={(id) => setPage({ page: "write", id })} />}
         {page.page === "incident" && can.rewind && <IncidentView onError={noteError} onChanged={refresh} />}
       </main>

@@ -184,6 +184,17 @@ async resource(id: string) : Promise<Result<ResourceView, ConsoleError>> {
 }
 },
 /**
+ * The Monday audit: rollback paths, their context, who bears the cost.
+ */
+async report() : Promise<Result<Report, ConsoleError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("report") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * The audit trail newest first: the latest page, or the page before
  * `before` (the smallest `seq` shown so far). `limit` defaults to 500.
  */
@@ -244,6 +255,11 @@ head: string }
  * Who pays when a wrong change to a resource cannot be undone.
  */
 export type Bearer = "institution" | "customer" | "patient" | "borrower" | "creator" | "vendor" | "employee" | "public"
+export type BearerCount = { bearer: Bearer; 
+/**
+ * Writes whose blast radius held something this bearer bears.
+ */
+writes: number }
 export type BlastEntry = { resource: string; depth: number; reach: Reach; bearer: Bearer; covered: boolean; 
 /**
  * The resource it was reached from (none for a touched one).
@@ -290,6 +306,78 @@ export type ConsoleError =
  * The token could not be saved or read.
  */
 { kind: "token_store"; message: string }
+/**
+ * One piece of context a step depends on (grouped by kind and location),
+ * with what the gate found at run time.
+ */
+export type ContextAudit = { kind: EvidenceKind; 
+/**
+ * The evidence id (the write's own id shown as `{write}`).
+ */
+id: string; 
+/**
+ * The resource id where it is held (none for a `window`), the write's
+ * own id shown as `{write}`.
+ */
+location?: string | null; 
+/**
+ * How many writes depended on it.
+ */
+writes: number; 
+/**
+ * Its statuses, by how many writes (worst first).
+ */
+statuses: StatusCount[]; 
+/**
+ * Held inside the write's own blast radius: the write may take it.
+ */
+inside_blast_radius: number; 
+/**
+ * Observed absent, or no observation could be made.
+ */
+missing_or_unverifiable: number; 
+/**
+ * Too old (`stale`), or a window that closed or was closing.
+ */
+too_old: number; verified: number; 
+/**
+ * The age the proposal demanded, if any.
+ */
+max_age_s?: number | null; 
+/**
+ * The oldest capture time observed.
+ */
+oldest_capture?: string | null; 
+/**
+ * The greatest age of a capture when its write was submitted.
+ */
+max_age_at_submission_s?: number | null; 
+/**
+ * Who verified it and how (distinct, at most [`crate::LIST_CAP`]).
+ */
+verified_by: string[] }
+/**
+ * How many writes of a kind were seen, and what became of them.
+ */
+export type Counts = { seen: number; 
+/**
+ * Decided `hold`: a person had to decide (or, in observe mode, would
+ * have).
+ */
+held: number; 
+/**
+ * Refused by the gate: never run, and left out of the three audits.
+ */
+refused: number; 
+/**
+ * Began executing (executing, executed, rolling back, rolled back,
+ * rollback failed, outcome unknown).
+ */
+ran: number; 
+/**
+ * Ran although held, in observe mode.
+ */
+ran_unreviewed: number; rolled_back: number }
 /**
  * The decision and everything it was made from (section 5).
  */
@@ -399,6 +487,59 @@ export type GateMode =
 "observe"
 export type JsonValue = null | boolean | number | string | JsonValue[] | Partial<{ [key in string]: JsonValue }>
 /**
+ * One kind of write: what it does (connector and op), to what (the catalog
+ * kinds of the resources it touches) and whose those are (their bearers).
+ */
+export type KindAudit = { 
+/**
+ * `connector op → target kinds (owners)`, e.g.
+ * `http request POST → marketplace.account (customer)`.
+ */
+key: string; connector: string; 
+/**
+ * The action's `op`, with the HTTP method when there is one.
+ */
+op: string; 
+/**
+ * The catalog `kind` of each touched resource (else one derived from
+ * its id: `fs.path`, `sql.table`, ...), distinct and sorted.
+ */
+targets: string[]; 
+/**
+ * The bearers of the touched resources themselves.
+ */
+owners: Bearer[]; counts: Counts; 
+/**
+ * Audit 1: the worst path of its judged writes.
+ */
+rollback: PathVerdict; 
+/**
+ * Audit 1: how many judged writes resolved where (worst first).
+ */
+verdicts: VerdictCount[]; 
+/**
+ * The distinct rollback paths its writes had, most frequent first.
+ */
+paths: PathAudit[]; 
+/**
+ * Resources its writes reached that no step restores (or that are
+ * external), with how often.
+ */
+unrestored: Unrestored[]; 
+/**
+ * Audit 2: at least one rollback depended on context that was not
+ * verified outside the blast radius.
+ */
+aspirational: boolean; 
+/**
+ * Audit 3: every bearer in its writes' blast radii, with how often.
+ */
+bearers: BearerCount[]; needs_person: NeedsPerson; 
+/**
+ * Its writes, newest first (at most [`crate::WRITES_PER_KIND`]).
+ */
+writes: WriteRef[] }
+/**
  * The live event stream came up or went down.
  */
 export type LinkChanged = LinkState
@@ -415,6 +556,23 @@ export type LinkState = { state: "live" } |
  * these for a store nobody switched).
  */
 export type ModeState = { mode: GateMode; by?: string | null; at?: string | null; reason?: string | null }
+/**
+ * Audit 3 for a kind: whether a third party bears the cost.
+ */
+export type NeedsPerson = 
+/**
+ * Every write of the kind seen had a third-party bearer in its blast
+ * radius.
+ */
+"always" | 
+/**
+ * Some did.
+ */
+"sometimes" | 
+/**
+ * None did (or none was judged: every write was refused).
+ */
+"never"
 export type Neighbour = { resource: Resource; why?: string | null; 
 /**
  * True for `fs:` containment rather than a declared edge.
@@ -433,6 +591,50 @@ at: string;
  * with their subjects and sentences, are in `decision.reasons`).
  */
 reason_codes: ReasonCode[] }
+/**
+ * One distinct rollback path (the same steps, in order) and its writes.
+ */
+export type PathAudit = { writes: number; 
+/**
+ * The newest write with this path.
+ */
+example: string; 
+/**
+ * The worst of its writes.
+ */
+verdict: PathVerdict; 
+/**
+ * Empty: the path resolves to nothing.
+ */
+steps: StepAudit[] }
+/**
+ * Where a rollback path resolves, for one write (and, for a kind or a
+ * path, the worst of its writes). Ordered from worst to best.
+ */
+export type PathVerdict = 
+/**
+ * No rollback step at all: not reversible.
+ */
+"no_path" | 
+/**
+ * A step is manual ("contact support", "manual reconciliation"): not
+ * reversible, a write that happens to have a cleanup team.
+ */
+"manual_step" | 
+/**
+ * Something in the blast radius is external, or no step restores it:
+ * that part resolves to nothing.
+ */
+"leaves_unrestored" | 
+/**
+ * Every part has a modelled step, but a step depends on context not
+ * verified outside the blast radius (or cannot run): aspirational.
+ */
+"aspirational" | 
+/**
+ * Every part has a step that is available, with its context verified.
+ */
+"real"
 /**
  * One thing a token may be allowed to do.
  */
@@ -531,6 +733,23 @@ export type ReasonCode = "external" | "uncovered" | "third_party_bearer" | "evid
  * A raw statement or an unbounded change the connector cannot model.
  */
 "unmodelled"
+/**
+ * The seed's three Monday audits, over every kind of write the gate has
+ * seen and every resource its catalog declares.
+ */
+export type Report = { 
+/**
+ * When the report was computed (the caller's clock).
+ */
+generated_at: string; summary: Summary; 
+/**
+ * Kinds of write, the least recoverable first.
+ */
+kinds: KindAudit[]; 
+/**
+ * Every catalog resource, the ones needing attention first.
+ */
+resources: ResourceAudit[] }
 export type Resource = { id: string; kind?: string | null; title?: string | null; labels?: Partial<{ [key in string]: JsonValue }> | null; reach?: Reach; 
 /**
  * Who bears it; none: a resource a connector discovered, borne by its
@@ -543,6 +762,77 @@ bearer?: Bearer | null;
  * (section 10). An `http://` or `https://` URL prefix.
  */
 probe_prefix?: string | null }
+/**
+ * The three audits for one catalog resource.
+ */
+export type ResourceAudit = { id: string; kind?: string | null; title?: string | null; reach: Reach; 
+/**
+ * As the catalog declares it; none for a resource a connector
+ * discovered (it is borne by its nearest container).
+ */
+declared_bearer?: Bearer | null; 
+/**
+ * The bearers the gate's decisions gave it (inheritance applied).
+ */
+bearers: Bearer[]; verdict: ResourceVerdict; 
+/**
+ * Audit 3: a third party bears it (declared, or as decided).
+ */
+needs_person: boolean; 
+/**
+ * Writes that touched it directly.
+ */
+touched_by: number; 
+/**
+ * Writes whose blast radius held it (touched ones included).
+ */
+reached_by: number; 
+/**
+ * Of those, writes where an available step restored it.
+ */
+restored_in: number; 
+/**
+ * Audit 1: how its rollbacks ran (step lines, distinct, at most
+ * [`crate::LIST_CAP`]).
+ */
+restored_by: string[]; 
+/**
+ * Audit 2: evidence items held here that rollbacks depended on.
+ */
+context_held: number; 
+/**
+ * Of those, how many lay inside their own write's blast radius.
+ */
+context_inside_blast_radius: number; 
+/**
+ * Keys of the kinds of write that reached it (at most
+ * [`crate::LIST_CAP`]).
+ */
+kinds: string[] }
+/**
+ * Where a catalog resource stands, worst first.
+ */
+export type ResourceVerdict = 
+/**
+ * External: no system the institution runs can put it back.
+ */
+"external" | 
+/**
+ * A write reached it and no step of its path restored it.
+ */
+"not_restored" | 
+/**
+ * A step restored it, but not always with verified context.
+ */
+"aspirational" | 
+/**
+ * Every write that reached it had an available step restoring it.
+ */
+"restorable" | 
+/**
+ * No write has reached it yet: no path is known.
+ */
+"not_reached"
 /**
  * A catalog resource with what reaches it, what it reaches, and the writes
  * that touched it.
@@ -635,6 +925,7 @@ export type RollbackReport = {
  * True only when every item is `restored`.
  */
 verified: boolean; items: RestoreItem[]; forced: boolean }
+export type StatusCount = { status: EvidenceStatus; writes: number }
 export type Step = { 
 /**
  * Ids this step puts back. For `fs:` ids, a step that restores a tree
@@ -653,12 +944,85 @@ requires?: Evidence[];
  * Set by the gate on the steps its connectors model themselves.
  */
 modelled_by?: string | null }
+/**
+ * One step of a rollback path, over the writes that had it.
+ */
+export type StepAudit = { 
+/**
+ * 1-based, in the order the path runs.
+ */
+position: number; source: StepSource; 
+/**
+ * The connector that modelled it, for a connector's step.
+ */
+modelled_by?: string | null; 
+/**
+ * What runs, in a line (`http request POST https://…/reopen`,
+ * `fs restore`, `manual: contact support`); masked, with the write's
+ * own id shown as `{write}`.
+ */
+op: string; manual: boolean; 
+/**
+ * What it puts back (distinct, at most [`crate::LIST_CAP`]).
+ */
+restores: string[]; 
+/**
+ * Of the writes with this path, in how many this step was available
+ * (not manual, runnable, its located context verified).
+ */
+available_in: number; 
+/**
+ * Audit 2: the context it depends on.
+ */
+context: ContextAudit[] }
 export type StepReport = { step: number; manual: boolean; 
 /**
  * Not manual, with at least one located evidence item (windows alone
  * cover nothing), all of its evidence verified, and runnable.
  */
 available: boolean }
+/**
+ * Who modelled a step.
+ */
+export type StepSource = 
+/**
+ * A connector of the gate modelled and captured it itself.
+ */
+"connector" | 
+/**
+ * The agent proposed it: judged like the rest, never trusted.
+ */
+"agent"
+/**
+ * The report in a few numbers.
+ */
+export type Summary = { writes: number; kinds: number; 
+/**
+ * Audit 1: kinds with at least one write whose rollback path resolves
+ * to a manual step or to nothing.
+ */
+kinds_not_reversible: number; 
+/**
+ * Audit 2: kinds with at least one write whose rollback depended on
+ * context that was not verified outside its blast radius.
+ */
+kinds_aspirational: number; 
+/**
+ * Audit 3: kinds where a third party bore the cost of every write seen.
+ */
+kinds_always_need_a_person: number; 
+/**
+ * Audit 3: kinds where a third party bore the cost of some writes.
+ */
+kinds_sometimes_need_a_person: number; resources: number; 
+/**
+ * Catalog resources outside every system the institution runs.
+ */
+resources_external: number; 
+/**
+ * Catalog resources borne by a third party.
+ */
+resources_third_party: number }
 /**
  * Which store holds the token of the current session, said plainly in the
  * UI.
@@ -688,6 +1052,15 @@ export type Transition = { at: string; from?: WriteStatus | null; to: WriteStatu
  * The token name that caused it, or `gate`.
  */
 actor: string; note?: string | null }
+/**
+ * A resource in a blast radius that no available step restores.
+ */
+export type Unrestored = { resource: string; reach: Reach; bearer: Bearer; 
+/**
+ * `external` (outside every system: nothing can restore it) or
+ * `no_step` (no step of the path restores it).
+ */
+why: string; writes: number }
 export type Verdict = 
 /**
  * Covered and institution-borne: capture, then run.
@@ -701,6 +1074,7 @@ export type Verdict =
  * The gate must never run it (added by the gate, never by the engine).
  */
 "refuse"
+export type VerdictCount = { verdict: PathVerdict; writes: number }
 export type WhoAmI = { name: string; role: Role }
 /**
  * What a person may do to a write. Each write's summary lists the ones the
@@ -811,6 +1185,18 @@ titles: Partial<{ [key in string]: string }>;
  * [`WriteRecord::without_sealed`]).
  */
 sealed_proposal?: string | null }
+/**
+ * A write, as the report names it.
+ */
+export type WriteRef = { id: string; agent: string; 
+/**
+ * As stored: masked.
+ */
+intent: string; status: WriteStatus; verdict: Verdict; 
+/**
+ * None for a refused write (not judged).
+ */
+path?: PathVerdict | null; created_at: string }
 /**
  * The life of a write. `held -> approved -> executing -> executed ->
  * rolling_back -> rolled_back`, with `rejected`, `refused`, `expired` and

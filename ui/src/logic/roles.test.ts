@@ -9,13 +9,13 @@ describe("tabs by role", () => {
   it("gives an agent the queue only: no catalog, audit or rewind", () => {
     expect(tabsFor("agent")).toEqual(["queue"]);
   });
-  it("gives reviewers and risk officers the catalog and the audit trail, not rewind", () => {
-    expect(tabsFor("reviewer")).toEqual(["queue", "catalog", "audit"]);
-    expect(tabsFor("risk_officer")).toEqual(["queue", "catalog", "audit"]);
+  it("gives reviewers and risk officers the catalog, the report and the audit trail, not rewind", () => {
+    expect(tabsFor("reviewer")).toEqual(["queue", "catalog", "report", "audit"]);
+    expect(tabsFor("risk_officer")).toEqual(["queue", "catalog", "report", "audit"]);
   });
   it("gives incident leads and admins rewind too", () => {
-    expect(tabsFor("incident_lead")).toEqual(["queue", "catalog", "audit", "incident"]);
-    expect(tabsFor("admin")).toEqual(["queue", "catalog", "audit", "incident"]);
+    expect(tabsFor("incident_lead")).toEqual(["queue", "catalog", "report", "audit", "incident"]);
+    expect(tabsFor("admin")).toEqual(["queue", "catalog", "report", "audit", "incident"]);
   });
   it("gives nothing without a role", () => {
     expect(tabsFor(null)).toEqual([]);

@@ -28,6 +28,8 @@ export interface Abilities {
   decide: boolean;
   /** Switch the gate between enforce and observe mode. */
   switchMode: boolean;
+  /** Read the Monday audit (the report). */
+  report: boolean;
 }
 
 export function abilities(role: Role | null | undefined): Abilities {
@@ -39,17 +41,19 @@ export function abilities(role: Role | null | undefined): Abilities {
     readAll: can(role, "read_all_writes"),
     decide: can(role, "approve_writes") || can(role, "reject_writes"),
     switchMode: can(role, "switch_mode"),
+    report: can(role, "read_report"),
   };
 }
 
 /** The top bar's pages, in order. */
-export type Tab = "queue" | "catalog" | "audit" | "incident";
+export type Tab = "queue" | "catalog" | "report" | "audit" | "incident";
 
 export function tabsFor(role: Role | null | undefined): Tab[] {
   if (!role) return [];
   const a = abilities(role);
   const tabs: Tab[] = ["queue"];
   if (a.catalog) tabs.push("catalog");
+  if (a.report) tabs.push("report");
   if (a.audit) tabs.push("audit");
   if (a.rewind) tabs.push("incident");
   return tabs;

@@ -416,8 +416,10 @@ impl Gate {
                 .take(recourse_client::TITLES_LISTED)
                 .collect();
             // Titles help; a catalog that cannot be read now leaves them out
-            // rather than failing the answer.
-            self.read_catalog(move |g| {
+            // rather than failing the answer. Made as new as the store's
+            // first, so every gate sharing it answers with the same titles
+            // (another gate's discovered resources included).
+            self.with_catalog(move |g| {
                 ids.into_iter()
                     .filter_map(|id| {
                         let title = g.get(&id)?.title.clone()?;
