@@ -60,7 +60,7 @@ export function DecideDialog(props: {
             {approve && done.status === "held"
               ? (done.approvals ?? []).length < done.required_approvals
                 ? ` (${(done.approvals ?? []).length} of ${done.required_approvals} approvals)`
-                : " (held again: its evidence changed; see the new reasons)"
+                : ` (${done.history?.at(-1)?.note ?? "held again: its decision changed"})`
               : ""}
           </div>
           <div className="row end">

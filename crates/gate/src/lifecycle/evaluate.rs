@@ -79,6 +79,82 @@ pub(crate) fn targets_changed(
     (!changed.is_empty()).then(|| changed.join("; "))
 }
 
+/// What differs between two decisions, in words for the note of a write
+/// held again: reasons that appeared and went (code and subject), the
+/// blast radius's size, and evidence whose status moved. `None` when only
+/// what the hash leaves out (times, wording) differs. At most 5 of each.
+pub(crate) fn decision_changes(before: &Decision<'_>, after: &Decision<'_>) -> Option<String> {
+    // The wire's own word for a code or a verdict (`third_party_bearer`).
+    fn word(v: impl serde::Serialize) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+    fn named(r: &Reason<'_>) -> String {
+        format!("{} on `{}`", word(r.code), r.subject())
+    }
+    fn listed(items: Vec<String>) -> String {
+        let more = items.len().saturating_sub(5);
+        let mut out = items.into_iter().take(5).collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            out.push_str(&format!(" and {more} more"));
+        }
+        out
+    }
+    let keys = |d: &Decision<'_>| -> std::collections::BTreeSet<String> {
+        d.reasons.iter().map(named).collect()
+    };
+    let (was, now) = (keys(before), keys(after));
+    let mut parts = Vec::new();
+    let added: Vec<String> = now.difference(&was).cloned().collect();
+    if !added.is_empty() {
+        parts.push(format!("new: {}", listed(added)));
+    }
+    let gone: Vec<String> = was.difference(&now).cloned().collect();
+    if !gone.is_empty() {
+        parts.push(format!("gone: {}", listed(gone)));
+    }
+    if before.blast_radius.len() != after.blast_radius.len() {
+        parts.push(format!(
+            "blast radius {} → {} resources",
+            before.blast_radius.len(),
+            after.blast_radius.len()
+        ));
+    }
+    let old: BTreeMap<&str, _> = before
+        .evidence
+        .iter()
+        .map(|e| (e.id.as_ref(), e.status))
+        .collect();
+    let moved: Vec<String> = after
+        .evidence
+        .iter()
+        .filter_map(|e| {
+            let was = old.get(e.id.as_ref())?;
+            (*was != e.status).then(|| {
+                format!(
+                    "evidence `{}` {} → {}",
+                    e.id,
+                    was.as_str(),
+                    e.status.as_str()
+                )
+            })
+        })
+        .collect();
+    if !moved.is_empty() {
+        parts.push(listed(moved));
+    }
+    if before.decision != after.decision {
+        parts.push(format!(
+            "verdict {} → {}",
+            word(before.decision),
+            word(after.decision)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// Whether the gate may probe `item`'s `check` (section 10): the catalog
 /// resource named by its `location` declares a `probe_prefix`, and the
 /// check's URL starts with it.

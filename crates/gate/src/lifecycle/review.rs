@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use recourse_client::{Approval, Permission, WriteRecord, WriteStatus};
 use serde_json::json;
 
-use super::evaluate::{targets_changed, targets_found};
+use super::evaluate::{decision_changes, targets_changed, targets_found};
 use super::{Gate, Move, Step, CAS_RETRIES};
 use crate::audit::AuditDraft;
 use crate::auth::Caller;
@@ -183,6 +183,7 @@ impl Gate {
             let mut rec = rec;
             let previous = std::mem::take(&mut rec.decision_hash);
             let changed = targets_changed(&rec.targets, &targets);
+            let differs = decision_changes(&rec.decision, &decision);
             rec.targets = targets;
             // Held again whatever the new verdict: it waits, and expires.
             self.adopt(&mut rec, decision, true);
@@ -194,7 +195,10 @@ impl Gate {
                 Some(targets) => format!(
                     "a target changed since the decision ({targets}): held again, so that a person approves what would run now"
                 ),
-                None => "the context changed: held again with the new reasons".to_string(),
+                None => match &differs {
+                    Some(what) => format!("the context changed ({what}): held again"),
+                    None => "the context changed: held again".to_string(),
+                },
             };
             let note = format!(
                 "re-verification found {what} ({} approval{} needed)",

@@ -432,6 +432,17 @@ async fn a_rehold_needs_the_approvals_its_new_decision_calls_for() {
     let rec = w.gate.approve(&reviewer(1), &rec.id, why()).await.unwrap();
     assert_eq!(rec.status, WriteStatus::Held);
     assert_eq!(rec.required_approvals, 2, "the new decision's approvals");
+    // The note says what changed, not only that something did.
+    let note = rec
+        .history
+        .last()
+        .and_then(|t| t.note.clone())
+        .unwrap_or_default();
+    assert!(
+        note.contains("new: third_party_bearer on `chart:7`")
+            && note.contains("blast radius 1 → 2 resources"),
+        "{note}"
+    );
     let rec = w.gate.approve(&reviewer(2), &rec.id, why()).await.unwrap();
     assert_eq!(
         rec.status,
