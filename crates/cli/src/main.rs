@@ -3,6 +3,7 @@
 mod catalog_file;
 mod demo;
 mod report;
+mod writes_table;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -376,12 +377,16 @@ struct McpArgs {
 
 #[derive(Subcommand)]
 enum WritesCommand {
-    /// List writes (newest first).
+    /// List writes (newest first), as a table.
     List {
         #[command(flatten)]
         remote: Remote,
+        /// Only writes in this status (`held`: the review queue).
         #[arg(long)]
         status: Option<String>,
+        /// Print the gate's JSON instead of a table (for scripts).
+        #[arg(long)]
+        json: bool,
     },
     Show {
         #[command(flatten)]
@@ -639,14 +644,23 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 async fn writes(cmd: WritesCommand) -> anyhow::Result<ExitCode> {
     let client = |r: &Remote| GateClient::new(r.gate.clone(), r.token.clone());
     let out = match cmd {
-        WritesCommand::List { remote, status } => {
+        WritesCommand::List {
+            remote,
+            status,
+            json,
+        } => {
             let status = status
                 .map(|s| {
                     WriteStatus::parse(&s)
                         .with_context(|| format!("--status: unknown status `{s}`"))
                 })
                 .transpose()?;
-            serde_json::to_string_pretty(&client(&remote).writes(status).await?)?
+            let writes = client(&remote).writes(status).await?;
+            if json {
+                serde_json::to_string_pretty(&writes)?
+            } else {
+                writes_table::render(&writes)
+            }
         }
         WritesCommand::Show { remote, id } => {
             serde_json::to_string_pretty(&client(&remote).write(&id).await?)?
