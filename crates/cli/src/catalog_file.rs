@@ -398,11 +398,7 @@ fn verdict(v: Verdict) -> &'static str {
 }
 
 fn reason(sign: char, r: &Reason<'_>) -> String {
-    let code = serde_json::to_value(r.code)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    format!("{sign} {code} {}", r.subject())
+    format!("{sign} {} {}", r.code.as_str(), r.subject())
 }
 
 fn show_write(out: &mut String, w: &Redecided) {

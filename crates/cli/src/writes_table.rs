@@ -16,7 +16,11 @@ pub(crate) fn render(writes: &[WriteSummary]) -> String {
     let rows: Vec<[String; 7]> = writes
         .iter()
         .map(|w| {
-            let mut codes: Vec<String> = w.reason_codes.iter().map(code).collect();
+            let mut codes: Vec<String> = w
+                .reason_codes
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect();
             codes.dedup();
             let more = codes.len().saturating_sub(CODES);
             codes.truncate(CODES);
@@ -82,14 +86,6 @@ fn short(s: &str) -> String {
         let cut: String = one_line.chars().take(INTENT - 1).collect();
         format!("{cut}…")
     }
-}
-
-/// A reason code as the wire spells it (`third_party_bearer`).
-fn code(c: &recourse_core::ReasonCode) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

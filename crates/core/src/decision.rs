@@ -75,6 +75,29 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// The code as the wire spells it (`third_party_bearer`), for notes,
+    /// tables and messages: one place instead of a serde round trip each.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::External => "external",
+            ReasonCode::Uncovered => "uncovered",
+            ReasonCode::ThirdPartyBearer => "third_party_bearer",
+            ReasonCode::EvidenceInBlastRadius => "evidence_in_blast_radius",
+            ReasonCode::EvidenceMissing => "evidence_missing",
+            ReasonCode::EvidenceUnverifiable => "evidence_unverifiable",
+            ReasonCode::EvidenceExpired => "evidence_expired",
+            ReasonCode::EvidenceWindowClosing => "evidence_window_closing",
+            ReasonCode::EvidenceStale => "evidence_stale",
+            ReasonCode::ManualStep => "manual_step",
+            ReasonCode::UnknownResource => "unknown_resource",
+            ReasonCode::OutsideRoots => "outside_roots",
+            ReasonCode::UnknownConnector => "unknown_connector",
+            ReasonCode::InvalidAction => "invalid_action",
+            ReasonCode::Frozen => "frozen",
+            ReasonCode::Unmodelled => "unmodelled",
+        }
+    }
+
     pub fn for_status(status: EvidenceStatus) -> Option<Self> {
         Some(match status {
             EvidenceStatus::InBlastRadius => ReasonCode::EvidenceInBlastRadius,
@@ -894,6 +917,36 @@ fn locate<'a>(
 
 #[cfg(test)]
 mod tests {
+
+    /// `as_str` spells each code exactly as serde puts it on the wire.
+    #[test]
+    fn a_code_as_str_is_its_wire_spelling() {
+        use ReasonCode::*;
+        for c in [
+            External,
+            Uncovered,
+            ThirdPartyBearer,
+            EvidenceInBlastRadius,
+            EvidenceMissing,
+            EvidenceUnverifiable,
+            EvidenceExpired,
+            EvidenceWindowClosing,
+            EvidenceStale,
+            ManualStep,
+            UnknownResource,
+            OutsideRoots,
+            UnknownConnector,
+            InvalidAction,
+            Frozen,
+            Unmodelled,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::json!(c.as_str()))
+            );
+        }
+    }
+
     use super::*;
     use crate::catalog::Catalog;
 

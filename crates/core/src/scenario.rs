@@ -181,15 +181,7 @@ impl CatalogCase {
         got.sort();
         got.dedup();
         let codes = |c: &[ReasonCode]| {
-            let names: Vec<String> = c
-                .iter()
-                .map(|c| {
-                    serde_json::to_value(c)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
-                .collect();
+            let names: Vec<String> = c.iter().map(|c| c.as_str().to_string()).collect();
             if names.is_empty() {
                 "none".to_string()
             } else {

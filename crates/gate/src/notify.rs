@@ -302,12 +302,9 @@ pub fn summary(event: Event, rec: &WriteRecord, masker: &Masker) -> String {
         .reasons
         .iter()
         .map(|r| {
-            let code = serde_json::to_value(r.code)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let code = r.code.as_str();
             match r.subject() {
-                s if s.is_empty() => code,
+                s if s.is_empty() => code.to_string(),
                 s => format!("{code} ({})", masker.text(&s)),
             }
         })

@@ -84,7 +84,7 @@ pub(crate) fn targets_changed(
 /// blast radius's size, and evidence whose status moved. `None` when only
 /// what the hash leaves out (times, wording) differs. At most 5 of each.
 pub(crate) fn decision_changes(before: &Decision<'_>, after: &Decision<'_>) -> Option<String> {
-    // The wire's own word for a code or a verdict (`third_party_bearer`).
+    // The wire's own word for a verdict (`hold`).
     fn word(v: impl serde::Serialize) -> String {
         serde_json::to_value(v)
             .ok()
@@ -92,7 +92,7 @@ pub(crate) fn decision_changes(before: &Decision<'_>, after: &Decision<'_>) -> O
             .unwrap_or_default()
     }
     fn named(r: &Reason<'_>) -> String {
-        format!("{} on `{}`", word(r.code), r.subject())
+        format!("{} on `{}`", r.code.as_str(), r.subject())
     }
     fn listed(items: Vec<String>) -> String {
         let more = items.len().saturating_sub(5);

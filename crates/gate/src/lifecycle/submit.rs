@@ -448,10 +448,7 @@ impl Gate {
                 "observe mode: enforcement would have held it ({}); it runs without a person",
                 o.reason_codes
                     .iter()
-                    .map(|c| serde_json::to_value(c)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default())
+                    .map(|c| c.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
