@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "link_state",
     "list_writes",
     "get_write",
+    "write_effect",
     "approve",
     "reject",
     "rollback",

@@ -158,6 +158,16 @@ pub async fn rewind(
     console.rewind(request).await
 }
 
+/// What a held or approved write will change, read from its target now.
+#[tauri::command]
+#[specta::specta]
+pub async fn write_effect(
+    console: State<'_, Console>,
+    id: String,
+) -> ConsoleResult<recourse_client::Effect> {
+    console.effect(&id).await
+}
+
 #[tauri::command]
 #[specta::specta]
 pub async fn catalog(console: State<'_, Console>) -> ConsoleResult<Catalog> {

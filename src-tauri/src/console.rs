@@ -286,6 +286,10 @@ impl Console {
         Ok(self.client().await?.rewind(&req).await?)
     }
 
+    pub async fn effect(&self, id: &str) -> ConsoleResult<recourse_client::Effect> {
+        Ok(self.client().await?.effect(id).await?)
+    }
+
     pub async fn catalog(&self) -> ConsoleResult<Catalog> {
         Ok(self.client().await?.catalog().await?)
     }

@@ -41,6 +41,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::link_state,
             commands::list_writes,
             commands::get_write,
+            commands::write_effect,
             commands::approve,
             commands::reject,
             commands::rollback,

@@ -311,7 +311,7 @@ async fn loan_approval_reaching_the_credit_file_is_held_renewal_proceeds_in_its_
     assert_eq!(err.status(), Some(400), "{err}");
 }
 
-fn pg_reachable() -> bool {
+pub(crate) fn pg_reachable() -> bool {
     Command::new("pg_isready")
         .args(["-q", "-h", "127.0.0.1", "-p", "5432"])
         .status()
@@ -427,7 +427,7 @@ async fn postgres_update_and_cascading_delete_roll_back_to_an_identical_dump() {
     psql(&format!("DROP TABLE {posts}; DROP TABLE {authors};"));
 }
 
-fn rand_suffix() -> String {
+pub(crate) fn rand_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     format!(
         "{}",

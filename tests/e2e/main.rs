@@ -9,6 +9,7 @@ mod audit_fails_closed;
 mod catalog_file;
 mod crash_sweep;
 mod durability;
+mod effect;
 mod events;
 mod gate_api;
 mod gate_fs;

@@ -74,6 +74,17 @@ async getWrite(id: string) : Promise<Result<WriteRecord, ConsoleError>> {
     else return { status: "error", error: e  as any };
 }
 },
+/**
+ * What a held or approved write will change, read from its target now.
+ */
+async writeEffect(id: string) : Promise<Result<Effect, ConsoleError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("write_effect", { id }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
 async approve(id: string, comment: string | null) : Promise<Result<WriteRecord, ConsoleError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("approve", { id, comment }) };
@@ -387,7 +398,50 @@ export type Decision = { decision: Verdict; reasons: Reason[]; blast_radius: Bla
  * the institution alike.
  */
 bearers: Bearer[]; evidence: EvidenceReport[]; steps?: StepReport[] }
+export type DiffLine = { tag: DiffTag; 
+/**
+ * For `skip`: how many unchanged lines were left out, in words.
+ */
+text: string }
+export type DiffTag = "same" | "added" | "removed" | 
+/**
+ * Unchanged lines left out.
+ */
+"skip"
 export type Edge = { from: string; to: string; why?: string | null }
+/**
+ * A write's effect, read from its target now.
+ */
+export type Effect = { 
+/**
+ * When the target was read. It may change after; the gate checks
+ * again before the write runs.
+ */
+read_at: string; change: EffectChange }
+/**
+ * What the write does, by connector and operation.
+ */
+export type EffectChange = 
+/**
+ * A file or folder deleted: the tree that goes.
+ */
+{ kind: "removes"; path: string; tree: TreeSummary } | 
+/**
+ * A file created or overwritten.
+ */
+{ kind: "writes"; path: string; before: FileFacts | null; after: FileFacts; diff: TextDiff | null } | 
+/**
+ * A file or folder moved.
+ */
+{ kind: "moves"; path: string; to: string; tree: TreeSummary; replaces: TreeSummary | null } | 
+/**
+ * Rows of one table.
+ */
+({ kind: "rows" } & RowsEffect) | 
+/**
+ * A request to another system.
+ */
+({ kind: "request" } & RequestEffect)
 export type Evidence = { id: string; kind: EvidenceKind; 
 /**
  * The resource id where the evidence is held (all kinds but `window`).
@@ -453,6 +507,18 @@ export type EvidenceStatus =
  */
 "stale" | "verified"
 /**
+ * A file's size and content hash, and whether it reads as text.
+ */
+export type FileFacts = { size: number; 
+/**
+ * `None` for a file too large to hash while a person waits.
+ */
+sha256: string | null; 
+/**
+ * UTF-8 without NUL bytes.
+ */
+text: boolean }
+/**
  * The kill switch: while frozen, nothing runs.
  */
 export type FreezeState = { frozen: boolean; by?: string | null; at?: string | null; reason?: string | null }
@@ -485,6 +551,15 @@ export type GateMode =
  * Refusals still refuse and a freeze still holds everything.
  */
 "observe"
+export type HeaderLine = { name: string; 
+/**
+ * Masked where it is a credential.
+ */
+value: string; 
+/**
+ * Added by the gate from its configuration; the agent never saw it.
+ */
+by_gate: boolean }
 export type JsonValue = null | boolean | number | string | JsonValue[] | Partial<{ [key in string]: JsonValue }>
 /**
  * One kind of write: what it does (connector and op), to what (the catalog
@@ -578,6 +653,11 @@ export type Neighbour = { resource: Resource; why?: string | null;
  * True for `fs:` containment rather than a declared edge.
  */
 contains: boolean }
+export type Notable = { 
+/**
+ * Relative to the tree's root.
+ */
+path: string; what: string }
 /**
  * A write observe mode ran although its decision would have held it.
  */
@@ -750,6 +830,14 @@ kinds: KindAudit[];
  * Every catalog resource, the ones needing attention first.
  */
 resources: ResourceAudit[] }
+/**
+ * The request an HTTP write sends.
+ */
+export type RequestEffect = { method: string; url: string; headers: HeaderLine[]; 
+/**
+ * At most [`EFFECT_BODY_BYTES`], masked.
+ */
+body: string | null; body_bytes: number }
 export type Resource = { id: string; kind?: string | null; title?: string | null; labels?: Partial<{ [key in string]: JsonValue }> | null; reach?: Reach; 
 /**
  * Who bears it; none: a resource a connector discovered, borne by its
@@ -925,6 +1013,44 @@ export type RollbackReport = {
  * True only when every item is `restored`.
  */
 verified: boolean; items: RestoreItem[]; forced: boolean }
+/**
+ * One row: its values in `columns` order (`None`: NULL), before and after.
+ */
+export type RowChange = { 
+/**
+ * `None` for an inserted row.
+ */
+before: (string | null)[] | null; 
+/**
+ * `None` for a deleted row.
+ */
+after: (string | null)[] | null; 
+/**
+ * The columns whose value changes.
+ */
+changed: string[] }
+/**
+ * The rows an SQL write matches, before and after.
+ */
+export type RowsEffect = { database: string; table: string; 
+/**
+ * `update`, `delete`, `insert`.
+ */
+op: string; columns: string[]; 
+/**
+ * Rows the write matches now (for an insert, the rows it adds).
+ */
+total: number; 
+/**
+ * The first [`EFFECT_ROWS`].
+ */
+rows: RowChange[]; 
+/**
+ * Other tables the change reaches through foreign keys, in words
+ * ("rows of `orders` whose `customer_id` names a deleted row are
+ * deleted too (ON DELETE CASCADE)").
+ */
+reaches: string[] }
 export type StatusCount = { status: EvidenceStatus; writes: number }
 export type Step = { 
 /**
@@ -1024,6 +1150,18 @@ resources_external: number;
  */
 resources_third_party: number }
 /**
+ * A line diff, with unchanged stretches shortened to their edges.
+ */
+export type TextDiff = { added: number; removed: number; 
+/**
+ * At most [`EFFECT_DIFF_LINES`].
+ */
+lines: DiffLine[]; 
+/**
+ * Lines left out after the last one shown.
+ */
+truncated: boolean }
+/**
  * Which store holds the token of the current session, said plainly in the
  * UI.
  */
@@ -1052,6 +1190,49 @@ export type Transition = { at: string; from?: WriteStatus | null; to: WriteStatu
  * The token name that caused it, or `gate`.
  */
 actor: string; note?: string | null }
+/**
+ * One top-level entry of a tree, with what lies under it.
+ */
+export type TreeEntry = { name: string; type: string; 
+/**
+ * Files under it (1 for a file).
+ */
+files: number; bytes: number }
+/**
+ * A tree as a reviewer weighs it: how much, and what notable is inside.
+ */
+export type TreeSummary = { 
+/**
+ * `file`, `dir`, `symlink`, ...
+ */
+type: string; files: number; dirs: number; 
+/**
+ * Symbolic links, FIFOs, sockets, devices.
+ */
+others: number; 
+/**
+ * Bytes of the files and links.
+ */
+bytes: number; 
+/**
+ * `false`: the walk stopped at its bound (200,000 entries) and the
+ * counts are lower bounds.
+ */
+complete: boolean; 
+/**
+ * Things inside whose loss weighs more than their size says (a
+ * repository's `.git`), with what they are.
+ */
+notable: Notable[]; 
+/**
+ * The top level (a folder's entries), largest first, at most
+ * [`EFFECT_TREE_ENTRIES`].
+ */
+entries: TreeEntry[]; 
+/**
+ * Top-level entries not listed.
+ */
+more_entries: number }
 /**
  * A resource in a blast radius that no available step restores.
  */

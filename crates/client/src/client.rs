@@ -159,6 +159,12 @@ impl GateClient {
         self.get(&format!("/v1/writes/{id}")).await
     }
 
+    /// What a held or approved write will change, read from its target now
+    /// (never stored; see [`crate::effect`]).
+    pub async fn effect(&self, id: &str) -> Result<crate::Effect, ClientError> {
+        self.get(&format!("/v1/writes/{id}/effect")).await
+    }
+
     pub async fn approve(
         &self,
         id: &str,

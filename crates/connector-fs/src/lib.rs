@@ -18,6 +18,7 @@
 
 mod action;
 mod capture;
+mod effect;
 mod error;
 mod execute;
 pub mod fault;
@@ -288,6 +289,15 @@ impl Connector for FsConnector {
     async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
         let (inner, id, action) = (self.inner.clone(), write_id.to_owned(), action.clone());
         blocking(move || inner.plan(&id, &action)).await
+    }
+
+    async fn effect(
+        &self,
+        _write_id: &str,
+        action: &Value,
+    ) -> Result<Option<recourse_client::EffectChange>, ConnectorError> {
+        let (inner, action) = (self.inner.clone(), action.clone());
+        blocking(move || inner.effect(&action).map(Some)).await
     }
 
     async fn observe(&self, write_id: &str, evidence: &Evidence) -> Option<Observation> {

@@ -54,7 +54,7 @@ mod st {
     }
 }
 
-pub use st::{dev, ino, nlink};
+pub use st::{dev, ino, nlink, size};
 
 pub fn kind(st: &Stat) -> Kind {
     match FileType::from_raw_mode(st.st_mode) {

@@ -288,6 +288,52 @@ impl HttpConnector {
         })
     }
 
+    /// The request [`Self::send`] would send for `action`: the agent's
+    /// headers, the idempotency key, and the gate's own headers for the
+    /// host by name with their values hidden.
+    fn effect_of(
+        &self,
+        write_id: &str,
+        action: &Value,
+    ) -> Result<recourse_client::EffectChange, ConnectorError> {
+        use recourse_client::{effect::EFFECT_BODY_BYTES, HeaderLine, RequestEffect};
+        let request = self.request("action", action)?;
+        let mut headers: Vec<HeaderLine> = request
+            .headers
+            .iter()
+            .map(|(name, value)| HeaderLine {
+                name: name.as_str().to_owned(),
+                value: self.redact(&String::from_utf8_lossy(value.as_bytes())),
+                by_gate: false,
+            })
+            .collect();
+        if !request.headers.contains_key("idempotency-key") {
+            headers.push(HeaderLine {
+                name: "idempotency-key".into(),
+                value: write_id.to_owned(),
+                by_gate: true,
+            });
+        }
+        for (name, _) in self.secrets_for(&request.url).into_iter().flatten() {
+            headers.push(HeaderLine {
+                name: name.as_str().to_owned(),
+                value: REDACTED.to_owned(),
+                by_gate: true,
+            });
+        }
+        let body = request.body.as_ref().map(|b| {
+            let cut = b.get(..EFFECT_BODY_BYTES.min(b.len())).unwrap_or_default();
+            self.redact(&String::from_utf8_lossy(cut))
+        });
+        Ok(recourse_client::EffectChange::Request(RequestEffect {
+            method: request.method.to_string(),
+            url: request.url.to_string(),
+            headers,
+            body_bytes: request.body.as_ref().map_or(0, |b| b.len() as u64),
+            body,
+        }))
+    }
+
     fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for secret in &self.secret_values {
@@ -418,6 +464,14 @@ impl Connector for HttpConnector {
     /// to an allowed host (no credentials of the agent's).
     fn accepts_step(&self, op: &Value) -> bool {
         self.request("op", op).is_ok()
+    }
+
+    async fn effect(
+        &self,
+        write_id: &str,
+        action: &Value,
+    ) -> Result<Option<recourse_client::EffectChange>, ConnectorError> {
+        self.effect_of(write_id, action).map(Some)
     }
 
     async fn plan(&self, _write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {

@@ -14,6 +14,7 @@
 mod action;
 mod cell;
 mod db;
+mod effect;
 mod plan;
 mod restore;
 mod run;
@@ -422,6 +423,14 @@ impl Connector for SqlConnector {
 
     async fn plan(&self, write_id: &str, action: &Value) -> Result<Plan, ConnectorError> {
         self.plan_write(write_id, action).await
+    }
+
+    async fn effect(
+        &self,
+        _write_id: &str,
+        action: &Value,
+    ) -> Result<Option<recourse_client::EffectChange>, ConnectorError> {
+        self.effect_of(action).await.map(Some)
     }
 
     async fn observe(&self, write_id: &str, evidence: &Evidence) -> Option<Observation> {

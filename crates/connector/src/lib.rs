@@ -122,6 +122,18 @@ pub trait Connector: Send + Sync {
         false
     }
 
+    /// What the write will change, read from the target now and bounded
+    /// as [`recourse_client::effect`] says; `None` when this connector
+    /// cannot say. Only reads: neither the target nor the vault changes.
+    /// Not masked: the gate masks it before anyone sees it.
+    async fn effect(
+        &self,
+        _write_id: &str,
+        _action: &Value,
+    ) -> Result<Option<recourse_client::EffectChange>, ConnectorError> {
+        Ok(None)
+    }
+
     /// Observes one evidence item now (is the vault ready or does it hold
     /// the capture; does the `check` URL answer). `None` if the item is not
     /// this connector's to observe.

@@ -50,6 +50,7 @@ pub const BEARER: &str = "bearer";
         recourse_core::decision::EvidenceReport,
         recourse_core::decision::StepReport,
         recourse_client::WriteRecord,
+        recourse_client::Effect,
         recourse_client::WriteSummary,
         recourse_client::Explained,
         recourse_client::WriteStatus,

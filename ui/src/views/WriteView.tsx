@@ -3,12 +3,13 @@ import { call, commands } from "../api";
 import type { ConsoleError, Role, WriteRecord } from "../api";
 import { coverageOf, pathTo, planSteps, whoPays } from "../logic/graph";
 import { moveSelection, relative } from "../logic/queue";
-import { approveWithheld, buttonsFor } from "../logic/roles";
+import { abilities, approveWithheld, buttonsFor } from "../logic/roles";
 import { rollbackAccount, rollbackVerdict } from "../logic/rollback";
 import { cannotUndo, sentText } from "../logic/stakes";
 import { describeError, EVIDENCE_TEXT, heldForText, REASON_TITLE, STATUS_TEXT, statusNote, verifiedByText } from "../logic/text";
 import { BlastGraph, Legend } from "./BlastGraph";
 import { DecideDialog, type DecideKind } from "./DecideDialog";
+import { EffectPanel } from "./EffectPanel";
 import { ResolveDialog } from "./ResolveDialog";
 import { RollbackDialog } from "./RollbackDialog";
 import { RollbackAccountView } from "./RollbackReport";
@@ -236,10 +237,14 @@ export function WriteView(props: {
               ))}
             </ul>
           )}
-          <h3>Action</h3>
-          <pre className="json">{JSON.stringify(w.proposal.action, null, 2)}</pre>
+          <details>
+            <summary className="small">The action as the agent proposed it</summary>
+            <pre className="json">{JSON.stringify(w.proposal.action, null, 2)}</pre>
+          </details>
         </div>
       </section>
+
+      {(w.status === "held" || w.status === "approved") && abilities(props.role).readAll && <EffectPanel id={w.id} tick={props.tick} />}
 
       <section className="card">
         <div className="row">

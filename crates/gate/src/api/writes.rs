@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use recourse_client::{
-    ApproveRequest, ErrorBody, Explained, Permission, RejectRequest, ResolveRequest,
+    ApproveRequest, Effect, ErrorBody, Explained, Permission, RejectRequest, ResolveRequest,
     RollbackRequest, WriteRecord, WriteStatus, WriteSummary,
 };
 use recourse_core::Proposal;
@@ -19,6 +19,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .get("/v1/writes", list)
         .post("/v1/explain", explain)
         .get("/v1/writes/{id}", show)
+        .get("/v1/writes/{id}/effect", effect)
         .post("/v1/writes/{id}/approve", approve)
         .post("/v1/writes/{id}/reject", reject)
         .post("/v1/writes/{id}/rollback", rollback)
@@ -27,7 +28,9 @@ pub(crate) fn routes(r: Routes) -> Routes {
 
 /// The operations of this module in the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(submit, list, explain, show, approve, reject, rollback, resolve))]
+#[openapi(paths(
+    submit, list, explain, show, effect, approve, reject, rollback, resolve
+))]
 pub(crate) struct Api;
 
 /// 201 with the new write; 200 with the first one for a repeated key.
@@ -167,6 +170,29 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<WriteRecord>, ApiError> {
     Ok(Json(gate.get(&caller, &id).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/writes/{id}/effect",
+    operation_id = "get_write_effect",
+    tag = "writes",
+    params(("id" = String, Path, description = "The write's id.")),
+    responses(
+        (status = 200, description = "What the held or approved write will change, read from its target now by its connector: the rows it matches before and after, a file diff, the tree a delete or move takes away, the request it sends. Bounded and masked; never stored.", body = Effect),
+        (status = 403, description = "Only people who read every write (reviewers, risk officers, incident leads) preview effects; never an agent.", body = ErrorBody),
+        (status = 404, description = "No such write.", body = ErrorBody),
+        (status = 409, description = "`effect_past`: the write is no longer held or approved; `unknown_connector`: this gate cannot read the target.", body = ErrorBody),
+        (status = 502, description = "The target could not be read.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn effect(
+    State(gate): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Effect>, ApiError> {
+    Ok(Json(gate.effect(&caller, &id).await?))
 }
 
 #[utoipa::path(

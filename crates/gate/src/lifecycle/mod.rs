@@ -13,6 +13,7 @@ mod admission;
 mod catalog_cache;
 mod catalog_edit;
 pub mod clock;
+mod effect;
 mod evaluate;
 mod execute;
 mod freeze;
