@@ -305,6 +305,17 @@ try {
     await shot("02b-blast-graph");
   });
 
+  if (process.env.E2E_ADMIN_TOKEN) {
+    await step("the write page shows what the held write will change, read from its target", async () => {
+      // E2E_HELD_APPROVE deletes one customer file: the gate reads it now.
+      await waitText(tid("effect-headline"), /^Deletes a file of \d+ bytes\.$/);
+      await (await browser.$(tid("effect"))).scrollIntoView();
+      await browser.pause(300);
+      await shot("02e-effect");
+      await (await browser.$(tid("write-intent"))).scrollIntoView();
+    });
+  }
+
   await step("reviewer approves a held write and sees the gate's new status", async () => {
     await click(tid("approve"));
     await setText(tid("decide-text"), "checked with the integrity team");
