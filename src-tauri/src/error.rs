@@ -17,7 +17,7 @@ pub enum ConsoleError {
     #[error("the gate said {status} {code}: {message}")]
     Api {
         status: u16,
-        code: String,
+        code: recourse_client::ErrorCode,
         message: String,
         field: Option<String>,
     },

@@ -135,7 +135,7 @@ async fn a_refusal_arrives_as_a_typed_api_error() {
         err,
         ConsoleError::Api {
             status: 403,
-            code: "forbidden".into(),
+            code: recourse_client::ErrorCode::Forbidden,
             message: "the reviewer role may not roll back".into(),
             field: None
         }

@@ -133,7 +133,11 @@ async fn a_failed_fsync_in_a_capture_or_a_write_freezes_the_gate_until_a_lead_re
             .approve(&second.id, Some("looks fine".into()))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Some("frozen"), "k={k}");
+        assert_eq!(
+            err.code(),
+            Some(recourse_client::ErrorCode::Frozen),
+            "k={k}"
+        );
         assert!(!other.exists(), "k={k}");
 
         // The lead checks the disk and settles the write: what took effect

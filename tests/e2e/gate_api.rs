@@ -74,7 +74,11 @@ async fn a_customer_borne_approval_needs_a_written_reason() {
     for comment in [None, Some("   ".to_string())] {
         let err = reviewer.approve(&held.id, comment).await.unwrap_err();
         assert_eq!(err.status(), Some(422), "{err}");
-        assert_eq!(err.code(), Some("reason_required"), "{err}");
+        assert_eq!(
+            err.code(),
+            Some(recourse_client::ErrorCode::ReasonRequired),
+            "{err}"
+        );
     }
     let (s, b) = gate
         .raw(

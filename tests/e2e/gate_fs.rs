@@ -215,7 +215,10 @@ async fn the_same_idempotency_key_fifty_times_at_once_is_one_write() {
         .submit_json(&other)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("idempotency_conflict"));
+    assert_eq!(
+        err.code(),
+        Some(recourse_client::ErrorCode::IdempotencyConflict)
+    );
     assert_eq!(gate.write_count().await, 1);
 }
 
@@ -586,7 +589,7 @@ async fn freeze_holds_everything_and_survives_a_restart() {
         .approve(&rec.id, Some("reviewed".into()))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("frozen"));
+    assert_eq!(err.code(), Some(recourse_client::ErrorCode::Frozen));
     assert!(file.exists());
     gate.client(&gate.tokens.incident).resume().await.unwrap();
     // The held write's decision included the freeze; re-verification finds
@@ -684,7 +687,10 @@ async fn separation_of_duties_and_two_approvals_where_a_patient_pays() {
         .approve(&own.id, Some("reviewed".into()))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("already_approved"));
+    assert_eq!(
+        err.code(),
+        Some(recourse_client::ErrorCode::AlreadyApproved)
+    );
     let second = gate
         .client(&gate.tokens.reviewer2)
         .approve(&own.id, Some("reviewed".into()))

@@ -304,7 +304,7 @@ export type ConsoleError =
 /**
  * The gate answered with an error (a refusal, a conflict, a bad request).
  */
-{ kind: "api"; status: number; code: string; message: string; field: string | null } | 
+{ kind: "api"; status: number; code: ErrorCode; message: string; field: string | null } | 
 /**
  * The gate answered something this console does not understand.
  */
@@ -442,6 +442,22 @@ export type EffectChange =
  * A request to another system.
  */
 ({ kind: "request" } & RequestEffect)
+/**
+ * The body of every error: `{"error": {"code", "message", "field"?}}`.
+ * Every code the gate answers an error with (`{"error": {"code"}}`): one
+ * closed list, with its HTTP status and meaning, generated into the
+ * console's bindings, the OpenAPI document and docs/errors.md.
+ */
+export type ErrorCode = "invalid" | "unauthorized" | "forbidden" | "out_of_scope" | "not_found" | "too_large" | "reason_required" | "rate_limited" | "over_quota" | "target" | "unavailable" | "internal" | "wrong_status" | "already_approved" | "frozen" | "in_progress" | "busy" | "conflict" | "claim_lost" | "other_gate" | "drift" | "idempotency_conflict" | "catalog_moved" | "duplicate" | "revoked" | "unknown_connector" | "sealed_unreadable" | "effect_past" | "no_effect" | "effect_unmaskable" | 
+/**
+ * Client side only: the answer was not the gate's error body (a
+ * proxy's page, say); the gate never sends it.
+ */
+"http" | 
+/**
+ * Client side only: a code this client does not know (a newer gate).
+ */
+"unknown"
 export type Evidence = { id: string; kind: EvidenceKind; 
 /**
  * The resource id where the evidence is held (all kinds but `window`).

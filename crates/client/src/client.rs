@@ -23,9 +23,9 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<crate::ErrorCode> {
         match self {
-            ClientError::Api { body, .. } => Some(&body.error.code),
+            ClientError::Api { body, .. } => Some(body.error.code),
             _ => None,
         }
     }
@@ -42,7 +42,7 @@ impl ClientError {
 fn error_body(bytes: &[u8]) -> ErrorBody {
     serde_json::from_slice(bytes).unwrap_or_else(|_| ErrorBody {
         error: ErrorDetail {
-            code: "http".into(),
+            code: crate::ErrorCode::Http,
             message: String::from_utf8_lossy(bytes).into_owned(),
             field: None,
         },

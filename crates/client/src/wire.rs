@@ -778,6 +778,164 @@ pub struct TokenCreated {
 }
 
 /// The body of every error: `{"error": {"code", "message", "field"?}}`.
+/// Every code the gate answers an error with (`{"error": {"code"}}`): one
+/// closed list, with its HTTP status and meaning, generated into the
+/// console's bindings, the OpenAPI document and docs/errors.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Invalid,
+    Unauthorized,
+    Forbidden,
+    OutOfScope,
+    NotFound,
+    TooLarge,
+    ReasonRequired,
+    RateLimited,
+    OverQuota,
+    Target,
+    Unavailable,
+    Internal,
+    WrongStatus,
+    AlreadyApproved,
+    Frozen,
+    InProgress,
+    Busy,
+    Conflict,
+    ClaimLost,
+    OtherGate,
+    Drift,
+    IdempotencyConflict,
+    CatalogMoved,
+    Duplicate,
+    Revoked,
+    UnknownConnector,
+    SealedUnreadable,
+    EffectPast,
+    NoEffect,
+    EffectUnmaskable,
+    /// Client side only: the answer was not the gate's error body (a
+    /// proxy's page, say); the gate never sends it.
+    Http,
+    /// Client side only: a code this client does not know (a newer gate).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 32] = [
+        ErrorCode::Invalid,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::OutOfScope,
+        ErrorCode::NotFound,
+        ErrorCode::TooLarge,
+        ErrorCode::ReasonRequired,
+        ErrorCode::RateLimited,
+        ErrorCode::OverQuota,
+        ErrorCode::Target,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+        ErrorCode::WrongStatus,
+        ErrorCode::AlreadyApproved,
+        ErrorCode::Frozen,
+        ErrorCode::InProgress,
+        ErrorCode::Busy,
+        ErrorCode::Conflict,
+        ErrorCode::ClaimLost,
+        ErrorCode::OtherGate,
+        ErrorCode::Drift,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::CatalogMoved,
+        ErrorCode::Duplicate,
+        ErrorCode::Revoked,
+        ErrorCode::UnknownConnector,
+        ErrorCode::SealedUnreadable,
+        ErrorCode::EffectPast,
+        ErrorCode::NoEffect,
+        ErrorCode::EffectUnmaskable,
+        ErrorCode::Http,
+        ErrorCode::Unknown,
+    ];
+
+    /// The code as it is on the wire (serde's spelling; a test keeps them
+    /// the same).
+    pub fn as_str(self) -> &'static str {
+        self.about().0
+    }
+
+    /// The HTTP status the gate answers this code with (0 for the
+    /// client-side codes).
+    pub fn status(self) -> u16 {
+        self.about().1
+    }
+
+    /// What the code means for a caller, and what to do about it.
+    pub fn meaning(self) -> &'static str {
+        self.about().2
+    }
+
+    fn about(self) -> (&'static str, u16, &'static str) {
+        match self {
+            ErrorCode::Invalid => ("invalid", 400, "The request is malformed; `field` names what is wrong. Nothing changed."),
+            ErrorCode::Unauthorized => ("unauthorized", 401, "No token, or an unknown, revoked or expired one."),
+            ErrorCode::Forbidden => ("forbidden", 403, "The caller's role may not do this (the message names who may), or the connector refuses the action."),
+            ErrorCode::OutOfScope => ("out_of_scope", 403, "The write reaches something outside its token's scope; the message names what."),
+            ErrorCode::NotFound => ("not_found", 404, "No such write, resource or token (an agent sees only its own writes)."),
+            ErrorCode::TooLarge => ("too_large", 413, "The body is larger than the gate accepts."),
+            ErrorCode::ReasonRequired => ("reason_required", 422, "A high-stakes approval without a written reason; `field` names where it goes. Nothing was recorded."),
+            ErrorCode::RateLimited => ("rate_limited", 429, "The token is over its requests per second; wait `Retry-After` seconds."),
+            ErrorCode::OverQuota => ("over_quota", 429, "The token's pending writes hold as many stored bytes as its quota allows; room frees as they are decided."),
+            ErrorCode::Target => ("target", 502, "The target system failed or could not be read."),
+            ErrorCode::Unavailable => ("unavailable", 503, "The gate's store cannot record now (the message names why); what it could not record was not done. Try again."),
+            ErrorCode::Internal => ("internal", 500, "A fault of the gate itself, logged there."),
+            ErrorCode::WrongStatus => ("wrong_status", 409, "The write is not in a status that allows this (approving a write that ran, rolling back a held one)."),
+            ErrorCode::AlreadyApproved => ("already_approved", 409, "This person approved the write already; another reviewer's approval is needed."),
+            ErrorCode::Frozen => ("frozen", 409, "The gate is frozen: nothing begins executing until an incident lead resumes it."),
+            ErrorCode::InProgress => ("in_progress", 409, "The write is being worked on; its outcome will show in its history."),
+            ErrorCode::Busy => ("busy", 409, "The write kept changing under concurrent requests; try again."),
+            ErrorCode::Conflict => ("conflict", 409, "The write moved between reading it and recording this (another request changed it); reload it and try again."),
+            ErrorCode::ClaimLost => ("claim_lost", 409, "This gate's claim on the write lapsed and another gate took it; that gate settles it."),
+            ErrorCode::OtherGate => ("other_gate", 409, "The write's capture is in another gate's vault; that gate rolls it back."),
+            ErrorCode::Drift => ("drift", 409, "The target changed after the write; a rollback without `force` overwrites nothing."),
+            ErrorCode::IdempotencyConflict => ("idempotency_conflict", 409, "The idempotency key was used for a different proposal."),
+            ErrorCode::CatalogMoved => ("catalog_moved", 409, "The catalog is not at the version the request expected; plan again."),
+            ErrorCode::Duplicate => ("duplicate", 409, "A token with that name exists (revoked tokens keep their names)."),
+            ErrorCode::Revoked => ("revoked", 409, "The token was revoked already."),
+            ErrorCode::UnknownConnector => ("unknown_connector", 409, "This gate has no connector for the write, so it cannot read or run it."),
+            ErrorCode::SealedUnreadable => ("sealed_unreadable", 409, "The write's sealed proposal cannot be opened with this gate's action key."),
+            ErrorCode::EffectPast => ("effect_past", 409, "Only a held or approved write has an effect to preview; what a write did is in its outcome."),
+            ErrorCode::NoEffect => ("no_effect", 409, "The write's connector cannot preview its writes."),
+            ErrorCode::EffectUnmaskable => ("effect_unmaskable", 409, "The effect could not be masked, so it is not shown."),
+            ErrorCode::Http => ("http", 0, "Client side: the answer was not the gate's error body."),
+            ErrorCode::Unknown => ("unknown", 0, "Client side: a code this client does not know."),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The table of docs/errors.md: every code the gate sends, its status and
+/// what it means.
+pub fn error_codes_markdown() -> String {
+    let mut out = String::from("| code | HTTP | meaning |\n|---|---|---|\n");
+    for c in ErrorCode::ALL.into_iter().filter(|c| c.status() != 0) {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            c.as_str(),
+            c.status(),
+            c.meaning()
+        ));
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(specta::Type))]
@@ -789,7 +947,7 @@ pub struct ErrorBody {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct ErrorDetail {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -876,6 +1034,26 @@ pub struct CatalogReplaced {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_error_code_is_listed_once_and_spelled_as_serde_spells_it() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c), "{c:?} listed twice");
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::json!(c.as_str()))
+            );
+            let back: ErrorCode =
+                serde_json::from_value(serde_json::json!(c.as_str())).unwrap_or(ErrorCode::Http);
+            assert_eq!(back, c);
+            assert!(!c.meaning().is_empty());
+        }
+        // A newer gate's code still reads.
+        let later: ErrorCode =
+            serde_json::from_value(serde_json::json!("from_the_future")).unwrap_or(ErrorCode::Http);
+        assert_eq!(later, ErrorCode::Unknown);
+    }
 
     /// A rewind item names what its rollback puts back and what it leaves:
     /// the external resource and the uncovered one stay, the covered one

@@ -2,6 +2,7 @@
 //! code, used by the HTTP API and by MCP alike; and the one classification
 //! of connector errors the lifecycle acts on.
 
+pub use recourse_client::ErrorCode;
 use recourse_connector::ConnectorError;
 
 use crate::store::StoreError;
@@ -26,7 +27,7 @@ pub enum GateError {
     NotFound(String),
     /// 409: the write is not in a state that allows this.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// 413
     #[error("{0}")]
     TooLarge(String),
@@ -79,46 +80,34 @@ impl GateError {
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         GateError::Conflict {
             code,
             message: message.into(),
         }
     }
 
-    /// The HTTP status.
+    /// The HTTP status: the code's own (`ErrorCode::status`).
     pub fn status(&self) -> u16 {
-        match self {
-            GateError::Invalid { .. } => 400,
-            GateError::Unauthorized(_) => 401,
-            GateError::Forbidden(_) | GateError::OutOfScope(_) => 403,
-            GateError::NotFound(_) => 404,
-            GateError::Conflict { .. } => 409,
-            GateError::TooLarge(_) => 413,
-            GateError::ReasonRequired { .. } => 422,
-            GateError::TooMany { .. } | GateError::OverQuota { .. } => 429,
-            GateError::Target(_) => 502,
-            GateError::Unavailable(_) => 503,
-            GateError::Store(_) => 500,
-        }
+        self.code().status()
     }
 
     /// The machine-readable code in `{"error": {"code"}}`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            GateError::Invalid { .. } => "invalid",
-            GateError::Unauthorized(_) => "unauthorized",
-            GateError::Forbidden(_) => "forbidden",
-            GateError::OutOfScope(_) => "out_of_scope",
-            GateError::NotFound(_) => "not_found",
-            GateError::Conflict { code, .. } => code,
-            GateError::TooLarge(_) => "too_large",
-            GateError::ReasonRequired { .. } => "reason_required",
-            GateError::TooMany { .. } => "rate_limited",
-            GateError::OverQuota { .. } => "over_quota",
-            GateError::Target(_) => "target",
-            GateError::Unavailable(_) => "unavailable",
-            GateError::Store(_) => "internal",
+            GateError::Invalid { .. } => ErrorCode::Invalid,
+            GateError::Unauthorized(_) => ErrorCode::Unauthorized,
+            GateError::Forbidden(_) => ErrorCode::Forbidden,
+            GateError::OutOfScope(_) => ErrorCode::OutOfScope,
+            GateError::NotFound(_) => ErrorCode::NotFound,
+            GateError::Conflict { code, .. } => *code,
+            GateError::TooLarge(_) => ErrorCode::TooLarge,
+            GateError::ReasonRequired { .. } => ErrorCode::ReasonRequired,
+            GateError::TooMany { .. } => ErrorCode::RateLimited,
+            GateError::OverQuota { .. } => ErrorCode::OverQuota,
+            GateError::Target(_) => ErrorCode::Target,
+            GateError::Unavailable(_) => ErrorCode::Unavailable,
+            GateError::Store(_) => ErrorCode::Internal,
         }
     }
 
@@ -183,7 +172,7 @@ impl From<ConnectorError> for GateError {
         match e {
             ConnectorError::Invalid { field, message } => GateError::Invalid { field, message },
             ConnectorError::Refuse { message, .. } => GateError::Forbidden(message),
-            ConnectorError::Drift(m) => GateError::conflict("drift", m),
+            ConnectorError::Drift(m) => GateError::conflict(ErrorCode::Drift, m),
             e @ (ConnectorError::Io(_)
             | ConnectorError::Unavailable(_)
             | ConnectorError::Resumable(_)
@@ -225,7 +214,68 @@ pub fn classify(e: &ConnectorError) -> ErrorClass {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
     use super::*;
+
+    /// docs/errors.md shows the table generated from `ErrorCode`; set
+    /// UPDATE_DOCS=1 to rewrite it.
+    #[test]
+    fn the_documented_error_codes_are_the_codes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/errors.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        let (begin, end) = (
+            "<!-- BEGIN GENERATED: error codes -->\n",
+            "<!-- END GENERATED: error codes -->",
+        );
+        let (Some(a), Some(b)) = (doc.find(begin), doc.find(end)) else {
+            panic!("docs/errors.md lacks its generated block");
+        };
+        let a = a + begin.len();
+        let want = recourse_client::error_codes_markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, format!("{}{want}{}", &doc[..a], &doc[b..])).unwrap_or_default();
+            return;
+        }
+        assert_eq!(
+            &doc[a..b],
+            want,
+            "docs/errors.md is stale: UPDATE_DOCS=1 cargo nextest run -p recourse-gate -E 'test(documented)'"
+        );
+    }
+
+    /// Every variant answers with its code's own status, and never with a
+    /// client-side code.
+    #[test]
+    fn every_error_answers_with_its_codes_status() {
+        let all = [
+            GateError::invalid("f", "m"),
+            GateError::Unauthorized("m".into()),
+            GateError::Forbidden("m".into()),
+            GateError::OutOfScope("m".into()),
+            GateError::NotFound("m".into()),
+            GateError::conflict(ErrorCode::Frozen, "m"),
+            GateError::TooLarge("m".into()),
+            GateError::ReasonRequired {
+                field: "f".into(),
+                message: "m".into(),
+            },
+            GateError::TooMany {
+                message: "m".into(),
+                retry_after_s: 1,
+            },
+            GateError::OverQuota {
+                message: "m".into(),
+                retry_after_s: 1,
+            },
+            GateError::Target("m".into()),
+        ];
+        let want = [400, 401, 403, 403, 404, 409, 413, 422, 429, 429, 502];
+        for (e, status) in all.iter().zip(want) {
+            assert_eq!(e.status(), status, "{e:?}");
+            assert_ne!(e.code().status(), 0, "{e:?}");
+        }
+    }
     use crate::store::StoreFault;
 
     #[test]
@@ -241,7 +291,7 @@ mod tests {
         ] {
             let e = GateError::from(StoreError::Unavailable(fault, "detail".into()));
             assert_eq!(e.status(), 503, "{fault:?}");
-            assert_eq!(e.code(), "unavailable");
+            assert_eq!(e.code(), ErrorCode::Unavailable);
             assert_eq!(e.retry_after_s(), Some(1));
             let m = e.public_message();
             assert!(m.contains(words), "{fault:?}: {m}");

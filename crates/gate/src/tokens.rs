@@ -65,7 +65,7 @@ pub async fn create_scoped_token(
     match store.create_token(&row, draft).await {
         Ok(()) => Ok(token),
         Err(StoreError::DuplicateToken(n)) => Err(GateError::conflict(
-            "duplicate",
+            recourse_client::ErrorCode::Duplicate,
             format!("a token named `{n}` exists already (revoked tokens keep their names)"),
         )),
         Err(e) => Err(e.into()),
@@ -99,7 +99,7 @@ pub async fn revoke_token(store: &dyn Store, actor: &str, name: &str) -> Result<
     }
     match store.tokens().await?.into_iter().find(|t| t.name == name) {
         Some(_) => Err(GateError::conflict(
-            "revoked",
+            recourse_client::ErrorCode::Revoked,
             format!("the token `{name}` was revoked already"),
         )),
         None => Err(GateError::NotFound(format!("no token named `{name}`"))),

@@ -37,7 +37,7 @@ impl From<ClientError> for BackendError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::Api { body, .. } => BackendError {
-                code: body.error.code,
+                code: body.error.code.to_string(),
                 message: body.error.message,
                 field: body.error.field,
             },

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { ErrorCode } from "../bindings";
 import { describeError, frozenText, linkDownText, heldForText, observedHoldText, observeText, RESTORE_TEXT, sentence, STATUS_TEXT, statusNote, verifiedByText } from "./text";
 
 describe("frozenText", () => {
@@ -63,7 +64,7 @@ describe("restore items in plain words", () => {
 });
 
 describe("errors as sentences", () => {
-  const api = (status: number, code: string, message: string, field: string | null = null) =>
+  const api = (status: number, code: ErrorCode, message: string, field: string | null = null) =>
     describeError({ kind: "api", status, code, message, field });
   it("says a refusal as a sentence, never as a status and a code", () => {
     const already = api(409, "already_approved", "`rita` approved write `w-1` already");
@@ -73,7 +74,7 @@ describe("errors as sentences", () => {
     expect(api(409, "wrong_status", "write `w-1` is executed, not held: it is executed")).toBe(
       "This write cannot be decided any more. Write w-1 is executed, not held: it is executed.",
     );
-    for (const text of [already, api(403, "forbidden", "no"), api(400, "invalid", "must not be empty", "reason"), api(418, "teapot", "odd")]) {
+    for (const text of [already, api(403, "forbidden", "no"), api(400, "invalid", "must not be empty", "reason"), api(418, "unknown", "odd")]) {
       expect(text).not.toMatch(/\(\d{3} /);
       expect(text).not.toMatch(/`/);
       expect(text).toMatch(/[.]$/);

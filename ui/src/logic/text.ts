@@ -1,5 +1,5 @@
 // Plain-language wording for codes and statuses, and for errors.
-import type { ConsoleError, EvidenceReport, EvidenceStatus, ReasonCode, RestoreStatus, WriteStatus } from "../bindings";
+import type { ConsoleError, ErrorCode, EvidenceReport, EvidenceStatus, ReasonCode, RestoreStatus, WriteStatus } from "../bindings";
 
 export const REASON_TITLE: Record<ReasonCode, string> = {
   external: "Reaches something outside every system we run",
@@ -114,7 +114,7 @@ export function unreachableCause(message: string): string {
 
 /** A refusal by the gate, as a sentence a reviewer can act on; the code
  * picks the sentence, never appears in it. */
-export function refusalText(e: { status: number; code: string; message: string; field?: string | null }): string {
+export function refusalText(e: { status: number; code: ErrorCode; message: string; field?: string | null }): string {
   switch (e.code) {
     case "already_approved":
       return "You have already approved this write. It now needs an approval from another reviewer.";

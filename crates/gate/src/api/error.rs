@@ -28,7 +28,7 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.0.code().to_string(),
+                code: self.0.code(),
                 message: self.0.public_message(),
                 field: self.0.field().map(str::to_string),
             },

@@ -199,7 +199,7 @@ impl Gate {
             }
         }
         Err(GateError::conflict(
-            "catalog_moved",
+            recourse_client::ErrorCode::CatalogMoved,
             "the catalog kept changing while it was being replaced; plan again and retry",
         ))
     }
@@ -207,7 +207,7 @@ impl Gate {
 
 fn moved(expected: i64, now: i64) -> GateError {
     GateError::conflict(
-        "catalog_moved",
+        recourse_client::ErrorCode::CatalogMoved,
         format!(
             "the catalog is at version {now}, not {expected}: it changed since the plan; plan again"
         ),
@@ -407,7 +407,10 @@ mod tests {
             ..req(without_edge())
         };
         let err = w.gate.replace_catalog(&officer, stale).await.unwrap_err();
-        assert_eq!((err.status(), err.code()), (409, "catalog_moved"));
+        assert_eq!(
+            (err.status(), err.code()),
+            (409, recourse_client::ErrorCode::CatalogMoved)
+        );
         assert_eq!(w.store.catalog().await.unwrap(), (before.clone(), version));
         assert_eq!(w.store.audit(0, 1000).await.unwrap().len(), entries);
 

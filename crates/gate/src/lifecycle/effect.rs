@@ -23,7 +23,7 @@ impl Gate {
         let (rec, _) = self.load(id).await?;
         if !matches!(rec.status, WriteStatus::Held | WriteStatus::Approved) {
             return Err(GateError::conflict(
-                "effect_past",
+                recourse_client::ErrorCode::EffectPast,
                 format!(
                     "the write is {}: only a held or approved write has an effect to preview \
                      (what a write did is in its outcome)",
@@ -33,26 +33,32 @@ impl Gate {
         }
         let raw = self.raw_proposal(&rec).map_err(|e| {
             GateError::conflict(
-                "sealed_unreadable",
+                recourse_client::ErrorCode::SealedUnreadable,
                 format!("the write's sealed proposal cannot be opened here: {e}"),
             )
         })?;
         let name = rec.connector.clone();
         let connector = self.connector(&name).ok_or_else(|| {
-            GateError::conflict("unknown_connector", self.missing_connector(&name))
+            GateError::conflict(
+                recourse_client::ErrorCode::UnknownConnector,
+                self.missing_connector(&name),
+            )
         })?;
         let change = connector
             .effect(&rec.id, &raw.action)
             .await?
             .ok_or_else(|| {
                 GateError::conflict(
-                    "no_effect",
+                    recourse_client::ErrorCode::NoEffect,
                     format!("the `{name}` connector cannot preview its writes"),
                 )
             })?;
         let change = self.masked_change(change, &raw).ok_or_else(|| {
             // Never the unmasked reading: without its masked form, nothing.
-            GateError::conflict("effect_unmaskable", "the effect could not be masked")
+            GateError::conflict(
+                recourse_client::ErrorCode::EffectUnmaskable,
+                "the effect could not be masked",
+            )
         })?;
         Ok(Effect {
             read_at: Utc::now(),

@@ -59,7 +59,7 @@ pub(crate) fn held_token(id: &str) -> Option<i64> {
 /// write to the claim taken since.
 pub(crate) fn claim_lost(id: &str) -> GateError {
     GateError::conflict(
-        "claim_lost",
+        recourse_client::ErrorCode::ClaimLost,
         format!("write `{id}`: this gate's claim on it lapsed and another gate claimed it since; that gate settles it (from the durable record and the target's own evidence), and this one records nothing more"),
     )
 }
@@ -85,11 +85,11 @@ impl Gate {
             // frame that passes it on overflows a test thread's stack.
             Claimed::Taken(token) => self.holding(id, token, Box::pin(work)).await,
             Claimed::Refused => Err(GateError::conflict(
-                "in_progress",
+                recourse_client::ErrorCode::InProgress,
                 format!("write `{id}` is being worked on; its outcome will show in its history"),
             )),
             Claimed::Frozen => Err(GateError::conflict(
-                "frozen",
+                recourse_client::ErrorCode::Frozen,
                 format!("write `{id}` is approved and waits: the gate is frozen, and nothing begins executing until an incident lead resumes it"),
             )),
         }
@@ -176,7 +176,7 @@ impl Gate {
     pub(crate) fn capture_here(&self, rec: &WriteRecord) -> Result<(), GateError> {
         match &rec.vault_gate {
             Some(gate) if *gate != self.config.gate_id => Err(GateError::conflict(
-                "other_gate",
+                recourse_client::ErrorCode::OtherGate,
                 format!(
                     "write `{}` keeps its capture in the vault of gate `{gate}` (this is gate `{}`): send this to gate `{gate}`, or to a gate on its machine that shares its vault and id",
                     rec.id, self.config.gate_id

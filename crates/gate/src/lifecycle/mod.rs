@@ -307,7 +307,7 @@ impl Gate {
         let from = record.status;
         let to = machine::next(from, step).ok_or_else(|| {
             GateError::conflict(
-                "wrong_status",
+                recourse_client::ErrorCode::WrongStatus,
                 format!(
                     "write `{}` is {}: `{}` is not a move from there",
                     record.id,
@@ -363,7 +363,7 @@ impl Gate {
                 Err(execute::claim_lost(&record.id))
             }
             Cas::Frozen => Err(GateError::conflict(
-                "frozen",
+                recourse_client::ErrorCode::Frozen,
                 format!(
                     "write `{}` is approved and waits: the gate is frozen, and nothing begins executing until an incident lead resumes it",
                     record.id
@@ -377,7 +377,7 @@ impl Gate {
         let what = format!("write `{}` changed meanwhile; try again", mv.record.id);
         self.apply(mv)
             .await?
-            .ok_or_else(|| GateError::conflict("conflict", what))
+            .ok_or_else(|| GateError::conflict(recourse_client::ErrorCode::Conflict, what))
     }
 
     async fn load(&self, id: &str) -> Result<(WriteRecord, i64), GateError> {
@@ -457,7 +457,7 @@ impl Gate {
             s => format!("it is {}", s.as_str()),
         };
         GateError::conflict(
-            "wrong_status",
+            recourse_client::ErrorCode::WrongStatus,
             format!(
                 "write `{}` is {}, not {wanted}: {why}",
                 rec.id,

@@ -36,7 +36,7 @@ impl Gate {
             if rec.expires_at.is_some_and(|t| t <= self.now()) {
                 self.expire_one(rec, version).await?;
                 return Err(GateError::conflict(
-                    "wrong_status",
+                    recourse_client::ErrorCode::WrongStatus,
                     format!("write `{id}` expired before it was approved"),
                 ));
             }
@@ -44,7 +44,7 @@ impl Gate {
             let freeze = self.freeze_state().await?;
             if freeze.frozen {
                 return Err(GateError::conflict(
-                    "frozen",
+                    recourse_client::ErrorCode::Frozen,
                     format!("the gate is frozen by `{}`: nothing runs until an incident lead resumes it", freeze.by.unwrap_or_default()),
                 ));
             }
@@ -57,7 +57,7 @@ impl Gate {
                 .any(|a| a.by == caller.name && current(a))
             {
                 return Err(GateError::conflict(
-                    "already_approved",
+                    recourse_client::ErrorCode::AlreadyApproved,
                     format!("`{}` approved write `{id}` already", caller.name),
                 ));
             }
@@ -119,7 +119,14 @@ impl Gate {
                 // nothing was recorded and invite a second approval; the
                 // write is shown as it is, with why it waits. The running
                 // gate's sweep takes it up.
-                Err(e) if e.status() == 503 || matches!(e.code(), "frozen" | "in_progress") => {
+                Err(e)
+                    if e.status() == 503
+                        || matches!(
+                            e.code(),
+                            recourse_client::ErrorCode::Frozen
+                                | recourse_client::ErrorCode::InProgress
+                        ) =>
+                {
                     let mut rec = match self.load(id).await {
                         Ok((rec, _)) => rec,
                         Err(_) => approved,
@@ -136,7 +143,7 @@ impl Gate {
             };
         }
         Err(GateError::conflict(
-            "busy",
+            recourse_client::ErrorCode::Busy,
             format!("write `{id}` kept changing; try again"),
         ))
     }
@@ -243,7 +250,7 @@ impl Gate {
             }
         }
         Err(GateError::conflict(
-            "busy",
+            recourse_client::ErrorCode::Busy,
             format!("write `{id}` kept changing; try again"),
         ))
     }

@@ -59,7 +59,7 @@ impl Gate {
             .body(json!({"reason": reason, "force": force}));
         let Some((rec, version)) = self.apply(mv).await? else {
             return Err(GateError::conflict(
-                "wrong_status",
+                recourse_client::ErrorCode::WrongStatus,
                 format!("write `{id}` is being rolled back by someone else"),
             ));
         };

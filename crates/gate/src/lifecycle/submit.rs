@@ -362,7 +362,7 @@ impl Gate {
             Ok(existing)
         } else {
             Err(GateError::conflict(
-                "idempotency_conflict",
+                recourse_client::ErrorCode::IdempotencyConflict,
                 format!(
                     "idempotency_key `{}` was used for write `{}` with a different proposal",
                     existing.proposal.idempotency_key.as_deref().unwrap_or(""),

@@ -397,7 +397,7 @@ async fn refused_moves_change_nothing() {
                 refused += 1;
                 match result {
                     Err(GateError::Conflict {
-                        code: "wrong_status",
+                        code: recourse_client::ErrorCode::WrongStatus,
                         ..
                     }) => {}
                     other => panic!("{status:?} x {step:?} should be refused: {other:?}"),
@@ -862,7 +862,9 @@ async fn a_gate_whose_lease_lapsed_cannot_record_a_result() {
     // is still the write's; nothing recorded.
     go_on.notify_one();
     match running.await.unwrap() {
-        Err(GateError::Conflict { code, .. }) => assert_eq!(code, "claim_lost"),
+        Err(GateError::Conflict { code, .. }) => {
+            assert_eq!(code, recourse_client::ErrorCode::ClaimLost)
+        }
         other => panic!("A's record went through: {other:?}"),
     }
     let (after, after_version) = w.store.write(&id).await.unwrap().unwrap();
@@ -906,7 +908,7 @@ async fn a_capture_in_another_gates_vault_is_left_to_that_gate() {
         .await
     {
         Err(GateError::Conflict { code, message }) => {
-            assert_eq!(code, "other_gate");
+            assert_eq!(code, recourse_client::ErrorCode::OtherGate);
             assert!(message.contains("gate-on-host-b"), "{message}");
         }
         other => panic!("expected other_gate, got {other:?}"),
@@ -1262,7 +1264,10 @@ async fn a_third_party_approval_without_a_reason_is_refused_and_changes_nothing(
             matches!(&err, GateError::ReasonRequired { field, .. } if field == "comment"),
             "{comment:?}: {err:?}"
         );
-        assert_eq!((err.status(), err.code()), (422, "reason_required"));
+        assert_eq!(
+            (err.status(), err.code()),
+            (422, recourse_client::ErrorCode::ReasonRequired)
+        );
         assert_eq!(err.field(), Some("comment"));
         assert!(err.public_message().contains("a customer pays"), "{err}");
     }
@@ -1318,7 +1323,11 @@ async fn an_external_reach_needs_a_reason_and_an_institution_write_does_not() {
         .approve(&reviewer(1), &letter.id, None)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "reason_required", "{err}");
+    assert_eq!(
+        err.code(),
+        recourse_client::ErrorCode::ReasonRequired,
+        "{err}"
+    );
     assert!(err.public_message().contains("`mail:out`"), "{err}");
 
     let ledger = w.submit("ledger").await;
