@@ -42,9 +42,16 @@ impl OidcArgs {
     /// configuration refused naming the flag that is missing.
     pub fn config(&self) -> anyhow::Result<Option<OidcConfig>> {
         let Some(issuer) = &self.oidc_issuer else {
-            if self.oidc_audience.is_some() || !self.oidc_role.is_empty() {
+            let given = if self.oidc_audience.is_some() {
+                Some("--oidc-audience")
+            } else if !self.oidc_role.is_empty() {
+                Some("--oidc-role")
+            } else {
+                None
+            };
+            if let Some(flag) = given {
                 anyhow::bail!(
-                    "--oidc-audience and --oidc-role need --oidc-issuer (the identity provider whose ID tokens the gate accepts)"
+                    "{flag} needs --oidc-issuer (the identity provider whose ID tokens the gate accepts)"
                 );
             }
             return Ok(None);

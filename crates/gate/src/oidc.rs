@@ -259,10 +259,9 @@ pub fn looks_like_jwt(bearer: &str) -> bool {
         })
 }
 
-/// The cached keys, when they were last fetched, and why that failed.
-struct Keys {
-    set: Arc<CoreJsonWebKeySet>,
-    fetched_at: Option<Instant>,
+/// When the keys were last fetched, and why that failed.
+struct Fetched {
+    at: Option<Instant>,
     failed: Option<String>,
 }
 
@@ -271,9 +270,11 @@ pub struct OidcVerifier {
     config: OidcConfig,
     issuer: IssuerUrl,
     http: reqwest::Client,
+    /// The cached keys: read by every sign-in, never waiting for a fetch.
+    keys: std::sync::RwLock<Arc<CoreJsonWebKeySet>>,
     /// Held across a fetch, so callers that all miss a key wait for one
     /// fetch instead of starting one each.
-    keys: tokio::sync::Mutex<Keys>,
+    fetched: tokio::sync::Mutex<Fetched>,
     fetches: AtomicU64,
 }
 
@@ -301,9 +302,9 @@ impl OidcVerifier {
             config,
             issuer,
             http,
-            keys: tokio::sync::Mutex::new(Keys {
-                set: Arc::new(CoreJsonWebKeySet::new(Vec::new())),
-                fetched_at: None,
+            keys: std::sync::RwLock::new(Arc::new(CoreJsonWebKeySet::new(Vec::new()))),
+            fetched: tokio::sync::Mutex::new(Fetched {
+                at: None,
                 failed: None,
             }),
             fetches: AtomicU64::new(0),
@@ -328,52 +329,62 @@ impl OidcVerifier {
     /// The cached keys, fetched when there are none yet. Keys once
     /// fetched keep working while the provider is unreachable.
     async fn current(&self) -> Result<Arc<CoreJsonWebKeySet>, OidcError> {
-        {
-            let keys = self.keys.lock().await;
-            if !keys.set.keys().is_empty() {
-                return Ok(keys.set.clone());
-            }
+        let keys = self.cached();
+        if !keys.keys().is_empty() {
+            return Ok(keys);
         }
         self.refresh().await
+    }
+
+    fn cached(&self) -> Arc<CoreJsonWebKeySet> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Discovers the provider's metadata and keys again, unless that was
     /// done less than `refresh_floor` ago: then the cached keys.
     async fn refresh(&self) -> Result<Arc<CoreJsonWebKeySet>, OidcError> {
-        let mut keys = self.keys.lock().await;
-        if keys
-            .fetched_at
+        let mut fetched = self.fetched.lock().await;
+        if fetched
+            .at
             .is_some_and(|t| t.elapsed() < self.config.refresh_floor)
         {
-            return match &keys.failed {
+            return match &fetched.failed {
                 Some(why) => Err(OidcError::Discovery(
                     self.config.issuer.clone(),
                     why.clone(),
                 )),
-                None => Ok(keys.set.clone()),
+                None => Ok(self.cached()),
             };
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let fetched = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await;
+        let discovered =
+            CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await;
         // A failed fetch counts against the floor too: a provider that is
         // down is not asked again for every request. The keys held stay.
-        keys.fetched_at = Some(Instant::now());
-        let metadata = match fetched {
+        fetched.at = Some(Instant::now());
+        let metadata = match discovered {
             Ok(m) => m,
             Err(e) => {
                 let why = error_chain(&e);
-                keys.failed = Some(why.clone());
+                fetched.failed = Some(why.clone());
                 return Err(OidcError::Discovery(self.config.issuer.clone(), why));
             }
         };
-        keys.failed = None;
-        keys.set = Arc::new(metadata.jwks().clone());
+        fetched.failed = None;
+        let set = Arc::new(metadata.jwks().clone());
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = set.clone();
         tracing::info!(
             issuer = %self.config.issuer,
-            keys = keys.set.keys().len(),
+            keys = set.keys().len(),
             "fetched the identity provider's keys"
         );
-        Ok(keys.set.clone())
+        Ok(set)
     }
 
     /// The caller an ID token signs in, or why not.
@@ -438,8 +449,13 @@ impl OidcVerifier {
     ) -> Result<Caller, OidcError> {
         let claims = payload(bearer)?;
         let skew = chrono::Duration::from_std(self.config.skew).unwrap_or_default();
-        if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-            let nbf = DateTime::<Utc>::from_timestamp(nbf, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // NumericDate may be fractional; a claim that is not a number is
+        // refused rather than ignored.
+        if let Some(nbf) = claims.get("nbf") {
+            let nbf = nbf
+                .as_f64()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t as i64, 0))
+                .ok_or_else(|| OidcError::Refused(format!("its `nbf` ({nbf}) is not a time")))?;
             if nbf > now + skew {
                 return Err(OidcError::Refused(format!("it is not valid before {nbf}")));
             }
