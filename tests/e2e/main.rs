@@ -18,6 +18,8 @@ mod harness;
 mod lifecycle;
 mod limits;
 mod multi_gate_soak;
+mod oidc;
+mod oidc_provider;
 mod operate;
 mod path_attacks;
 mod postgres_store;

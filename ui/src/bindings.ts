@@ -1067,6 +1067,20 @@ rows: RowChange[];
  * deleted too (ON DELETE CASCADE)").
  */
 reaches: string[] }
+/**
+ * How a caller signed in.
+ */
+export type SignIn = 
+/**
+ * A bearer token the gate issued (`recourse token create`): agents,
+ * automation, small teams.
+ */
+"token" | 
+/**
+ * An ID token from the institution's identity provider (OpenID
+ * Connect); the name is `oidc:` and the claim that names the person.
+ */
+"oidc"
 export type StatusCount = { status: EvidenceStatus; writes: number }
 export type Step = { 
 /**
@@ -1272,7 +1286,17 @@ export type Verdict =
  */
 "refuse"
 export type VerdictCount = { verdict: PathVerdict; writes: number }
-export type WhoAmI = { name: string; role: Role }
+export type WhoAmI = { name: string; role: Role; 
+/**
+ * How the caller signed in; absent from gates before sign-in with
+ * OpenID Connect (read as `token`).
+ */
+signed_in?: SignIn; 
+/**
+ * When the caller's token stops working (`exp` of an ID token, the
+ * expiry of a bearer token); absent: never.
+ */
+expires_at?: string | null }
 /**
  * What a person may do to a write. Each write's summary lists the ones the
  * caller may take now (role, status and separation of duties), so a client

@@ -2,6 +2,7 @@
 
 mod catalog_file;
 mod demo;
+mod oidc_args;
 mod report;
 mod writes_table;
 
@@ -73,6 +74,8 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    oidc: oidc_args::OidcArgs,
     /// Where the embedded store, this gate's lock file, its signing key and
     /// (by default) its vault live. With --database-url the store is the
     /// database, and the rest stays here, one directory per gate.
@@ -784,6 +787,7 @@ fn check_serve_args(args: &ServeArgs) -> anyhow::Result<()> {
     if args.rate_burst == 0 {
         bail!("--rate-burst 0: must be 1 or more");
     }
+    args.oidc.config()?;
     if args.claim_lease_s < 2 {
         bail!(
             "--claim-lease-s {}: must be 2 or more (a claim is renewed every third of its lease)",
@@ -1018,7 +1022,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_per_s: args.rate_limit,
         burst: args.rate_burst,
     };
-    recourse_mcp::serve_gate_with_limits(listener, gate, limits, shutdown).await?;
+    let oidc = match args.oidc.config()? {
+        Some(config) => {
+            tracing::info!(issuer = %config.issuer, "accepting ID tokens (OpenID Connect) beside bearer tokens");
+            Some(Arc::new(recourse_gate::oidc::OidcVerifier::new(config)?))
+        }
+        None => None,
+    };
+    recourse_mcp::serve_gate_with_sign_in(listener, gate, limits, oidc, shutdown).await?;
     checkpoints.finish().await;
     if let Some(e) = fatal.lock().ok().and_then(|mut f| f.take()) {
         return Err(e);
@@ -1257,6 +1268,64 @@ mod tests {
         let e = check_serve_args(&serve_args(&["--claim-lease-s", "1"])).unwrap_err();
         assert!(e.to_string().starts_with("--claim-lease-s 1:"), "{e}");
         assert!(check_serve_args(&serve_args(&["--claim-lease-s", "2"])).is_ok());
+    }
+
+    #[test]
+    fn a_half_oidc_configuration_is_refused_naming_the_flag() {
+        let e = |extra: &[&str]| {
+            check_serve_args(&serve_args(extra))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e(&["--oidc-issuer", "https://id.example.org"]).contains("--oidc-audience"));
+        let m = e(&[
+            "--oidc-issuer",
+            "https://id.example.org",
+            "--oidc-audience",
+            "rc",
+        ]);
+        assert!(m.contains("--oidc-role"), "{m}");
+        assert!(e(&["--oidc-audience", "rc"]).contains("needs --oidc-issuer"));
+        assert!(e(&["--oidc-role", "g=reviewer"]).contains("needs --oidc-issuer"));
+        let full = [
+            "--oidc-issuer",
+            "https://id.example.org",
+            "--oidc-audience",
+            "rc",
+        ];
+        let m = e(&[&full[..], &["--oidc-role", "g=chief"]].concat());
+        assert!(m.contains("`chief` is not a role"), "{m}");
+        let m = e(&[
+            "--oidc-issuer",
+            "http://id.example.org",
+            "--oidc-audience",
+            "rc",
+            "--oidc-role",
+            "g=admin",
+        ]);
+        assert!(m.contains("https"), "{m}");
+        let args = serve_args(
+            &[
+                &full[..],
+                &[
+                    "--oidc-role",
+                    "staff=reviewer",
+                    "--oidc-role",
+                    "ops=incident_lead",
+                    "--oidc-role-claim",
+                    "roles",
+                    "--oidc-name-claim",
+                    "upn",
+                ],
+            ]
+            .concat(),
+        );
+        let c = args.oidc.config().unwrap().unwrap();
+        assert_eq!(c.roles.len(), 2);
+        assert_eq!(c.roles[1].role, Role::IncidentLead);
+        assert_eq!(c.role_claim, "roles");
+        assert_eq!(c.name_claims, ["upn"]);
+        assert!(serve_args(&[]).oidc.config().unwrap().is_none());
     }
 
     #[test]

@@ -693,6 +693,29 @@ pub struct GateEvent {
 pub struct WhoAmI {
     pub name: String,
     pub role: Role,
+    /// How the caller signed in; absent from gates before sign-in with
+    /// OpenID Connect (read as `token`).
+    #[serde(default)]
+    pub signed_in: SignIn,
+    /// When the caller's token stops working (`exp` of an ID token, the
+    /// expiry of a bearer token); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// How a caller signed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum SignIn {
+    /// A bearer token the gate issued (`recourse token create`): agents,
+    /// automation, small teams.
+    #[default]
+    Token,
+    /// An ID token from the institution's identity provider (OpenID
+    /// Connect); the name is `oidc:` and the claim that names the person.
+    Oidc,
 }
 
 /// A catalog resource with what reaches it, what it reaches, and the writes

@@ -3,7 +3,7 @@
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use recourse_client::{Permission, Role, TokenScope};
+use recourse_client::{Permission, Role, SignIn, TokenScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -18,6 +18,8 @@ pub struct Caller {
     /// What the caller's writes may reach (`crate::scope`); `None`:
     /// everything the gate serves.
     pub scope: Option<TokenScope>,
+    /// With a bearer token or an ID token (`crate::oidc`).
+    pub signed_in: SignIn,
 }
 
 impl Caller {
@@ -28,6 +30,7 @@ impl Caller {
             role,
             expires_at: None,
             scope: None,
+            signed_in: SignIn::Token,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod notify;
+pub mod oidc;
 pub mod openapi;
 pub mod placement;
 pub mod scope;
@@ -156,6 +157,19 @@ pub async fn serve_with_limits(
     limits: limits::ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_sign_in(listener, gate, extra, limits, None, shutdown).await
+}
+
+/// [`serve_with_limits`], accepting ID tokens from the identity provider
+/// `oidc` checks beside bearer tokens, when given.
+pub async fn serve_with_sign_in(
+    listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
+    extra: axum::Router,
+    limits: limits::ServeLimits,
+    oidc: Option<Arc<oidc::OidcVerifier>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Before any request: settle what a crash left in flight. A write that
     // cannot be settled now (its target unreachable, its connector not
     // configured) stays in flight, visibly, and the sweep retries it.
@@ -181,7 +195,15 @@ pub async fn serve_with_limits(
         })
     };
     let limiter = Arc::new(limits::RateLimiter::new(limits.rate_per_s, limits.burst));
-    let app = api::with_rate_limit(api::router(gate).merge(extra), limiter);
+    let mut app = api::with_rate_limit(api::router(gate).merge(extra), limiter);
+    if let Some(verifier) = oidc {
+        // The keys now, so the first person to sign in does not wait for
+        // them; a provider that is down now is asked again on first use.
+        if let Err(e) = verifier.prefetch().await {
+            tracing::warn!(error = %e, "the identity provider's keys; asked again on first sign-in");
+        }
+        app = api::with_oidc(app, verifier);
+    }
     let result = server::serve_limited(listener, app, limits, shutdown).await;
     sweeper.abort();
     result

@@ -208,6 +208,7 @@ pub(crate) fn who(name: &str, role: Role) -> Caller {
         role,
         expires_at: None,
         scope: None,
+        signed_in: recourse_client::SignIn::Token,
     }
 }
 

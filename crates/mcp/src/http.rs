@@ -92,13 +92,25 @@ pub async fn serve_gate_with_limits(
     limits: recourse_gate::limits::ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_gate_with_sign_in(listener, gate, limits, None, shutdown).await
+}
+
+/// [`serve_gate_with_limits`], accepting ID tokens `oidc` checks beside
+/// bearer tokens (`recourse serve --oidc-issuer`), MCP included.
+pub async fn serve_gate_with_sign_in(
+    listener: tokio::net::TcpListener,
+    gate: Arc<Gate>,
+    limits: recourse_gate::limits::ServeLimits,
+    oidc: Option<Arc<recourse_gate::oidc::OidcVerifier>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let stop = CancellationToken::new();
     let mcp = router(gate.clone(), stop.clone());
     let shutdown = async move {
         shutdown.await;
         stop.cancel();
     };
-    recourse_gate::serve_with_limits(listener, gate, mcp, limits, shutdown).await
+    recourse_gate::serve_with_sign_in(listener, gate, mcp, limits, oidc, shutdown).await
 }
 
 #[cfg(test)]

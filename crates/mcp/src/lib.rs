@@ -20,6 +20,6 @@ pub mod stdio;
 pub mod tools;
 
 pub use backend::{Backend, BackendError, GateBackend, HttpBackend};
-pub use http::{router, serve_gate, serve_gate_with_limits};
+pub use http::{router, serve_gate, serve_gate_with_limits, serve_gate_with_sign_in};
 pub use server::McpServer;
 pub use stdio::{serve_stdio, StdioError};

@@ -115,14 +115,16 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::openapi::document())
 }
 
-/// The caller's token name and role.
+/// Who the caller is: its name (`oidc:` and the person's name when signed
+/// in with an ID token), role, how it signed in and when that stops working;
+/// the console shows who is signed in from it.
 #[utoipa::path(
     get,
     path = "/v1/whoami",
     operation_id = "whoami",
     tag = "gate",
     responses(
-        (status = 200, description = "Who the token is.", body = WhoAmI),
+        (status = 200, description = "Who the caller is, how it signed in, until when.", body = WhoAmI),
     ),
     security(("bearer" = []))
 )]
@@ -130,6 +132,8 @@ async fn whoami(Auth(caller): Auth) -> Json<WhoAmI> {
     Json(WhoAmI {
         name: caller.name,
         role: caller.role,
+        signed_in: caller.signed_in,
+        expires_at: caller.expires_at,
     })
 }
 

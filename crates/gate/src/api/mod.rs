@@ -118,7 +118,8 @@ pub fn with_rate_limit(router: Router, limiter: Arc<crate::limits::RateLimiter>)
     router.layer(axum::Extension(limiter))
 }
 
-/// The caller, from `Authorization: Bearer TOKEN`.
+/// The caller, from `Authorization: Bearer TOKEN`: a token the gate issued,
+/// or an ID token when the gate accepts them ([`with_oidc`]).
 pub struct Auth(pub Caller);
 
 impl FromRequestParts<AppState> for Auth {
@@ -141,6 +142,22 @@ impl FromRequestParts<AppState> for Auth {
                 GateError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into())
             })?
             .trim();
+        if crate::oidc::looks_like_jwt(token) {
+            // An ID token: a person signing in through the identity
+            // provider (`crate::oidc`), never a row in the token table.
+            let verifier = parts
+                .extensions
+                .get::<Arc<crate::oidc::OidcVerifier>>()
+                .cloned()
+                .ok_or_else(|| {
+                    GateError::Unauthorized(
+                        "this gate does not accept ID tokens (it has no `--oidc-issuer`); use a bearer token".into(),
+                    )
+                })?;
+            let caller = verifier.verify(token).await.map_err(GateError::from)?;
+            within_rate(parts, &caller.name, "the sign-in")?;
+            return Ok(Auth(caller));
+        }
         let hash = auth::hash_token(token);
         let row = State::<AppState>::from_request_parts(parts, state)
             .await
@@ -163,25 +180,37 @@ impl FromRequestParts<AppState> for Auth {
                 GateError::Unauthorized(format!("the token `{}` has expired", row.name)).into(),
             );
         }
-        if let Some(limiter) = parts.extensions.get::<Arc<crate::limits::RateLimiter>>() {
-            if let Err(retry_after_s) = limiter.check(&row.name) {
-                return Err(GateError::TooMany {
-                    message: format!(
-                        "the token `{}` is over its rate limit; try again in {retry_after_s} s",
-                        row.name
-                    ),
-                    retry_after_s,
-                }
-                .into());
-            }
-        }
+        within_rate(parts, &row.name, "the token")?;
         Ok(Auth(Caller {
             name: row.name,
             role: row.role,
             expires_at: row.expires_at,
             scope: row.scope,
+            signed_in: recourse_client::SignIn::Token,
         }))
     }
+}
+
+/// `router` accepting ID tokens checked by `verifier` beside bearer tokens
+/// (checked in [`Auth`]).
+pub fn with_oidc(router: Router, verifier: Arc<crate::oidc::OidcVerifier>) -> Router {
+    router.layer(axum::Extension(verifier))
+}
+
+/// A 429 when the caller `name` is over its rate (`what` says whose rate:
+/// "the token `x`", "the sign-in `oidc:x`").
+fn within_rate(parts: &Parts, name: &str, what: &str) -> Result<(), GateError> {
+    if let Some(limiter) = parts.extensions.get::<Arc<crate::limits::RateLimiter>>() {
+        if let Err(retry_after_s) = limiter.check(name) {
+            return Err(GateError::TooMany {
+                message: format!(
+                    "{what} `{name}` is over its rate limit; try again in {retry_after_s} s"
+                ),
+                retry_after_s,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// JSON bodies with errors that name the field, as 400s (axum's own
