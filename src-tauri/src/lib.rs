@@ -52,6 +52,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::set_mode,
             commands::rewind,
             commands::catalog,
+            commands::catalog_plan,
+            commands::catalog_replace,
             commands::resource,
             commands::report,
             commands::audit,
@@ -64,6 +66,9 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         // Generated from the gate's own matrix, so the console offers
         // exactly what the gate will accept.
         .constant("PERMISSIONS", permission_matrix())
+        // The values the catalog editor offers, from the enums themselves.
+        .constant("BEARERS", recourse_core::Bearer::ALL)
+        .constant("REACHES", recourse_core::Reach::ALL)
 }
 
 /// The role -> permission matrix (`recourse_client::PERMISSIONS`) as data:
