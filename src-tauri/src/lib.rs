@@ -66,9 +66,6 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         // Generated from the gate's own matrix, so the console offers
         // exactly what the gate will accept.
         .constant("PERMISSIONS", permission_matrix())
-        // The values the catalog editor offers, from the enums themselves.
-        .constant("BEARERS", recourse_core::Bearer::ALL)
-        .constant("REACHES", recourse_core::Reach::ALL)
 }
 
 /// The role -> permission matrix (`recourse_client::PERMISSIONS`) as data:

@@ -254,8 +254,6 @@ linkChanged: "link-changed"
 /** user-defined constants **/
 
 export const PERMISSIONS = {"admin":["submit_writes","explain","read_all_writes","approve_writes","reject_writes","roll_back","freeze","read_catalog","edit_catalog","read_audit","manage_tokens","switch_mode","read_report"],"agent":["submit_writes","explain"],"incident_lead":["explain","read_all_writes","roll_back","freeze","read_catalog","read_audit","read_report"],"reviewer":["explain","read_all_writes","approve_writes","reject_writes","read_catalog","read_audit","read_report"],"risk_officer":["explain","read_all_writes","read_catalog","edit_catalog","read_audit","read_report"]} as const;
-export const BEARERS = ["institution","customer","patient","borrower","creator","vendor","employee","public"] as const;
-export const REACHES = ["controlled","observed","external"] as const;
 
 /** user-defined types **/
 

@@ -7,6 +7,15 @@
 import type { Bearer, Catalog, CatalogDiff, CatalogPlan, Edge, Reach, Reason, Redecided, Resource, Verdict } from "../bindings";
 import { REASON_CHIP, STATUS_TEXT } from "./text";
 
+// The values the editor offers. A `Record` over the generated union: tsc
+// fails when a bearer or reach is added in Rust and not here. (Not a
+// generated constant: tauri-specta writes several constants in no fixed
+// order, which made the bindings check flaky.)
+const BEARER_SET: Record<Bearer, true> = { institution: true, customer: true, patient: true, borrower: true, creator: true, vendor: true, employee: true, public: true };
+const REACH_SET: Record<Reach, true> = { controlled: true, observed: true, external: true };
+export const BEARERS = Object.keys(BEARER_SET) as Bearer[];
+export const REACHES = Object.keys(REACH_SET) as Reach[];
+
 /** The fields of a resource the edit panel offers. */
 export type EditableField = "title" | "kind" | "reach" | "bearer" | "probe_prefix";
 
