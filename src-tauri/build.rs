@@ -22,6 +22,8 @@ const COMMANDS: &[&str] = &[
     "set_mode",
     "rewind",
     "catalog",
+    "catalog_plan",
+    "catalog_replace",
     "resource",
     "report",
     "audit",

@@ -2,8 +2,9 @@
 //! what `ui/src/bindings.ts` is generated from.
 
 use recourse_client::{
-    AuditEntry, AuditVerification, FreezeState, GateMode, ModeState, ResourceView, RewindReport,
-    RewindRequest, WriteRecord, WriteStatus, WriteSummary,
+    AuditEntry, AuditVerification, CatalogPlan, CatalogReplaced, CatalogReplacement, FreezeState,
+    GateMode, ModeState, ResourceView, RewindReport, RewindRequest, WriteRecord, WriteStatus,
+    WriteSummary,
 };
 use recourse_core::Catalog;
 use tauri::State;
@@ -172,6 +173,28 @@ pub async fn write_effect(
 #[specta::specta]
 pub async fn catalog(console: State<'_, Console>) -> ConsoleResult<Catalog> {
     console.catalog().await
+}
+
+/// What `PUT /v1/catalog` with `replacement` would change, and the held and
+/// recent writes it would decide differently. Stores nothing.
+#[tauri::command]
+#[specta::specta]
+pub async fn catalog_plan(
+    console: State<'_, Console>,
+    replacement: CatalogReplacement,
+) -> ConsoleResult<CatalogPlan> {
+    console.catalog_plan(replacement).await
+}
+
+/// Makes the catalog exactly `replacement.catalog`; `reason` is required,
+/// `expect_version` refuses with 409 `catalog_moved` when it moved.
+#[tauri::command]
+#[specta::specta]
+pub async fn catalog_replace(
+    console: State<'_, Console>,
+    replacement: CatalogReplacement,
+) -> ConsoleResult<CatalogReplaced> {
+    console.catalog_replace(replacement).await
 }
 
 /// The Monday audit: rollback paths, their context, who bears the cost.

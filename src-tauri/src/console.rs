@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use recourse_client::{
-    AuditEntry, AuditVerification, FreezeState, GateClient, GateMode, ModeState, ResourceView,
-    RewindReport, RewindRequest, WhoAmI, WriteRecord, WriteStatus, WriteSummary,
+    AuditEntry, AuditVerification, CatalogPlan, CatalogReplaced, CatalogReplacement, FreezeState,
+    GateClient, GateMode, ModeState, ResourceView, RewindReport, RewindRequest, WhoAmI,
+    WriteRecord, WriteStatus, WriteSummary,
 };
 use recourse_core::Catalog;
 use serde::{Deserialize, Serialize};
@@ -292,6 +293,24 @@ impl Console {
 
     pub async fn catalog(&self) -> ConsoleResult<Catalog> {
         Ok(self.client().await?.catalog().await?)
+    }
+
+    /// What making the catalog exactly `req.catalog` would change, and the
+    /// held and recent writes it would decide differently (the gate's one
+    /// engine, the same plan `recourse catalog plan` prints).
+    pub async fn catalog_plan(&self, req: CatalogReplacement) -> ConsoleResult<CatalogPlan> {
+        Ok(self.client().await?.plan_catalog(&req).await?)
+    }
+
+    /// Makes the catalog exactly `req.catalog`, audited `catalog.replaced`
+    /// with `req.reason`. The console requires the reason (the gate only
+    /// refuses a blank one), as for every other change it makes.
+    pub async fn catalog_replace(
+        &self,
+        mut req: CatalogReplacement,
+    ) -> ConsoleResult<CatalogReplaced> {
+        req.reason = Some(non_empty("reason", req.reason.as_deref().unwrap_or(""))?);
+        Ok(self.client().await?.replace_catalog(&req).await?)
     }
 
     /// The seed's three Monday audits, as the gate computes them.

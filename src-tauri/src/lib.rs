@@ -53,6 +53,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::set_mode,
             commands::rewind,
             commands::catalog,
+            commands::catalog_plan,
+            commands::catalog_replace,
             commands::resource,
             commands::report,
             commands::audit,

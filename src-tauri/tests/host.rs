@@ -62,6 +62,14 @@ fn fake_gate() -> String {
                     "application/json",
                     format!(r#"{{"error":{{"code":"conflict","message":{echoed}}}}}"#),
                 )
+            } else if head.starts_with("PUT /v1/catalog ") {
+                // The catalog moved: a 409 whose message echoes the body sent.
+                let echoed = serde_json::to_string(&String::from_utf8_lossy(&body)).unwrap();
+                (
+                    "409 Conflict",
+                    "application/json",
+                    format!(r#"{{"error":{{"code":"catalog_moved","message":{echoed}}}}}"#),
+                )
             } else if head.starts_with("GET /v1/audit?order=desc&before=5&limit=500 ")
                 || head.starts_with("GET /v1/audit?order=desc&limit=2 ")
             {
@@ -174,6 +182,42 @@ async fn resolve_sends_the_verdict_and_requires_a_reason() {
         sent,
         serde_json::json!({"executed": false, "reason": "checked the target: unchanged"})
     );
+}
+
+#[tokio::test]
+async fn a_catalog_replacement_needs_a_reason_and_sends_it_with_the_version() {
+    let url = fake_gate();
+    let console = Console::new(Tokens::without_keyring(None), None);
+    console.connect(&url, "good", false).await.unwrap();
+    let req = |reason: Option<&str>| recourse_client::CatalogReplacement {
+        catalog: recourse_core::Catalog::default(),
+        expect_version: Some(7),
+        recent: None,
+        reason: reason.map(str::to_string),
+    };
+    for blank in [None, Some("  ")] {
+        assert!(matches!(
+            console.catalog_replace(req(blank)).await.unwrap_err(),
+            ConsoleError::Invalid { field, .. } if field == "reason"
+        ));
+    }
+    let err = console
+        .catalog_replace(req(Some(" the folder is the institution's ")))
+        .await
+        .unwrap_err();
+    let ConsoleError::Api {
+        status,
+        code,
+        message,
+        ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status, code.as_str()), (409, "catalog_moved"));
+    let sent: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(sent["expect_version"], 7);
+    assert_eq!(sent["reason"], "the folder is the institution's");
 }
 
 #[tokio::test]

@@ -10,6 +10,12 @@
 //   E2E_HELD_PARTIAL   a held write needing two approvals
 //   E2E_CATALOG_SEARCH, E2E_CATALOG_RESOURCE, E2E_CATALOG_REACHED_BY,
 //   E2E_CATALOG_REACHES   what the catalog browser is asked and must show
+//   E2E_CATALOG_EDIT, E2E_CATALOG_EDIT_SEARCH, E2E_CATALOG_EDIT_WRITE,
+//   E2E_CATALOG_EDIT_REACHED
+//                      (optional, real gate) a customer- or patient-borne
+//                      resource the risk officer makes the institution's, how
+//                      to find it, the held write the plan must then name,
+//                      and a resource in that write's blast radius
 //   E2E_RESTORED       JSON list of paths that must exist after the rollback
 //   E2E_AGENT_TOKEN    (optional) an agent token: its console has no catalog
 //   E2E_OUTCOME_UNKNOWN (optional) a write whose outcome is unknown, for the
@@ -475,6 +481,96 @@ try {
     await browser.pause(300);
     await shot("12b-report");
   });
+
+  if (process.env.E2E_CATALOG_EDIT) {
+    await step("risk officer edits a bearer, previews the writes it would decide differently, and applies it with a reason", async () => {
+      const gate = env("E2E_GATE_URL");
+      const risk = env("E2E_RISK_TOKEN");
+      const api = async (method, p, body) => {
+        const r = await fetch(`${gate}${p}`, {
+          method,
+          headers: { authorization: `Bearer ${risk}`, "content-type": "application/json" },
+          body: body ? JSON.stringify(body) : undefined,
+        });
+        const j = await r.json();
+        if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${JSON.stringify(j)}`);
+        return j;
+      };
+      const id = env("E2E_CATALOG_EDIT");
+      const writeId = env("E2E_CATALOG_EDIT_WRITE");
+      // React listens for `change` on a select: set the value as a person's pick does.
+      const pick = (sel, value) =>
+        browser.execute(
+          (sel, value) => {
+            const el = document.querySelector(sel);
+            Object.getOwnPropertyDescriptor(HTMLSelectElement.prototype, "value").set.call(el, value);
+            el.dispatchEvent(new Event("change", { bubbles: true }));
+          },
+          sel,
+          value,
+        );
+      const edit = async () => {
+        await setText(tid("catalog-search"), env("E2E_CATALOG_EDIT_SEARCH"));
+        await click(`${tid("catalog-row")}[data-resource-id="${id}"]`);
+        await (await browser.$(`${tid("catalog-title")}[data-resource-id="${id}"]`)).waitForExist({ timeout: 10000 });
+        await (await browser.$(tid("catalog-edit"))).waitForExist({ timeout: 10000 });
+        await pick(tid("catalog-edit-bearer"), "institution");
+        await click(tid("catalog-edit-put"));
+        await waitText(tid("catalog-draft-summary"), /^1 resource changed$/);
+      };
+      await click(tid("nav-catalog"));
+      // A resource in the held write's blast radius lists it (the folder
+      // itself is not in it: containment runs from the folder to its files).
+      await setText(tid("catalog-search"), env("E2E_CATALOG_EDIT_SEARCH"));
+      await click(`${tid("catalog-row")}[data-resource-id="${env("E2E_CATALOG_EDIT_REACHED")}"]`);
+      await (await browser.$(`${tid("catalog-held-reaching")} [data-write-id="${writeId}"]`)).waitForExist({ timeout: 10000 });
+      const drawn = await browser.$(tid("catalog-graph"));
+      await browser.waitUntil(async () => Number(await drawn.getAttribute("data-nodes")) >= 1, { timeout: 10000, timeoutMsg: "the graph was never drawn" });
+      const box = await drawn.getSize();
+      if (box.height < 200) throw new Error(`the graph is ${box.height}px high`);
+      await edit();
+      await shot("12c-catalog-edit");
+
+      // Preview; then the catalog moves under it (another officer's change):
+      // Apply says so plainly, and nothing is applied.
+      await click(tid("catalog-preview"));
+      await waitText(tid("catalog-plan-summary"), /^1 resource changed; \d+ of \d+ held or recent writes? would be decided differently/, 30000);
+      await api("POST", "/v1/catalog", { resources: [{ id: "e2e:moved", title: "Added by another risk officer" }] });
+      await setText(tid("catalog-reason"), "e2e: intake forms are the clinic's own records");
+      await click(tid("catalog-apply"));
+      await waitText(tid("catalog-moved"), /The catalog changed since you opened it: reload/);
+      await shot("12e-catalog-moved");
+      const still = (await api("GET", "/v1/catalog")).resources.find((r) => r.id === id);
+      if (still.bearer === "institution") throw new Error("the edit was applied onto a catalog that moved");
+      await click(tid("catalog-reload"));
+      await waitGone(tid("catalog-plan"));
+
+      // Again from the catalog as it is now: the plan names the held write.
+      await edit();
+      await click(tid("catalog-preview"));
+      const row = await browser.$(`${tid("catalog-plan-write")}[data-write-id="${writeId}"]`);
+      await row.waitForExist({ timeout: 30000 });
+      const said = await row.getText();
+      if (!/held → would run/.test(said)) throw new Error(`the plan says of ${writeId}: ${said}`);
+      if (await (await browser.$(tid("catalog-moved"))).isExisting()) throw new Error("a fresh draft was said to have moved");
+      const apply = await browser.$(tid("catalog-apply"));
+      if (await apply.isEnabled()) throw new Error("Apply was enabled without a reason");
+      await setText(tid("catalog-reason"), "e2e: intake forms are the clinic's own records");
+      await browser.pause(300);
+      await shot("12d-catalog-plan");
+      await click(tid("catalog-apply"));
+      await waitText(tid("catalog-applied"), /Applied: 1 resource changed \(catalog version \d+ → \d+\), audited as catalog\.replaced/);
+      const now = (await api("GET", "/v1/catalog")).resources.find((r) => r.id === id);
+      if (now.bearer !== "institution") throw new Error(`the gate's catalog has ${JSON.stringify(now)}`);
+      const trail = await api("GET", "/v1/audit?order=desc&limit=20");
+      const entry = trail.find((e) => e.action === "catalog.replaced");
+      if (!entry || entry.body.reason !== "e2e: intake forms are the clinic's own records" || !/risk_officer/.test(entry.actor))
+        throw new Error(`no catalog.replaced entry with the reason by the risk officer: ${JSON.stringify(trail.slice(0, 3)).slice(0, 600)}`);
+      console.log(`     ${said.replace(/\s+/g, " ")}; audited #${entry.seq} by ${entry.actor}`);
+      await browser.pause(300);
+      await shot("12f-catalog-applied");
+    });
+  }
 
   await step("dark theme, audit chain verification", async () => {
     await click(tid("theme"));

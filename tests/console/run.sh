@@ -142,6 +142,10 @@ start_real_gate() {
   export E2E_ADMIN_TOKEN="$TOK_admin" E2E_OBSERVE_PATH="$fsroot/customers/acct-4.json"
   export E2E_HELD_APPROVE="${a%% *}" E2E_HELD_REJECT="${r%% *}" E2E_EXECUTED="${x%% *}" E2E_HELD_FROZEN="${f%% *}"
   export E2E_HELD_REASONS="${s%% *}" E2E_HELD_LOW="${l%% *}" E2E_HELD_PARTIAL="${p%% *}"
+  # The risk officer's edit: the patients folder becomes the institution's,
+  # so the held patient write (two approvals, one given) would run.
+  export E2E_CATALOG_EDIT="fs:$fsroot/patients" E2E_CATALOG_EDIT_SEARCH="patients" E2E_CATALOG_EDIT_WRITE="${p%% *}"
+  export E2E_CATALOG_EDIT_REACHED="fs:$fsroot/patients/intake-0935.json"
   export E2E_CATALOG_SEARCH="acct-1" E2E_CATALOG_RESOURCE="crm:acct-1" E2E_CATALOG_REACHED_BY="fs:$fsroot/customers/acct-1.json" E2E_CATALOG_REACHES="mail:acct-1-closure"
   export E2E_RESTORED="[\"$fsroot/reports/q3/summary.csv\", \"$fsroot/reports/q3/notes.txt\"]"
   export E2E_STOP_GATE_CMD="kill -TERM $GATE_PID"

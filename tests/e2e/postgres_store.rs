@@ -602,6 +602,7 @@ async fn a_catalog_replaced_on_one_gate_is_the_catalog_of_every_gate() {
         catalog: file.clone(),
         expect_version: None,
         recent: None,
+        reason: None,
     };
     let plan = b.client(&b.tokens.risk).plan_catalog(&req).await.unwrap();
     assert_eq!(plan.diff.resources_removed.len(), 1);

@@ -270,7 +270,7 @@ export function App() {
           />
         )}
         {page.page === "catalog" && can.catalog && (
-          <CatalogView initial={page.id} onOpenWrite={(id) => setPage({ page: "write", id })} onError={noteError} />
+          <CatalogView initial={page.id} role={conn.who.role} theme={theme} onOpenWrite={(id) => setPage({ page: "write", id })} onError={noteError} />
         )}
         {page.page === "report" && can.report && <ReportView onError={noteError} onOpenWrite={(id) => setPage({ page: "write", id })} />}
         {page.page === "audit" && can.audit && <AuditView tick={tick} onError={noteError} onOpenWrite={(id) => setPage({ page: "write", id })} />}

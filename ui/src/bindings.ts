@@ -186,6 +186,30 @@ async catalog() : Promise<Result<Catalog, ConsoleError>> {
     else return { status: "error", error: e  as any };
 }
 },
+/**
+ * What `PUT /v1/catalog` with `replacement` would change, and the held and
+ * recent writes it would decide differently. Stores nothing.
+ */
+async catalogPlan(replacement: CatalogReplacement) : Promise<Result<CatalogPlan, ConsoleError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("catalog_plan", { replacement }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Makes the catalog exactly `replacement.catalog`; `reason` is required,
+ * `expect_version` refuses with 409 `catalog_moved` when it moved.
+ */
+async catalogReplace(replacement: CatalogReplacement) : Promise<Result<CatalogReplaced, ConsoleError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("catalog_replace", { replacement }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
 async resource(id: string) : Promise<Result<ResourceView, ConsoleError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("resource", { id }) };
@@ -284,6 +308,65 @@ restored_by: number[] }
  * The catalog document, as it is written and sent.
  */
 export type Catalog = { resources?: Resource[]; edges?: Edge[] }
+/**
+ * What turns one catalog into another. Resources are matched by id, edges
+ * by their two ends; every list is sorted.
+ */
+export type CatalogDiff = { resources_added: Resource[]; resources_removed: Resource[]; resources_changed: ResourceChange[]; edges_added: Edge[]; edges_removed: Edge[]; edges_changed: EdgeChange[] }
+/**
+ * What `POST /v1/catalog/plan` answers: what applying the catalog would
+ * change, and which writes it would decide differently. Nothing is stored
+ * or audited.
+ */
+export type CatalogPlan = { 
+/**
+ * The version of the catalog compared with (give it as
+ * `expect_version` to apply only onto this one).
+ */
+version: number; diff: CatalogDiff; 
+/**
+ * Writes decided again: the held ones and the recent ones.
+ */
+examined: number; 
+/**
+ * Those whose verdict or reasons change.
+ */
+writes: Redecided[]; 
+/**
+ * Writes that could not be decided again, each with why (no such
+ * connector on this gate, a proposal that does not open).
+ */
+skipped: string[] }
+/**
+ * What `PUT /v1/catalog` answers.
+ */
+export type CatalogReplaced = { 
+/**
+ * The catalog's version before and after (the same when nothing
+ * changed: then nothing was stored or audited).
+ */
+version_before: number; version: number; diff: CatalogDiff }
+/**
+ * `POST /v1/catalog/plan` and `PUT /v1/catalog`: a whole catalog to
+ * become the gate's, as a risk officer keeps it in a file.
+ */
+export type CatalogReplacement = { catalog: Catalog; 
+/**
+ * Refuse with 409 `catalog_moved` unless the catalog's version is
+ * still this one (the `version` a plan showed).
+ */
+expect_version?: number | null; 
+/**
+ * How many recent writes that are not held (newest first) a plan
+ * decides again besides the held ones; default 50, at most 500.
+ */
+recent?: number | null; 
+/**
+ * Why the catalog is being changed (`PUT` only): kept in the
+ * `catalog.replaced` audit entry. The console asks for one; when
+ * given it must not be blank.
+ */
+reason?: string | null }
 /**
  * The session as the webview may see it: never the token.
  */
@@ -410,6 +493,10 @@ export type DiffTag = "same" | "added" | "removed" |
 "skip"
 export type Edge = { from: string; to: string; why?: string | null }
 /**
+ * An edge in both catalogs whose `why` differs.
+ */
+export type EdgeChange = { from: string; to: string; fields: FieldChange[] }
+/**
  * A write's effect, read from its target now.
  */
 export type Effect = { 
@@ -522,6 +609,11 @@ export type EvidenceStatus =
  * Captured longer ago than `max_age_s`, or capture time unknown.
  */
 "stale" | "verified"
+/**
+ * One field of a resource or an edge that differs; `None` where the field
+ * is absent.
+ */
+export type FieldChange = { field: string; before?: JsonValue | null; after?: JsonValue | null }
 /**
  * A file's size and content hash, and whether it reads as text.
  */
@@ -830,6 +922,28 @@ export type ReasonCode = "external" | "uncovered" | "third_party_bearer" | "evid
  */
 "unmodelled"
 /**
+ * A write that would be decided differently under a proposed catalog:
+ * both decisions are made now, with the same observations, so only the
+ * catalog differs.
+ */
+export type Redecided = { id: string; agent: string; intent: string; status: WriteStatus; touches: string[]; 
+/**
+ * Under the catalog the gate has.
+ */
+before: Verdict; 
+/**
+ * Under the proposed catalog.
+ */
+after: Verdict; 
+/**
+ * Reasons the proposed catalog adds (by code and subject).
+ */
+reasons_added: Reason[]; 
+/**
+ * Reasons it takes away.
+ */
+reasons_removed: Reason[] }
+/**
  * The seed's three Monday audits, over every kind of write the gate has
  * seen and every resource its catalog declares.
  */
@@ -914,6 +1028,10 @@ context_inside_blast_radius: number;
  */
 kinds: string[] }
 /**
+ * A resource in both catalogs whose fields differ.
+ */
+export type ResourceChange = { id: string; fields: FieldChange[] }
+/**
  * Where a catalog resource stands, worst first.
  */
 export type ResourceVerdict = 
@@ -938,10 +1056,16 @@ export type ResourceVerdict =
  */
 "not_reached"
 /**
- * A catalog resource with what reaches it, what it reaches, and the writes
- * that touched it.
+ * A catalog resource with what reaches it, what it reaches, the writes
+ * that touched it, and the held writes whose blast radius reaches it.
  */
-export type ResourceView = { resource: Resource; reaches: Neighbour[]; reached_by: Neighbour[]; writes: WriteSummary[] }
+export type ResourceView = { resource: Resource; reaches: Neighbour[]; reached_by: Neighbour[]; writes: WriteSummary[]; 
+/**
+ * Held writes whose blast radius, as their current decision computed
+ * it, includes this resource (touched or reached): what a change to it
+ * may decide differently. The newest 1,000 held writes are looked at.
+ */
+held_reaching?: WriteSummary[] }
 /**
  * What one resource came back as after a rollback.
  */

@@ -225,6 +225,7 @@ pub(crate) async fn run(cmd: FileCommand) -> anyhow::Result<ExitCode> {
                 catalog: read(&file)?,
                 expect_version: None,
                 recent,
+                reason: None,
             };
             let plan = client(&remote).plan_catalog(&req).await?;
             if json {
@@ -244,6 +245,7 @@ pub(crate) async fn run(cmd: FileCommand) -> anyhow::Result<ExitCode> {
                 catalog: read(&file)?,
                 expect_version,
                 recent: None,
+                reason: None,
             };
             let done = client(&remote).replace_catalog(&req).await?;
             if json {

@@ -718,8 +718,8 @@ pub enum SignIn {
     Oidc,
 }
 
-/// A catalog resource with what reaches it, what it reaches, and the writes
-/// that touched it.
+/// A catalog resource with what reaches it, what it reaches, the writes
+/// that touched it, and the held writes whose blast radius reaches it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[cfg_attr(feature = "ts", derive(specta::Type))]
@@ -728,6 +728,11 @@ pub struct ResourceView {
     pub reaches: Vec<Neighbour>,
     pub reached_by: Vec<Neighbour>,
     pub writes: Vec<WriteSummary>,
+    /// Held writes whose blast radius, as their current decision computed
+    /// it, includes this resource (touched or reached): what a change to it
+    /// may decide differently. The newest 1,000 held writes are looked at.
+    #[serde(default)]
+    pub held_reaching: Vec<WriteSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -989,6 +994,7 @@ pub struct Explained {
 /// become the gate's, as a risk officer keeps it in a file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct CatalogReplacement {
     pub catalog: recourse_core::Catalog,
@@ -1000,6 +1006,11 @@ pub struct CatalogReplacement {
     /// decides again besides the held ones; default 50, at most 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent: Option<u32>,
+    /// Why the catalog is being changed (`PUT` only): kept in the
+    /// `catalog.replaced` audit entry. The console asks for one; when
+    /// given it must not be blank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A write that would be decided differently under a proposed catalog:
@@ -1007,6 +1018,7 @@ pub struct CatalogReplacement {
 /// catalog differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct Redecided {
     pub id: String,
     pub agent: String,
@@ -1028,6 +1040,7 @@ pub struct Redecided {
 /// or audited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct CatalogPlan {
     /// The version of the catalog compared with (give it as
     /// `expect_version` to apply only onto this one).
@@ -1046,6 +1059,7 @@ pub struct CatalogPlan {
 /// What `PUT /v1/catalog` answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct CatalogReplaced {
     /// The catalog's version before and after (the same when nothing
     /// changed: then nothing was stored or audited).

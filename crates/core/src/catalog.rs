@@ -78,6 +78,8 @@ impl Bearer {
 }
 
 impl Reach {
+    pub const ALL: [Reach; 3] = [Reach::Controlled, Reach::Observed, Reach::External];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reach::Controlled => "controlled",

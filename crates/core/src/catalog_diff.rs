@@ -58,6 +58,7 @@ pub fn check_document(catalog: &Catalog) -> Result<(), InputError> {
 /// is absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct FieldChange {
     pub field: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +72,7 @@ pub struct FieldChange {
 /// A resource in both catalogs whose fields differ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct ResourceChange {
     pub id: String,
     pub fields: Vec<FieldChange>,
@@ -79,6 +81,7 @@ pub struct ResourceChange {
 /// An edge in both catalogs whose `why` differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct EdgeChange {
     pub from: String,
     pub to: String,
@@ -89,6 +92,7 @@ pub struct EdgeChange {
 /// by their two ends; every list is sorted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(specta::Type))]
 pub struct CatalogDiff {
     pub resources_added: Vec<Resource>,
     pub resources_removed: Vec<Resource>,

@@ -24,6 +24,10 @@ describe("tabs by role", () => {
   it("gives the freeze switch to incident leads and admins only", () => {
     expect(ROLES.filter((r) => abilities(r).freeze)).toEqual(["incident_lead", "admin"]);
   });
+  it("gives catalog editing to the roles the matrix grants edit_catalog: risk officers and admins", () => {
+    expect(ROLES.filter((r) => abilities(r).editCatalog)).toEqual(["risk_officer", "admin"]);
+    expect(ROLES.filter((r) => abilities(r).editCatalog)).toEqual(ROLES.filter((r) => (PERMISSIONS[r] as readonly string[]).includes("edit_catalog")));
+  });
   it("gives the mode switch to admins only", () => {
     expect(ROLES.filter((r) => abilities(r).switchMode)).toEqual(["admin"]);
   });

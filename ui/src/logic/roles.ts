@@ -30,6 +30,8 @@ export interface Abilities {
   switchMode: boolean;
   /** Read the Monday audit (the report). */
   report: boolean;
+  /** Edit the catalog: preview a draft and apply it. */
+  editCatalog: boolean;
 }
 
 export function abilities(role: Role | null | undefined): Abilities {
@@ -42,6 +44,7 @@ export function abilities(role: Role | null | undefined): Abilities {
     decide: can(role, "approve_writes") || can(role, "reject_writes"),
     switchMode: can(role, "switch_mode"),
     report: can(role, "read_report"),
+    editCatalog: can(role, "edit_catalog"),
   };
 }
 

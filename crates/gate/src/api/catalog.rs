@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use recourse_client::{
     CatalogPlan, CatalogReplaced, CatalogReplacement, ErrorBody, Neighbour, Permission,
-    ResourceView,
+    ResourceView, WriteRecord, WriteStatus,
 };
 use recourse_core::catalog::Link;
 use recourse_core::{Catalog, CatalogGraph};
@@ -158,8 +158,12 @@ pub fn check_upsert(add: Catalog, current: &Catalog) -> Result<Catalog, GateErro
     Ok(add)
 }
 
-/// A resource with what it reaches, what reaches it, and the writes that
-/// touched it.
+/// Held writes (newest first) a resource's view looks through for those
+/// whose blast radius reaches it.
+const HELD_REACHING_MAX: i64 = 1_000;
+
+/// A resource with what it reaches, what reaches it, the writes that
+/// touched it, and the held writes whose blast radius reaches it.
 #[utoipa::path(
     get,
     path = "/v1/catalog/resources/{id}",
@@ -205,10 +209,25 @@ async fn resource(
         .into_iter()
         .filter(|w| w.touches.iter().any(|t| t == &id))
         .collect();
+    // From each held write's recorded decision, not decided again: this is
+    // what the reviewers see on those writes now.
+    let held_reaching = gate
+        .store()
+        .writes(&WriteFilter {
+            status: Some(WriteStatus::Held),
+            limit: Some(HELD_REACHING_MAX),
+            ..Default::default()
+        })
+        .await?
+        .iter()
+        .filter(|w| w.decision.blast_radius.iter().any(|e| e.resource == id))
+        .map(WriteRecord::summary)
+        .collect();
     Ok(Json(ResourceView {
         resource,
         reaches,
         reached_by,
         writes,
+        held_reaching,
     }))
 }

@@ -700,6 +700,40 @@ async fn replacing_and_planning_the_catalog_is_a_risk_officers_and_checked_whole
     assert_eq!(b["version"], before.1 + 1);
 }
 
+/// A resource's view names the held writes whose blast radius reaches it
+/// (here through an edge), not only those that touched it; a resource no
+/// held write reaches lists none.
+#[tokio::test]
+async fn a_resource_names_the_held_writes_whose_blast_radius_reaches_it() {
+    let api = api().await;
+    let add = recourse_core::Catalog {
+        resources: vec![
+            resource("crm:cust", "customer"),
+            resource("mail:far", "customer"),
+        ],
+        edges: vec![recourse_core::Edge {
+            from: "fake:cust".into(),
+            to: "crm:cust".into(),
+            why: Some("the CRM syncs it".into()),
+        }],
+    };
+    api.store.upsert_catalog(&add, true, None).await.unwrap();
+    let held = api.submit("cust").await;
+    assert_eq!(held.status, WriteStatus::Held);
+    let (s, b) = api
+        .call("rev", "GET", "/v1/catalog/resources/crm:cust", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let view: recourse_client::ResourceView = serde_json::from_value(b).unwrap();
+    assert!(view.writes.is_empty(), "the write did not touch it");
+    let ids: Vec<&str> = view.held_reaching.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, vec![held.id.as_str()]);
+    let (_, b) = api
+        .call("rev", "GET", "/v1/catalog/resources/mail:far", None)
+        .await;
+    assert_eq!(b["held_reaching"], json!([]), "{b}");
+}
+
 /// The Monday audit is read by the roles the matrix grants it to, never by
 /// agents; it names the held customer-borne write's kind as needing a
 /// person.

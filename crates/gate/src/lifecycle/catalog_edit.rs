@@ -153,6 +153,10 @@ impl Gate {
         req: CatalogReplacement,
     ) -> Result<CatalogReplaced, GateError> {
         caller.allow(Permission::EditCatalog)?;
+        let reason = match req.reason.as_deref().map(str::trim) {
+            Some("") => return Err(GateError::invalid("reason", "must not be blank")),
+            r => r.map(str::to_string),
+        };
         let proposed = checked(req.catalog)?;
         for _ in 0..REPLACE_TRIES {
             let (current, version) = self.store.catalog().await?;
@@ -169,14 +173,13 @@ impl Gate {
                     diff,
                 });
             }
-            let draft = AuditDraft::new(
-                &caller.name,
-                "catalog.replaced",
-                None,
-                json!({"summary": diff.summary(), "version_before": version,
+            let mut body = json!({"summary": diff.summary(), "version_before": version,
                        "resources": proposed.resources.len(), "edges": proposed.edges.len(),
-                       "diff": diff}),
-            );
+                       "diff": diff});
+            if let Some(r) = &reason {
+                body["reason"] = json!(r);
+            }
+            let draft = AuditDraft::new(&caller.name, "catalog.replaced", None, body);
             match self
                 .store
                 .replace_catalog(&proposed, version, draft)
@@ -250,6 +253,7 @@ mod tests {
             catalog,
             expect_version: None,
             recent: None,
+            reason: None,
         }
     }
 
@@ -415,8 +419,16 @@ mod tests {
         assert_eq!(w.store.audit(0, 1000).await.unwrap().len(), entries);
 
         // The file: the edge and the discovered `fake:a`'s entry go.
+        let blank = CatalogReplacement {
+            reason: Some("  ".into()),
+            ..req(without_edge())
+        };
+        let err = w.gate.replace_catalog(&officer, blank).await.unwrap_err();
+        assert_eq!((err.status(), err.field()), (400, Some("reason")));
+        assert_eq!(w.store.catalog().await.unwrap(), (before.clone(), version));
         let pinned = CatalogReplacement {
             expect_version: Some(version),
+            reason: Some("the ledger moved to the new bucket".into()),
             ..req(doc(
                 json!({"resources": [{"id": "ext:b", "bearer": "customer"}]}),
             ))
@@ -437,6 +449,7 @@ mod tests {
         assert_eq!(last.actor, "ro");
         assert_eq!(last.body["diff"]["edges_removed"][0]["to"], "ext:b");
         assert_eq!(last.body["summary"], "1 resource removed, 1 edge removed");
+        assert_eq!(last.body["reason"], "the ledger moved to the new bucket");
         // Applying it again changes nothing and audits nothing.
         let again = w
             .gate
