@@ -172,7 +172,7 @@ export function WriteView(props: {
           )}
         </div>
       </div>
-      {w.status === "held" && (w.approval_needs_reason ?? true) && (
+      {w.status === "held" && ((w.approval_needs_reason ?? true) || undo.length > 0) && (
         <section className="card warnbox" data-testid="cannot-undo">
           <h3>What cannot be undone if this goes wrong</h3>
           <ul className="small">
@@ -185,7 +185,7 @@ export function WriteView(props: {
             {sentText(w.connector) ? <li>{sentText(w.connector)}</li> : null}
             {undo.length === 0 && !sentText(w.connector) ? <li>Every resource can be put back, but someone other than the institution bears what it changes.</li> : null}
           </ul>
-          <p className="small">Approving it needs a written reason: the gate records the approval only with one.</p>
+          {(w.approval_needs_reason ?? true) && <p className="small">Approving it needs a written reason: the gate records the approval only with one.</p>}
         </section>
       )}
 
