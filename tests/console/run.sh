@@ -222,6 +222,7 @@ run_perf() {
 # cannot be undone on screen without scrolling, each one measured and shot.
 run_demo_fit() {
   local bin="$TARGET/debug/recourse" dir="$TMP/demo" port=$((PORT + 2)) log="$OUT/demo-gate.log"
+  rm -rf "$dir"
   "$bin" demo --dir "$dir" --listen "127.0.0.1:$port" >"$log" 2>&1 &
   local pid=$!; PIDS+=("$pid")
   for _ in $(seq 1 240); do
@@ -237,6 +238,9 @@ run_demo_fit() {
   E2E_DEMO_WRITES="$writes" RECOURSE_GATE_URL="http://127.0.0.1:$port" RECOURSE_TOKEN="$token" \
     drive demo-fit.mjs demo-fit.log
   local drc=$?
+  # `recourse demo` runs its gate as a child process: stop that too, or it
+  # keeps the port after this run.
+  pkill -TERM -P "$pid" 2>/dev/null || true
   kill -TERM "$pid" 2>/dev/null
   return "$drc"
 }
