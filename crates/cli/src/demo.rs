@@ -376,10 +376,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("recourse demo ready: gate {url}");
     println!("  tokens and writes: {}", dir.join("demo.json").display());
     println!("  console token (admin): {}", token("demo-admin"));
-    // Keep serving until interrupted; the gate child goes with us.
+    // Keep serving until interrupted or told to stop (scripts/demo.sh sends
+    // SIGTERM when the console closes); the gate child goes with us
+    // (`kill_on_drop`), so it never keeps the port after the demo.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
         status = child.wait() => { bail!("the gate exited: {status:?}"); }
     }
+    drop(child);
     Ok(())
 }
